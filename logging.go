@@ -1,0 +1,87 @@
+package wssafe
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"hash"
+	"log/slog"
+	"sync"
+)
+
+// Event names: the stable values of the "event" attribute on wssafe's log
+// lines. Alert on these, not on message text.
+const (
+	EventSessionOpen     = "session_open"
+	EventSessionClose    = "session_close"
+	EventOriginRefused   = "origin_refused"
+	EventShuttingDown    = "shutting_down"
+	EventMessageTooBig   = "message_too_big"
+	EventInvalidUTF8     = "invalid_utf8"
+	EventUnsupportedType = "unsupported_type"
+	EventMessageTimeout  = "message_timeout"
+	EventPingFlood       = "ping_flood"
+	EventPongTimeout     = "pong_timeout"
+	EventIdleTimeout     = "idle_timeout"
+	EventWriteTimeout    = "write_timeout"
+	EventProtocolError   = "protocol_error"
+	EventInvalidMessage  = "invalid_message"
+	EventHandlerError    = "handler_error"
+	EventPanic           = "panic"
+	EventInsecureConfig  = "insecure_config"
+)
+
+// fingerprinter computes keyed fingerprints: HMAC-SHA256 under a key that
+// never leaves the process, so a fingerprint in a log cannot be brute-forced
+// back into a short secret, yet equal inputs still correlate.
+type fingerprinter struct {
+	pool sync.Pool // of hash.Hash
+}
+
+func newFingerprinter(key []byte) *fingerprinter {
+	k := append([]byte(nil), key...)
+	f := &fingerprinter{}
+	f.pool.New = func() any { return hmac.New(sha256.New, k) }
+	return f
+}
+
+// sum returns the first 8 bytes of the keyed hash of b, hex encoded.
+func (f *fingerprinter) sum(b []byte) string {
+	h := f.pool.Get().(hash.Hash)
+	h.Reset()
+	h.Write(b)
+	var out [sha256.Size]byte
+	s := hex.EncodeToString(h.Sum(out[:0])[:8])
+	f.pool.Put(h)
+	return s
+}
+
+// Redacted is a byte string that must never reach a log in the clear: a
+// payload or a token. As a slog value it logs its length and a keyed
+// fingerprint, so two log lines about the same bytes can be matched without
+// revealing them.
+type Redacted struct {
+	b []byte
+	f *fingerprinter
+}
+
+// LogValue implements slog.LogValuer.
+func (r Redacted) LogValue() slog.Value {
+	if r.f == nil || len(r.b) == 0 {
+		return slog.GroupValue(slog.Int("len", len(r.b)))
+	}
+	return slog.GroupValue(slog.Int("len", len(r.b)), slog.String("fp", r.f.sum(r.b)))
+}
+
+// String hides the bytes from fmt verbs too.
+func (r Redacted) String() string { return "[redacted]" }
+
+// logEvent writes one line with a stable event attribute. It checks Enabled
+// first so a disabled level costs no attribute building.
+func logEvent(ctx context.Context, l *slog.Logger, level slog.Level, event, msg string, attrs ...slog.Attr) {
+	if !l.Enabled(ctx, level) {
+		return
+	}
+	l.LogAttrs(ctx, level, msg, append([]slog.Attr{slog.String("event", event)}, attrs...)...)
+}

@@ -1,0 +1,150 @@
+package wssafe_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wssafe/wssafe"
+)
+
+// TestMain fails the run if a test leaves a goroutine behind.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if leaked := waitForGoroutines(5 * time.Second); leaked != "" {
+			fmt.Fprintf(os.Stderr, "goroutines left behind:\n%s\n", leaked)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// waitForGoroutines returns the stacks of goroutines other than the test
+// runtime's own that are still running after d, or "".
+func waitForGoroutines(d time.Duration) string {
+	deadline := time.Now().Add(d)
+	for {
+		leaked := interestingGoroutines()
+		if leaked == "" || time.Now().After(deadline) {
+			return leaked
+		}
+		time.Sleep(20 * time.Millisecond) // polling the runtime; there is no event to wait on
+	}
+}
+
+func interestingGoroutines() string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		switch {
+		case strings.Contains(g, "testing.(*M).Run"),
+			strings.Contains(g, "testing.Main("),
+			strings.Contains(g, "runtime.goexit") && strings.Contains(g, "created by runtime"),
+			strings.Contains(g, "interestingGoroutines"),
+			strings.Contains(g, "signal.signal_recv"),
+			strings.Contains(g, "os/signal.loop"),
+			strings.Contains(g, "runtime.ensureSigM"),
+			strings.Contains(g, "testing.tRunner.func1"),
+			strings.Contains(g, "net/http.(*persistConn)"), // idle client keep-alives
+			g == "":
+			continue
+		}
+		out = append(out, g)
+	}
+	return strings.Join(out, "\n\n")
+}
+
+// logBuffer is a goroutine-safe log sink for asserting on log lines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func newLogger() (*slog.Logger, *logBuffer) {
+	buf := &logBuffer{}
+	return slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
+}
+
+// echo is the seed's echo protocol.
+var echo = wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
+	return s.WriteText(ctx, "Server received: "+m.Text())
+})
+
+// server starts an endpoint for h with opts and returns it with its ws:// URL.
+func server(t *testing.T, h wssafe.Handler, opts *wssafe.Options) (*wssafe.Endpoint, string) {
+	t.Helper()
+	if opts == nil {
+		opts = &wssafe.Options{}
+	}
+	if opts.Logger == nil {
+		opts.Logger, _ = newLogger()
+	}
+	ep, err := wssafe.New(h, opts)
+	require.NoError(t, err)
+	srv := httptest.NewServer(ep)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ep.Shutdown(ctx)
+		srv.Close()
+	})
+	return ep, "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+// dial connects a client and closes it at the end of the test.
+func dial(t *testing.T, url string, opts *websocket.DialOptions) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, url, opts)
+	require.NoError(t, err)
+	if resp.Body != nil {
+		resp.Body.Close()
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+// readClose reads until the connection ends and returns the close status.
+func readClose(t *testing.T, c *websocket.Conn) websocket.CloseError {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		_, _, err := c.Read(ctx)
+		if err == nil {
+			continue
+		}
+		var ce websocket.CloseError
+		require.ErrorAs(t, err, &ce, "connection ended without a close frame: %v", err)
+		return ce
+	}
+}
+
+var _ = http.StatusOK

@@ -1,0 +1,273 @@
+package wssafe
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+)
+
+// hijackCapture keeps the net.Conn that Accept hijacks, so the serve loop
+// can use deadlines (one runtime timer per connection) instead of a context
+// per read or write (a timer and a goroutine hand-off per call in
+// coder/websocket).
+type hijackCapture struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+func (h *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	h.conn = c
+	return c, brw, err
+}
+
+func (h *hijackCapture) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// WriteHeaderNow forwards to frameworks (gin) that buffer the status line.
+func (h *hijackCapture) WriteHeaderNow() {
+	if w, ok := h.ResponseWriter.(interface{ WriteHeaderNow() }); ok {
+		w.WriteHeaderNow()
+	}
+}
+
+// attach binds the accepted connection and arms the session's timers. It
+// runs before the session is visible to any other goroutine.
+func (s *Session) attach(conn *websocket.Conn, nc net.Conn) {
+	s.conn = conn
+	s.nc = nc
+	conn.SetReadLimit(s.ep.cfg.ReadLimit)
+	if iv := s.ep.cfg.PingInterval; iv > 0 {
+		s.pinger = time.AfterFunc(iv, s.keepalive)
+	}
+	if lt := s.ep.cfg.MaxLifetime; lt > 0 {
+		s.lifetime = time.AfterFunc(lt, func() { s.closeWith(ErrMaxLifetime) })
+	}
+}
+
+// keepalive runs on the ping timer's goroutine, which exists only while a
+// ping is in flight: an idle session costs a timer, not a goroutine.
+func (s *Session) keepalive() {
+	ctx, cancel := context.WithTimeout(s.ctx, s.ep.cfg.PongTimeout)
+	err := s.conn.Ping(ctx)
+	cancel()
+	if s.ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		logEvent(s.ctx, s.log, slog.LevelWarn, EventPongTimeout, "wssafe: no pong within the timeout")
+		s.closeWith(ErrPongTimeout)
+		return
+	}
+	s.pinger.Reset(s.ep.cfg.PingInterval)
+}
+
+// onPing is coder/websocket's OnPingReceived hook; it runs on the read
+// goroutine, so a flood is answered by closing from another goroutine.
+func (s *Session) onPing(context.Context, []byte) bool {
+	if s.pings == nil || s.pings.Allow() {
+		return true
+	}
+	if s.ctx.Err() == nil {
+		logEvent(s.ctx, s.log, slog.LevelWarn, EventPingFlood, "wssafe: ping rate exceeded")
+		s.fail(ErrPingFlood)
+	}
+	return false
+}
+
+// bufPool holds read buffers between messages so an idle session holds none
+// and a busy one allocates none.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxPooledBuf = 64 << 10
+
+// serve runs the read loop until the session ends, then reports the end.
+func (s *Session) serve() {
+	err := s.open()
+	if err == nil {
+		err = s.loop()
+	}
+	s.closeWith(err)
+	s.finish()
+}
+
+func (s *Session) open() error {
+	logEvent(s.ctx, s.log, slog.LevelDebug, EventSessionOpen, "wssafe: session open",
+		slog.String("path", s.path), slog.String("subprotocol", s.conn.Subprotocol()))
+	if s.ep.cfg.OnOpen != nil {
+		return s.ep.cfg.OnOpen(s)
+	}
+	return nil
+}
+
+func (s *Session) loop() error {
+	bp := bufPool.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledBuf {
+			bufPool.Put(bp)
+		}
+	}()
+	for {
+		m, err := s.read(*bp)
+		if err != nil {
+			return err
+		}
+		*bp = m.Data[:0]
+		if err := s.ep.handler.ServeMessage(s.ctx, s, m); err != nil {
+			if err := s.handleError(err); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// read returns the next data message, read into buf's storage.
+func (s *Session) read(buf []byte) (Message, error) {
+	cfg := s.ep.cfg
+	if cfg.IdleTimeout > 0 {
+		s.nc.SetReadDeadline(cfg.now().Add(cfg.IdleTimeout))
+	}
+	typ, r, err := s.conn.Reader(context.Background())
+	if err != nil {
+		return Message{}, s.readError(err, ErrIdleTimeout)
+	}
+	if !cfg.accept[typ] {
+		logEvent(s.ctx, s.log, slog.LevelWarn, EventUnsupportedType, "wssafe: message type not accepted",
+			slog.String("type", typ.String()))
+		return Message{}, ErrUnsupportedType
+	}
+	if cfg.MessageTimeout > 0 {
+		s.nc.SetReadDeadline(cfg.now().Add(cfg.MessageTimeout))
+	} else if cfg.IdleTimeout > 0 {
+		s.nc.SetReadDeadline(time.Time{})
+	}
+	data, err := readAll(r, buf)
+	if cfg.MessageTimeout > 0 {
+		s.nc.SetReadDeadline(time.Time{})
+	}
+	if err != nil {
+		return Message{}, s.readError(err, ErrMessageTimeout)
+	}
+	if typ == MessageText && !cfg.InsecureSkipUTF8Check && !utf8.Valid(data) {
+		logEvent(s.ctx, s.log, slog.LevelWarn, EventInvalidUTF8, "wssafe: invalid UTF-8 in a text message",
+			slog.Int("len", len(data)))
+		return Message{}, ErrInvalidUTF8
+	}
+	return Message{Type: typ, Data: data}, nil
+}
+
+// readAll is io.ReadAll into buf's storage.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	b := buf[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+// readError classifies a read failure. timeoutErr is what a deadline
+// expiring means at this point of the read.
+func (s *Session) readError(err error, timeoutErr error) error {
+	if s.ctx.Err() != nil {
+		return context.Cause(s.ctx)
+	}
+	switch {
+	case isTimeout(err):
+		ev := EventIdleTimeout
+		if timeoutErr == ErrMessageTimeout {
+			ev = EventMessageTimeout
+		}
+		logEvent(s.ctx, s.log, slog.LevelWarn, ev, "wssafe: read timed out")
+		return timeoutErr
+	case errors.Is(err, websocket.ErrMessageTooBig):
+		logEvent(s.ctx, s.log, slog.LevelWarn, EventMessageTooBig, "wssafe: message over the read limit",
+			slog.Int64("limit", s.ep.cfg.ReadLimit))
+		return &MessageTooBigError{Limit: s.ep.cfg.ReadLimit}
+	case websocket.CloseStatus(err) != -1, IsExpectedClose(err):
+		return err // the peer closed or went away
+	}
+	// Everything else is a protocol violation coder/websocket detected
+	// (unmasked frame, reserved bits, bad opcode, bad control frame ...).
+	logEvent(s.ctx, s.log, slog.LevelWarn, EventProtocolError, "wssafe: protocol violation",
+		slog.String("detail", err.Error()))
+	return errors.Join(ErrProtocol, err)
+}
+
+// handleError decides what a callback's error does: a MessageError is
+// answered and the session goes on (within the invalid-message budget);
+// anything else ends the session.
+func (s *Session) handleError(err error) error {
+	var me *MessageError
+	if !errors.As(err, &me) {
+		if !errors.Is(err, ErrPanic) && CloseStatus(err) == -1 {
+			logEvent(s.ctx, s.log, slog.LevelError, EventHandlerError, "wssafe: handler failed",
+				slog.Any("error", err))
+		}
+		return err
+	}
+	logEvent(s.ctx, s.log, slog.LevelWarn, EventInvalidMessage, "wssafe: invalid message",
+		slog.String("code", me.Code), slog.String("field", me.Field))
+	if s.ep.cfg.strictMode || (s.invalid != nil && !s.invalid.AllowN(s.ep.cfg.now(), 1)) {
+		return ErrTooManyInvalid
+	}
+	return s.WriteJSON(s.ctx, errorReply{Type: "error", Code: me.Code, Field: me.Field, Message: me.Message})
+}
+
+type errorReply struct {
+	Type    string `json:"type"`
+	Code    string `json:"code"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// finish logs the end of the session and runs OnClose. By now closeWith has
+// run, so the context's cause is the error that ended the session.
+func (s *Session) finish() {
+	err := context.Cause(s.ctx)
+	level := slog.LevelInfo
+	if IsExpectedClose(err) {
+		level = slog.LevelDebug
+	}
+	logEvent(s.ctx, s.log, level, EventSessionClose, "wssafe: session closed",
+		slog.Int("code", int(closeCode(err))), slog.Duration("duration", s.ep.cfg.now().Sub(s.start)))
+	if s.ep.cfg.OnClose != nil {
+		s.ep.cfg.OnClose(s, err)
+	}
+}
+
+// closeCode is the code a session ended with: the peer's if it sent the
+// close frame, 1006 if it vanished without one, else the one we sent.
+func closeCode(err error) StatusCode {
+	if code := websocket.CloseStatus(err); code != -1 {
+		return code
+	}
+	if peerGone(err) {
+		return websocket.StatusAbnormalClosure
+	}
+	code, _ := CloseFrame(err)
+	return code
+}
+
+// peerGone reports whether err means the peer has closed or vanished, so
+// there is no close handshake left to perform.
+func peerGone(err error) bool {
+	return websocket.CloseStatus(err) != -1 ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+}

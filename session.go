@@ -1,0 +1,258 @@
+package wssafe
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+)
+
+// A Session is one WebSocket connection and what wssafe knows about it. Its
+// methods are safe for concurrent use: any goroutine may write to a session
+// or close it while its callback runs.
+type Session struct {
+	ep     *Endpoint
+	id     string
+	remote string
+	path   string
+	header http.Header
+	start  time.Time
+	log    *slog.Logger
+
+	ctx    context.Context // cancelled, with the ending error as cause, when the session ends
+	cancel context.CancelCauseFunc
+
+	conn *websocket.Conn
+	nc   net.Conn // the hijacked connection, for deadlines
+
+	wmu sync.Mutex // serializes data writes so one write deadline covers one write
+
+	values sync.Map
+
+	pings   *rate.Limiter
+	invalid *rate.Limiter
+
+	reading    atomic.Bool // a message is being read; guards the message timer
+	closeOnce  sync.Once
+	closeCause error
+	pinger     *time.Timer
+	lifetime   *time.Timer
+}
+
+type sessionKey struct{}
+
+// SessionFromContext returns the session a callback's context belongs to,
+// or nil.
+func SessionFromContext(ctx context.Context) *Session {
+	s, _ := ctx.Value(sessionKey{}).(*Session)
+	return s
+}
+
+func newSession(e *Endpoint, r *http.Request) *Session {
+	s := &Session{
+		ep:     e,
+		id:     newID(),
+		remote: r.RemoteAddr,
+		path:   r.URL.Path,
+		header: redactHeader(r.Header),
+		start:  e.cfg.now(),
+	}
+	base := context.WithValue(context.WithoutCancel(r.Context()), sessionKey{}, s)
+	s.ctx, s.cancel = context.WithCancelCause(base)
+	s.log = e.log.With(slog.String("session", s.id), slog.String("remote", s.remote))
+	if pr := e.cfg.PingRate; pr.PerSecond >= 0 {
+		s.pings = rate.NewLimiter(rate.Limit(pr.PerSecond), pr.Burst)
+	}
+	if ir := e.cfg.InvalidMessages; ir.Burst > 0 {
+		s.invalid = rate.NewLimiter(rate.Limit(ir.PerSecond), ir.Burst)
+	}
+	return s
+}
+
+// newID returns 128 random bits, base64url encoded: unguessable, so an ID
+// can be handed to clients and used as a capability.
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// redactHeader copies the handshake headers without the ones that carry
+// credentials, so application code cannot leak them by logging headers.
+func redactHeader(h http.Header) http.Header {
+	c := h.Clone()
+	for _, k := range [...]string{"Authorization", "Cookie", "Sec-Websocket-Protocol", "Sec-Websocket-Key", "Proxy-Authorization"} {
+		c.Del(k)
+	}
+	return c
+}
+
+// ID returns the session's random identifier (22 URL-safe characters).
+func (s *Session) ID() string { return s.id }
+
+// RemoteAddr returns the peer's address as seen by the HTTP server.
+func (s *Session) RemoteAddr() string { return s.remote }
+
+// Path returns the URL path of the handshake request.
+func (s *Session) Path() string { return s.path }
+
+// Header returns the handshake request's headers, minus Authorization,
+// Cookie, Sec-WebSocket-Protocol and Sec-WebSocket-Key, which can carry
+// credentials. Do not modify it.
+func (s *Session) Header() http.Header { return s.header }
+
+// StartedAt returns when the handshake completed.
+func (s *Session) StartedAt() time.Time { return s.start }
+
+// Subprotocol returns the negotiated subprotocol, or "".
+func (s *Session) Subprotocol() string { return s.conn.Subprotocol() }
+
+// Context returns the session's context. It carries the handshake request's
+// values, is cancelled when the session ends, and context.Cause reports why.
+func (s *Session) Context() context.Context { return s.ctx }
+
+// Logger returns the session's logger, which already carries the session ID
+// and remote address.
+func (s *Session) Logger() *slog.Logger { return s.log }
+
+// Redact wraps b for logging: it logs as a length and a fingerprint keyed by
+// the endpoint's FingerprintKey, never as the bytes themselves.
+func (s *Session) Redact(b []byte) Redacted { return Redacted{b: b, f: s.ep.fp} }
+
+// Set stores an application value under key, like context keys: use an
+// unexported key type.
+func (s *Session) Set(key, value any) { s.values.Store(key, value) }
+
+// Value returns the application value stored under key, or nil.
+func (s *Session) Value(key any) any {
+	v, _ := s.values.Load(key)
+	return v
+}
+
+// WriteText sends a text message.
+func (s *Session) WriteText(ctx context.Context, text string) error {
+	return s.Write(ctx, MessageText, []byte(text))
+}
+
+// WriteBinary sends a binary message.
+func (s *Session) WriteBinary(ctx context.Context, p []byte) error {
+	return s.Write(ctx, MessageBinary, p)
+}
+
+// WriteJSON sends v encoded as JSON in a text message.
+func (s *Session) WriteJSON(ctx context.Context, v any) error {
+	p, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return s.Write(ctx, MessageText, p)
+}
+
+// Write sends one message of type typ. It returns when the message has been
+// written to the connection, the write timeout has passed (the connection is
+// then dropped), or ctx is done. Writes from several goroutines are
+// serialized. p is not retained.
+func (s *Session) Write(ctx context.Context, typ MessageType, p []byte) error {
+	if err := s.ctx.Err(); err != nil {
+		return ErrSessionClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// The session's own context needs no watcher: its end closes the
+	// connection anyway. Passing a context without Done to coder/websocket
+	// keeps it from arming a timer per write; the write deadline below does
+	// that job.
+	wctx := context.Background()
+	if ctx.Done() != s.ctx.Done() {
+		wctx = ctx
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	wt := s.ep.cfg.WriteTimeout
+	if wt > 0 {
+		s.nc.SetWriteDeadline(time.Now().Add(wt))
+	}
+	err := s.conn.Write(wctx, typ, p)
+	if wt > 0 {
+		s.nc.SetWriteDeadline(time.Time{})
+	}
+	if err != nil {
+		if isTimeout(err) {
+			s.fail(ErrWriteTimeout)
+			return ErrWriteTimeout
+		}
+		if s.ctx.Err() != nil {
+			return ErrSessionClosed
+		}
+	}
+	return err
+}
+
+// Close ends the session with code and reason and returns once the close
+// handshake has completed or timed out (at most 10 s). Reason is sent to the
+// peer: keep it short and fixed. Calling Close again has no effect.
+func (s *Session) Close(code StatusCode, reason string) error {
+	s.closeWith(&CloseError{Code: code, Reason: truncate(reason, 123)})
+	return nil
+}
+
+// CloseWith ends the session with the close code [CloseFrame] assigns to
+// err, e.g. ErrForbidden for 3003.
+func (s *Session) CloseWith(err error) { s.closeWith(err) }
+
+// Err returns why the session ended, or nil while it is open.
+func (s *Session) Err() error {
+	if s.ctx.Err() == nil {
+		return nil
+	}
+	return context.Cause(s.ctx)
+}
+
+// fail ends the session from any goroutine without blocking the caller.
+func (s *Session) fail(err error) {
+	go s.closeWith(err)
+}
+
+// closeWith is the only path by which the server ends a session. The first
+// cause wins; it cancels the session context, then performs the close
+// handshake, or drops the connection when the peer is known not to read.
+func (s *Session) closeWith(err error) {
+	s.closeOnce.Do(func() {
+		s.closeCause = err
+		s.cancel(err)
+		s.stopTimers()
+		if errors.Is(err, ErrWriteTimeout) || peerGone(err) {
+			s.conn.CloseNow()
+			return
+		}
+		// Undo any read deadline we set, so the handshake can read the
+		// peer's close frame; coder/websocket bounds it at 5 s.
+		s.nc.SetReadDeadline(time.Time{})
+		code, reason := CloseFrame(err)
+		s.conn.Close(code, reason)
+	})
+}
+
+func (s *Session) stopTimers() {
+	for _, t := range [...]*time.Timer{s.pinger, s.lifetime} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded)
+}

@@ -1,0 +1,364 @@
+// Package wssafe turns one message callback into a hardened WebSocket
+// endpoint.
+//
+// You write a [Handler]; [New] wraps it in everything a production endpoint
+// needs (origin checks, limits, timeouts, keepalive, UTF-8 validation, panic
+// recovery, structured logging, graceful shutdown) and returns an
+// [*Endpoint], an http.Handler for any router:
+//
+//	ep, err := wssafe.New(wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
+//		return s.WriteText(ctx, "Server received: "+m.Text())
+//	}), nil)
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	mux.Handle("/ws", ep)
+//
+// Per-message concerns compose as [Middleware], in the shape of http
+// middleware; see [Chain].
+//
+// wssafe is built on github.com/coder/websocket.
+//
+// # Errors and close codes
+//
+// A callback's error ends its session with the close code that [CloseFrame]
+// assigns: a [*CloseError] keeps its code, the package's sentinels map to the
+// codes in the table below, anything else closes 1011 with a generic reason.
+// A [*MessageError] is the exception: the client gets a JSON error reply and
+// the session goes on. Close reasons are short fixed strings; error text,
+// tokens and payloads are never sent to the peer.
+//
+// # Security
+//
+// The zero [Options] is the secure configuration. Each default, and what
+// turning it off costs:
+//
+//   - Origin: only same-origin browser handshakes are accepted (requests
+//     without an Origin header, i.e. non-browser clients, pass). Widening it
+//     with OriginPatterns lets the listed sites open sockets with the user's
+//     cookies; InsecureSkipOriginCheck lets every site do so (cross-site
+//     WebSocket hijacking), acceptable only when no ambient credential
+//     (cookie, client certificate) authenticates the socket.
+//   - Read limit: 32 KiB per message, counted after decompression. A larger
+//     message closes 1009. Raising it raises the memory a single client can
+//     pin.
+//   - UTF-8: text messages must be valid UTF-8 (RFC 6455 requires it;
+//     github.com/coder/websocket does not check) or the session closes 1007.
+//     InsecureSkipUTF8Check hands unchecked bytes to the callback.
+//   - Message timeout: a message that has started must complete within 10 s
+//     or the session closes 1008; without it a client can hold a session
+//     forever with a trickle of empty continuation frames.
+//   - Ping rate: received pings are limited (5/s, burst 20); a flood closes
+//     1008 instead of making the server write pongs without end.
+//   - Keepalive: a ping every 20 s, close 3008 "timeout" when no pong
+//     arrives within 20 s, so dead peers do not hold resources.
+//   - Write timeout: 10 s per message; a peer that stops reading is dropped
+//     instead of blocking a writer forever.
+//   - Panics in the callback are recovered, logged with their stack, and
+//     close only their own session with 1011.
+//   - Logs never contain payloads or tokens: [Redacted] values log a length
+//     and a keyed fingerprint.
+//
+// Settings that are off until set: idle timeout, maximum session lifetime.
+package wssafe
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// MessageType is the type of a WebSocket data message. Its values equal
+// github.com/coder/websocket's.
+type MessageType = websocket.MessageType
+
+// The data message types.
+const (
+	MessageText   = websocket.MessageText
+	MessageBinary = websocket.MessageBinary
+)
+
+// Defaults applied by [New] to zero-valued [Options] fields.
+const (
+	DefaultReadLimit      = 32 << 10
+	DefaultMessageTimeout = 10 * time.Second
+	DefaultWriteTimeout   = 10 * time.Second
+	DefaultPingInterval   = 20 * time.Second
+	DefaultPongTimeout    = 20 * time.Second
+	DefaultPingRate       = 5
+	DefaultPingBurst      = 20
+)
+
+// Rate is a token-bucket limit: Burst events at once, refilled at PerSecond
+// events per second.
+type Rate struct {
+	PerSecond float64
+	Burst     int
+}
+
+// Options configures an [Endpoint]. The zero value is the secure default
+// described in the package documentation; each field documents what its
+// zero value means. New copies Options, so changing them afterwards has no
+// effect.
+type Options struct {
+	// OriginPatterns lists additional origins allowed to open a socket from
+	// a browser, matched against the Origin host (or "scheme://host" when the
+	// pattern contains "://") with path.Match, case-insensitively. The
+	// request's own host is always allowed, and requests without an Origin
+	// header (non-browser clients) always pass. Zero means same-origin only.
+	OriginPatterns []string
+
+	// InsecureSkipOriginCheck accepts browser handshakes from any origin.
+	// Any web page the user visits can then open a socket to this endpoint
+	// with the user's cookies. Use it only for token-only APIs.
+	InsecureSkipOriginCheck bool
+
+	// Subprotocols lists the subprotocols the endpoint negotiates, in order
+	// of preference. Zero negotiates none.
+	Subprotocols []string
+
+	// ReadLimit is the largest message accepted, in bytes, counted after
+	// decompression. A larger message closes the session with 1009.
+	// Zero means 32 KiB; it cannot be disabled.
+	ReadLimit int64
+
+	// Accept lists the message types the endpoint accepts; another type
+	// closes the session with 1003. Zero accepts text and binary.
+	Accept []MessageType
+
+	// InsecureSkipUTF8Check passes text messages to the callback without
+	// checking that they are valid UTF-8. By default an invalid text
+	// message closes the session with 1007.
+	InsecureSkipUTF8Check bool
+
+	// MessageTimeout bounds the time from a message's first frame to its
+	// last. A message that takes longer closes the session with 1008.
+	// Zero means 10 s; negative disables the bound, letting a client hold
+	// the session with an endless fragmented message.
+	MessageTimeout time.Duration
+
+	// WriteTimeout bounds each write to the peer. A write that takes longer
+	// drops the connection. Zero means 10 s; negative disables it.
+	WriteTimeout time.Duration
+
+	// PingInterval is how often the server pings the peer; PongTimeout how
+	// long it waits for the pong before closing 3008 "timeout". Zero means
+	// 20 s each; a negative PingInterval disables keepalive. Pongs are read
+	// by the serve loop, so a callback that runs longer than PongTimeout
+	// ends its session: hand long work to a goroutine.
+	PingInterval time.Duration
+	PongTimeout  time.Duration
+
+	// PingRate limits the pings a peer may send. A peer that exceeds it is
+	// closed with 1008. Zero means 5 per second with a burst of 20; a
+	// negative PerSecond disables the limit.
+	PingRate Rate
+
+	// IdleTimeout closes a session (3008 "idle timeout") when no data
+	// message arrives for this long. Pings and pongs do not count as
+	// activity. Zero disables it.
+	IdleTimeout time.Duration
+
+	// MaxLifetime closes a session with 1001 once it has been open this
+	// long, making clients reconnect (and re-authenticate). Zero disables it.
+	MaxLifetime time.Duration
+
+	// InvalidMessages is the budget of [MessageError] replies: exceeding
+	// Burst within the refill rate closes the session with 1008. Zero means
+	// 10 per minute; a negative Burst closes at the first invalid message
+	// (strict mode).
+	InvalidMessages Rate
+
+	// OnOpen, if set, runs after the handshake and before the first message
+	// is read. Returning an error closes the session with the code
+	// [CloseFrame] assigns to it.
+	OnOpen func(s *Session) error
+
+	// OnClose, if set, runs once when a session has ended, with the error
+	// that ended it (nil for a clean close initiated by the peer).
+	OnClose func(s *Session, err error)
+
+	// Logger receives wssafe's logs. Zero means slog.Default().
+	Logger *slog.Logger
+
+	// FingerprintKey keys the fingerprints of redacted values in logs.
+	// Zero means a random key per Endpoint: fingerprints then correlate
+	// within one process only. Set it (32 random bytes, kept secret) to
+	// correlate across processes.
+	FingerprintKey []byte
+
+	// now is the clock; tests inject one.
+	now func() time.Time
+}
+
+// config is Options with every default resolved; it never changes after New.
+type config struct {
+	Options
+	accept     [3]bool // indexed by MessageType
+	pingLimit  float64
+	strictMode bool
+}
+
+func (o *Options) resolve() (*config, error) {
+	c := &config{}
+	if o != nil {
+		c.Options = *o
+	}
+	c.OriginPatterns = append([]string(nil), c.OriginPatterns...)
+	for _, p := range c.OriginPatterns {
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, fmt.Errorf("wssafe: origin pattern %q: %w", p, err)
+		}
+	}
+	if c.ReadLimit < 0 {
+		return nil, errors.New("wssafe: ReadLimit must not be negative (zero means 32 KiB)")
+	}
+	setDefault(&c.ReadLimit, DefaultReadLimit)
+	setDefault(&c.MessageTimeout, DefaultMessageTimeout)
+	setDefault(&c.WriteTimeout, DefaultWriteTimeout)
+	setDefault(&c.PingInterval, DefaultPingInterval)
+	setDefault(&c.PongTimeout, DefaultPongTimeout)
+	if c.PingRate == (Rate{}) {
+		c.PingRate = Rate{PerSecond: DefaultPingRate, Burst: DefaultPingBurst}
+	}
+	if c.InvalidMessages == (Rate{}) {
+		c.InvalidMessages = Rate{PerSecond: 10.0 / 60, Burst: 10}
+	}
+	c.strictMode = c.InvalidMessages.Burst < 0
+	if err := c.resolveAccept(); err != nil {
+		return nil, err
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if len(c.FingerprintKey) == 0 {
+		c.FingerprintKey = make([]byte, 32)
+		rand.Read(c.FingerprintKey)
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c, nil
+}
+
+func (c *config) resolveAccept() error {
+	if len(c.Accept) == 0 {
+		c.accept[MessageText], c.accept[MessageBinary] = true, true
+		return nil
+	}
+	for _, t := range c.Accept {
+		if t != MessageText && t != MessageBinary {
+			return fmt.Errorf("wssafe: Accept: unknown message type %d", int(t))
+		}
+		c.accept[t] = true
+	}
+	return nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// An Endpoint serves hardened WebSocket sessions. It is an http.Handler;
+// mount it on any router. It is safe for concurrent use.
+type Endpoint struct {
+	cfg     *config
+	handler Handler
+	log     *slog.Logger
+	fp      *fingerprinter
+	accept  websocket.AcceptOptions
+
+	closing  atomic.Bool
+	mu       sync.Mutex
+	sessions map[*Session]struct{}
+	done     chan struct{} // closed when the last session ends after shutdown began
+}
+
+// New returns an Endpoint that serves h with opts. A nil opts is the secure
+// default. New returns an error, and no Endpoint, when opts is unsafe or
+// inconsistent; the error says what to change.
+func New(h Handler, opts *Options) (*Endpoint, error) {
+	if h == nil {
+		return nil, errors.New("wssafe: New needs a Handler")
+	}
+	cfg, err := opts.resolve()
+	if err != nil {
+		return nil, err
+	}
+	e := &Endpoint{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		fp:       newFingerprinter(cfg.FingerprintKey),
+		sessions: make(map[*Session]struct{}),
+		done:     make(chan struct{}),
+	}
+	e.handler = recoverer(e)(h)
+	e.accept = websocket.AcceptOptions{
+		Subprotocols:       cfg.Subprotocols,
+		OriginPatterns:     cfg.OriginPatterns,
+		InsecureSkipVerify: cfg.InsecureSkipOriginCheck,
+	}
+	if cfg.InsecureSkipOriginCheck {
+		logEvent(context.Background(), e.log, slog.LevelWarn, EventInsecureConfig,
+			"wssafe: origin check disabled; any web page can open sockets to this endpoint")
+	}
+	return e, nil
+}
+
+// ServeHTTP performs the handshake and serves the session until it ends.
+func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if e.closing.Load() {
+		refuse(w, http.StatusServiceUnavailable, 5*time.Second)
+		return
+	}
+	if !e.cfg.InsecureSkipOriginCheck && !originAllowed(r, e.cfg.OriginPatterns) {
+		logEvent(r.Context(), e.log, slog.LevelWarn, EventOriginRefused, "wssafe: cross-origin handshake refused",
+			slog.String("remote", r.RemoteAddr), slog.String("origin", truncate(r.Header.Get("Origin"), 256)))
+		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
+		return
+	}
+	hw := &hijackCapture{ResponseWriter: w}
+	opts := e.accept
+	s := newSession(e, r)
+	opts.OnPingReceived = s.onPing
+	conn, err := websocket.Accept(hw, r, &opts)
+	if err != nil {
+		// Accept has written the HTTP error (400, 403, 426 ...).
+		e.log.LogAttrs(r.Context(), slog.LevelDebug, "wssafe: handshake failed",
+			slog.String("remote", r.RemoteAddr), slog.Any("error", err))
+		return
+	}
+	s.attach(conn, hw.conn)
+	if !e.track(s) {
+		s.closeWith(ErrShutdown)
+		s.finish()
+		return
+	}
+	defer e.untrack(s)
+	s.serve()
+}
+
+// refuse answers a handshake with status and a Retry-After header.
+func refuse(w http.ResponseWriter, status int, retry time.Duration) {
+	w.Header().Set("Retry-After", fmt.Sprint(int((retry+time.Second-1)/time.Second)))
+	http.Error(w, http.StatusText(status), status)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
