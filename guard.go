@@ -1,7 +1,9 @@
 package wssafe
 
 import (
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"path"
 	"strings"
@@ -29,6 +31,38 @@ func originAllowed(r *http.Request, patterns []string) bool {
 			target = u.Scheme + "://" + u.Host
 		}
 		if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(target)); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// peerAddr returns the address of the directly connected peer (a proxy or
+// the client), or an invalid Addr if RemoteAddr is malformed.
+func peerAddr(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+// trustedPeer reports whether the direct peer is a configured trusted proxy,
+// i.e. whether its forwarding headers may be believed.
+func (c *config) trustedPeer(r *http.Request) bool {
+	return c.isTrusted(peerAddr(r))
+}
+
+func (c *config) isTrusted(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, p := range c.trusted {
+		if p.Contains(a) {
 			return true
 		}
 	}

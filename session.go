@@ -30,6 +30,10 @@ type Session struct {
 	start  time.Time
 	log    *slog.Logger
 
+	// subject is the verified identity; it is set once, before the session
+	// is registered or handed to the callback, and never changes.
+	subject string
+
 	ctx    context.Context // cancelled, with the ending error as cause, when the session ends
 	cancel context.CancelCauseFunc
 
@@ -111,6 +115,10 @@ func (s *Session) Path() string { return s.path }
 // Cookie, Sec-WebSocket-Protocol and Sec-WebSocket-Key, which can carry
 // credentials. Do not modify it.
 func (s *Session) Header() http.Header { return s.header }
+
+// Subject returns the verified identity the session is bound to (a JWT's
+// subject claim), or "" when the endpoint does not authenticate.
+func (s *Session) Subject() string { return s.subject }
 
 // StartedAt returns when the handshake completed.
 func (s *Session) StartedAt() time.Time { return s.start }

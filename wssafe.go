@@ -69,6 +69,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"path"
 	"sync"
 	"sync/atomic"
@@ -187,6 +188,12 @@ type Options struct {
 	// that ended it (nil for a clean close initiated by the peer).
 	OnClose func(s *Session, err error)
 
+	// TrustedProxies lists the networks (CIDR, e.g. "10.0.0.0/8") of
+	// reverse proxies whose forwarding headers (X-Forwarded-For, Forwarded,
+	// X-Forwarded-Proto) are believed. Headers from any other peer are
+	// ignored: they are trivially spoofed. Zero trusts no proxy.
+	TrustedProxies []string
+
 	// Logger receives wssafe's logs. Zero means slog.Default().
 	Logger *slog.Logger
 
@@ -204,6 +211,7 @@ type Options struct {
 type config struct {
 	Options
 	accept     [3]bool // indexed by MessageType
+	trusted    []netip.Prefix
 	pingLimit  float64
 	strictMode bool
 }
@@ -237,6 +245,9 @@ func (o *Options) resolve() (*config, error) {
 	if err := c.resolveAccept(); err != nil {
 		return nil, err
 	}
+	if err := c.resolveTrusted(); err != nil {
+		return nil, err
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -260,6 +271,18 @@ func (c *config) resolveAccept() error {
 			return fmt.Errorf("wssafe: Accept: unknown message type %d", int(t))
 		}
 		c.accept[t] = true
+	}
+	return nil
+}
+
+func (c *config) resolveTrusted() error {
+	c.TrustedProxies = append([]string(nil), c.TrustedProxies...)
+	for _, p := range c.TrustedProxies {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			return fmt.Errorf("wssafe: TrustedProxies: %q is not a CIDR prefix (use 10.0.0.1/32 for one address): %w", p, err)
+		}
+		c.trusted = append(c.trusted, pfx.Masked())
 	}
 	return nil
 }
