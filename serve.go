@@ -45,6 +45,8 @@ func (s *Session) attach(conn *websocket.Conn, nc net.Conn) {
 	s.conn = conn
 	s.nc = nc
 	conn.SetReadLimit(s.ep.cfg.ReadLimit)
+	s.timerMu.Lock()
+	defer s.timerMu.Unlock()
 	if iv := s.ep.cfg.PingInterval; iv > 0 {
 		s.pinger = time.AfterFunc(iv, s.keepalive)
 	}
@@ -67,7 +69,11 @@ func (s *Session) keepalive() {
 		s.closeWith(ErrPongTimeout)
 		return
 	}
-	s.pinger.Reset(s.ep.cfg.PingInterval)
+	s.timerMu.Lock()
+	if s.ctx.Err() == nil { // stopTimers has not run: rearm
+		s.pinger.Reset(s.ep.cfg.PingInterval)
+	}
+	s.timerMu.Unlock()
 }
 
 // onPing is coder/websocket's OnPingReceived hook; it runs on the read
@@ -214,6 +220,9 @@ func (s *Session) readError(err error, timeoutErr error) error {
 // answered and the session goes on (within the invalid-message budget);
 // anything else ends the session.
 func (s *Session) handleError(err error) error {
+	if s.ctx.Err() != nil { // the session ended under the callback
+		return context.Cause(s.ctx)
+	}
 	var me *MessageError
 	if !errors.As(err, &me) {
 		if !errors.Is(err, ErrPanic) && CloseStatus(err) == -1 {

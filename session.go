@@ -50,6 +50,7 @@ type Session struct {
 	reading    atomic.Bool // a message is being read; guards the message timer
 	closeOnce  sync.Once
 	closeCause error
+	timerMu    sync.Mutex // guards the timers against the goroutines they start
 	pinger     *time.Timer
 	lifetime   *time.Timer
 }
@@ -254,6 +255,8 @@ func (s *Session) closeWith(err error) {
 }
 
 func (s *Session) stopTimers() {
+	s.timerMu.Lock()
+	defer s.timerMu.Unlock()
 	for _, t := range [...]*time.Timer{s.pinger, s.lifetime} {
 		if t != nil {
 			t.Stop()

@@ -62,8 +62,10 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 	case <-e.done:
 		return nil
 	case <-ctx.Done():
+		// A close handshake in progress cannot be cut short through
+		// coder/websocket; closing the socket under it can.
 		for _, s := range live {
-			s.conn.CloseNow()
+			s.nc.Close()
 		}
 		return ctx.Err()
 	}
