@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the checks use, only when they are missing.
+set -euo pipefail
+need=()
+/usr/bin/python3 -c 'import websockets' 2>/dev/null || need+=(python3-websockets)
+/usr/bin/python3 -c 'import jwt' 2>/dev/null || need+=(python3-jwt)
+if [ ${#need[@]} -gt 0 ]; then
+	echo "installing: ${need[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+go version
+/usr/bin/python3 -c 'import websockets; print("python websockets", websockets.__version__)'

@@ -1,0 +1,72 @@
+// Command echo is the seed's echo server, hardened by wssafe.
+//
+// Every text message M gets the text reply "Server received: M". Binary
+// messages close the session with 1003; everything else follows wssafe's
+// defaults (32 KiB messages, UTF-8 checked, same-origin browsers only,
+// keepalive, panic recovery).
+//
+//	go run ./examples/echo -addr 127.0.0.1:8765
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+
+	"github.com/wssafe/wssafe"
+	"github.com/wssafe/wssafe/examples/internal/serve"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "echo:", err)
+		os.Exit(1)
+	}
+}
+
+// config is every flag of the example, in one place.
+type config struct {
+	serve.Flags
+}
+
+func parse(args []string) (*config, error) {
+	var c config
+	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
+	c.Register(fs, "127.0.0.1:8765")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func run(args []string) error {
+	c, err := parse(args)
+	if err != nil {
+		return err
+	}
+	log, err := c.Logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	ep, err := newEndpoint(c, log)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", ep) // WebSocket on every path, as the seed's server
+	return serve.Run(log, c.Addr, mux, ep)
+}
+
+// echo answers each text message with the seed's reply.
+func echo(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
+	return s.WriteText(ctx, "Server received: "+m.Text())
+}
+
+func newEndpoint(c *config, log *slog.Logger) (*wssafe.Endpoint, error) {
+	o := c.Options(log)
+	o.Accept = []wssafe.MessageType{wssafe.MessageText}
+	return wssafe.New(wssafe.HandlerFunc(echo), &o)
+}
