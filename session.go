@@ -247,8 +247,14 @@ func (s *Session) closeWith(err error) {
 			return
 		}
 		// Undo any read deadline we set, so the handshake can read the
-		// peer's close frame; coder/websocket bounds it at 5 s.
-		s.nc.SetReadDeadline(time.Time{})
+		// peer's close frame; coder/websocket bounds it at 5 s. A peer
+		// that broke the protocol gets the close frame but no wait: RFC
+		// 6455 section 7.1.7, fail the connection.
+		deadline := time.Time{}
+		if errors.Is(err, ErrProtocol) {
+			deadline = time.Now()
+		}
+		s.nc.SetReadDeadline(deadline)
 		code, reason := CloseFrame(err)
 		s.conn.Close(code, reason)
 	})

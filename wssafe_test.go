@@ -649,3 +649,22 @@ func TestCloseFrameTable(t *testing.T) {
 	assert.False(t, wssafe.IsExpectedClose(wssafe.ErrPanic))
 	assert.Equal(t, wssafe.StatusCode(-1), wssafe.CloseStatus(errors.New("x")))
 }
+
+func TestProtocolViolationEndsSessionPromptly(t *testing.T) {
+	t.Parallel()
+	log, logs := newLogger()
+	closed := make(chan error, 1)
+	_, url := server(t, echo, &wssafe.Options{Logger: log, OnClose: func(s *wssafe.Session, err error) { closed <- err }})
+	c := dialRaw(t, url, nil)
+	// An unmasked client frame: RFC 6455 section 5.1 requires the server to
+	// fail the connection.
+	_, err := c.nc.Write([]byte{0x81, 0x02, 'h', 'i'})
+	require.NoError(t, err)
+	select {
+	case err := <-closed:
+		assert.ErrorIs(t, err, wssafe.ErrProtocol)
+	case <-time.After(5 * time.Second):
+		t.Fatal("session still open after a protocol violation")
+	}
+	assert.Contains(t, logs.String(), `"event":"protocol_error"`)
+}
