@@ -39,10 +39,12 @@ type FieldError struct {
 	Err error
 }
 
+// Error describes the failure by field, message and rule, never by value.
 func (e *FieldError) Error() string {
 	return fmt.Sprintf("wssafe: field %q: %s (%s)", e.Field, e.Message, e.Rule)
 }
 
+// Unwrap returns Err, so errors.Is and errors.As see the cause.
 func (e *FieldError) Unwrap() error { return e.Err }
 
 func fieldError(field, rule, msg string) *FieldError {
