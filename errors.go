@@ -119,8 +119,10 @@ func (e *MessageTooBigError) Is(target error) bool { return target == ErrMessage
 //
 // and the session goes on. Code is a stable machine-readable string; Field
 // names the offending field (may be empty); Message is human text. Neither
-// may echo the client's input. Err, if set, is logged (never sent) and
-// unwrapped by errors.Is and errors.As.
+// may echo the client's input. Rule names the check that failed (e.g.
+// "max_depth", "email.syntax"); it is logged, never sent. Err, if set, is
+// unwrapped by errors.Is and errors.As; it is neither sent nor logged, since
+// an error's text may quote the input.
 //
 // Repeated invalid messages count against the session's invalid-message
 // budget (see [Options.InvalidMessages]); exhausting it closes 1008.
@@ -128,6 +130,7 @@ type MessageError struct {
 	Code    string
 	Field   string
 	Message string
+	Rule    string
 	Err     error
 }
 

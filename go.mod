@@ -4,8 +4,11 @@ go 1.25.0
 
 require (
 	github.com/coder/websocket v1.8.15
+	golang.org/x/net v0.58.0
 	golang.org/x/time v0.15.0
 )
+
+require golang.org/x/text v0.41.0 // indirect
 
 require (
 	github.com/stretchr/testify v1.12.1

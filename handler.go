@@ -25,9 +25,10 @@ func (m Message) Text() string { return string(m.Data) }
 // session. ctx is the session's context: it is cancelled when the session
 // ends.
 //
-// Returning nil reads the next message; returning a [*MessageError] sends
-// the client an error reply and reads the next message; any other error ends
-// the session with the close code [CloseFrame] assigns to it.
+// Returning nil reads the next message; returning a [*MessageError] (or a
+// [*FieldError] from a field validator) sends the client an error reply and
+// reads the next message; any other error ends the session with the close
+// code [CloseFrame] assigns to it.
 type Handler interface {
 	ServeMessage(ctx context.Context, s *Session, m Message) error
 }

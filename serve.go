@@ -216,15 +216,15 @@ func (s *Session) readError(err error, timeoutErr error) error {
 	return errors.Join(ErrProtocol, err)
 }
 
-// handleError decides what a callback's error does: a MessageError is
-// answered and the session goes on (within the invalid-message budget);
-// anything else ends the session.
+// handleError decides what a callback's error does: a MessageError (or a
+// FieldError) is answered and the session goes on (within the
+// invalid-message budget); anything else ends the session.
 func (s *Session) handleError(err error) error {
 	if s.ctx.Err() != nil { // the session ended under the callback
 		return context.Cause(s.ctx)
 	}
-	var me *MessageError
-	if !errors.As(err, &me) {
+	me := invalidMessage(err)
+	if me == nil {
 		if !errors.Is(err, ErrPanic) && CloseStatus(err) == -1 {
 			logEvent(s.ctx, s.log, slog.LevelError, EventHandlerError, "wssafe: handler failed",
 				slog.Any("error", err))
@@ -232,7 +232,7 @@ func (s *Session) handleError(err error) error {
 		return err
 	}
 	logEvent(s.ctx, s.log, slog.LevelWarn, EventInvalidMessage, "wssafe: invalid message",
-		slog.String("code", me.Code), slog.String("field", me.Field))
+		slog.String("code", me.Code), slog.String("field", me.Field), slog.String("rule", me.Rule))
 	if s.ep.cfg.strictMode || (s.invalid != nil && !s.invalid.AllowN(s.ep.cfg.now(), 1)) {
 		return ErrTooManyInvalid
 	}

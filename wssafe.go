@@ -28,6 +28,23 @@
 // the session goes on. Close reasons are short fixed strings; error text,
 // tokens and payloads are never sent to the peer.
 //
+// # Validation and hashing
+//
+// [Validate] runs a chain of [Validator] ([MaxBytes], [UTF8], [ValidJSON], yours)
+// before the callback; [JSON] decodes each message strictly into your type
+// and calls its Validate method, so the callback receives a value, not
+// bytes; a [Router] dispatches {"type": ...} envelopes to typed handlers.
+// Field validators ([Email], [URL], [Length], [Chars], [Pattern], [Range],
+// [OneOf]) return a [*FieldError]. An invalid message gets a JSON error
+// reply with a stable code (CodeInvalidMessage ...), is logged at Warn with
+// event "invalid_message", its field and rule (never its value), and
+// counts against [Options.InvalidMessages].
+//
+// [Integrity] refuses messages without a valid HMAC-SHA256 ([Signer]);
+// [Dedup] refuses replays. Hashing is not password storage (use argon2id
+// or bcrypt) and not encryption: that is TLS, and [Options.RequireTLS]
+// refuses plain ws:// handshakes.
+//
 // # Security
 //
 // The zero [Options] is the secure configuration. Each default, and what
@@ -194,6 +211,14 @@ type Options struct {
 	// ignored: they are trivially spoofed. Zero trusts no proxy.
 	TrustedProxies []string
 
+	// RequireTLS refuses, with HTTP 403 and a Warn log (event
+	// "tls_required"), handshakes that did not arrive over TLS: the request
+	// must have come over https/wss, or from a peer in TrustedProxies that
+	// says so with "X-Forwarded-Proto: https" (or Forwarded: proto=https).
+	// Zero accepts plain ws://, where tokens, cookies and messages cross
+	// the network readable and alterable by anyone on the path.
+	RequireTLS bool
+
 	// Logger receives wssafe's logs. Zero means slog.Default().
 	Logger *slog.Logger
 
@@ -350,6 +375,9 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		logEvent(r.Context(), e.log, slog.LevelWarn, EventOriginRefused, "wssafe: cross-origin handshake refused",
 			slog.String("remote", r.RemoteAddr), slog.String("origin", truncate(r.Header.Get("Origin"), 256)))
 		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
+		return
+	}
+	if !e.requireTLS(w, r) {
 		return
 	}
 	hw := &hijackCapture{ResponseWriter: w}

@@ -1,0 +1,180 @@
+// End-to-end test of examples/chat in a real browser: Debian's Chromium,
+// headless, driven by playwright-core (no browser download).
+//
+//   CHAT_BIN=/path/to/chat node --test chat.test.mjs
+//
+// CHAT_BIN is a built examples/chat binary (.ci/run builds it).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createServer } from "node:http";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const OUT = join(import.meta.dirname, "output");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+
+let server, serverLog = "", base, browser, profile, evil, evilURL;
+
+// freePort asks the kernel for an unused loopback port.
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+async function waitForServer(url, ms) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      const res = await fetch(url + "/stats");
+      if (res.ok) return;
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) throw new Error("chat server did not start:\n" + serverLog);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+before(async () => {
+  mkdirSync(OUT, { recursive: true });
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  server = spawn(process.env.CHAT_BIN, ["-addr", `127.0.0.1:${port}`, "-msg-rate", "5", "-msg-burst", "10", "-log-level", "debug"], {
+    env: { ...process.env, WSSAFE_JWT_SECRET: "" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  server.stdout.on("data", (d) => (serverLog += d));
+  server.stderr.on("data", (d) => (serverLog += d));
+  await waitForServer(base, 30000);
+
+  // A page on another origin (another port) that tries to open the chat's
+  // socket: cross-site WebSocket hijacking.
+  evil = createServer((req, res) => {
+    res.setHeader("Content-Type", "text/html");
+    res.end(`<!doctype html><title>evil</title><script>
+      window.result = new Promise((resolve) => {
+        const ws = new WebSocket("ws://127.0.0.1:${port}/ws", ["chat.v1"]);
+        ws.onopen = () => resolve("opened");
+        ws.onclose = (e) => resolve("closed " + e.code);
+      });
+    </script>`);
+  });
+  await new Promise((r) => evil.listen(0, "127.0.0.1", r));
+  evilURL = `http://127.0.0.1:${evil.address().port}/`;
+
+  profile = mkdtempSync(join(tmpdir(), "chat-e2e-"));
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      `--user-data-dir=${profile}`,
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  evil?.close();
+  if (server && server.exitCode === null) server.kill("SIGKILL");
+  if (profile) rmSync(profile, { recursive: true, force: true });
+});
+
+async function signIn(name, email) {
+  const ctx = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+  const page = await ctx.newPage();
+  page.on("pageerror", (e) => assert.fail(`page error in ${name}'s page: ${e}`));
+  await page.goto(base + "/");
+  await page.fill("#name", name);
+  await page.fill("#email", email);
+  await page.click("#signin-button");
+  await page.waitForSelector("#status.on", { timeout: 10000 });
+  return page;
+}
+
+const messages = (page) => page.locator("#messages li");
+
+test("two users chat, see each other online, and get validation errors", async () => {
+  const alice = await signIn("Alice", "alice@example.com");
+  const bob = await signIn("Bob", "bob@example.org");
+
+  await alice.waitForFunction(() => document.querySelectorAll("#online li").length === 2);
+  assert.deepEqual((await bob.locator("#online li").allTextContents()).sort(), ["Alice", "Bob"]);
+
+  await alice.fill("#text", "hello from alice");
+  await alice.click("#send");
+  const line = bob.locator("#messages li", { hasText: "hello from alice" });
+  await line.waitFor({ timeout: 10000 });
+  assert.match(await line.textContent(), /^Alice.*hello from alice#\S+$/);
+
+  // Invalid: too long for "say". The server answers with the structured error.
+  await bob.fill("#text", "x".repeat(600));
+  await bob.click("#send");
+  await bob.locator("#chat-error").filter({ hasText: "text" }).waitFor({ timeout: 10000 });
+  assert.match(await bob.locator("#chat-error").textContent(), /^text: /);
+
+  // Invalid: an unknown message type, sent as a hand-made frame.
+  await bob.evaluate(() => window.chat.send({ type: "shout", text: "hi" }));
+  await bob.locator("#messages li.error", { hasText: "rejected" }).nth(1).waitFor({ timeout: 10000 });
+
+  // Valid rename reaches the other page.
+  await bob.fill("#new-name", "Robert");
+  await bob.click("#rename-form button");
+  await alice.locator("#messages li", { hasText: "Bob is now Robert" }).waitFor({ timeout: 10000 });
+
+  await alice.waitForFunction(() => document.querySelector("#stats").textContent.includes("sessions"));
+  await alice.screenshot({ path: join(OUT, "chat.png") });
+  await bob.context().close();
+  await alice.context().close();
+});
+
+test("sign-in refuses an invalid email with the validator's answer", async () => {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  await page.goto(base + "/");
+  await page.fill("#name", "Mallory");
+  await page.fill("#email", "mallory@@example.com");
+  await page.click("#signin-button");
+  await page.locator("#signin-error").filter({ hasText: "email" }).waitFor({ timeout: 10000 });
+  assert.equal(await page.locator("#chat").isHidden(), true);
+  await ctx.close();
+});
+
+test("a page from another origin cannot open the socket (403)", async () => {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  const errors = [];
+  page.on("websocket", (ws) => ws.on("socketerror", (e) => errors.push(e)));
+  await page.goto(evilURL);
+  const result = await page.evaluate(() => window.result);
+  assert.equal(result, "closed 1006");
+  assert.ok(errors.some((e) => e.includes("403")), `expected a 403 handshake error, got ${JSON.stringify(errors)}`);
+  assert.match(serverLog, /origin_refused/);
+  await ctx.close();
+});
+
+test("a flood is cut with 1008 and the page says why", async () => {
+  const page = await signIn("Flo", "flo@example.net");
+  await page.evaluate(() => { for (let i = 0; i < 200; i++) window.chat.send({ type: "say", text: "spam " + i }); });
+  await page.locator("#status.off").waitFor({ timeout: 10000 });
+  assert.match(await page.locator("#status").textContent(), /disconnected: 1008 rate limit exceeded/);
+  await page.context().close();
+});
+
+test("shutdown closes with 1001 and the page says the server is going away", async () => {
+  const page = await signIn("Sam", "sam@example.com");
+  const exited = new Promise((r) => server.on("exit", r));
+  server.kill("SIGTERM");
+  await page.locator("#status.wait", { hasText: "going away" }).waitFor({ timeout: 10000 });
+  assert.equal(await exited, 0, "graceful exit:\n" + serverLog);
+  assert.doesNotMatch(serverLog, /eyJ/, "no token in the server's logs");
+  assert.doesNotMatch(serverLog, /hello from alice/, "no message body in the server's logs");
+  await page.context().close();
+});

@@ -1,0 +1,278 @@
+package wssafe_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wssafe/wssafe"
+)
+
+func TestDigest(t *testing.T) {
+	t.Parallel()
+	// FIPS 180-2 test vector.
+	const abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+	assert.Equal(t, abc, wssafe.DigestHex("abc"))
+	assert.Equal(t, abc, wssafe.DigestHex([]byte("abc")))
+	m := wssafe.Message{Type: wssafe.MessageText, Data: []byte("abc")}
+	assert.Equal(t, abc, m.DigestHex())
+	raw := m.Digest()
+	assert.Equal(t, abc, hex.EncodeToString(raw[:]))
+	assert.Equal(t, wssafe.Digest("abc"), wssafe.Digest([]byte("abc")))
+}
+
+func newKey(t *testing.T) []byte {
+	t.Helper()
+	k := make([]byte, 32)
+	_, err := rand.Read(k)
+	require.NoError(t, err)
+	return k
+}
+
+func TestSigner(t *testing.T) {
+	t.Parallel()
+	_, err := wssafe.NewSigner([]byte("test-key-too-short"))
+	assert.ErrorIs(t, err, wssafe.ErrWeakKey)
+
+	// RFC 4231 test case 6: a 131-byte key.
+	key := bytes.Repeat([]byte{0xaa}, 131)
+	s, err := wssafe.NewSigner(key)
+	require.NoError(t, err)
+	data := []byte("Test Using Larger Than Block-Size Key - Hash Key First")
+	const want = "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+	assert.Equal(t, want, s.SignHex(data))
+	key[0] = 0 // the Signer keeps its own copy
+	assert.Equal(t, want, s.SignHex(data))
+
+	sig := s.Sign(data)
+	assert.True(t, s.Verify(data, sig))
+	assert.True(t, s.VerifyHex(data, strings.ToUpper(want)))
+	tampered := append([]byte(nil), data...)
+	tampered[0] ^= 1
+	assert.False(t, s.Verify(tampered, sig))
+	assert.False(t, s.Verify(data, sig[:31]), "a truncated signature")
+	assert.False(t, s.Verify(data, nil))
+	assert.False(t, s.VerifyHex(data, "zz"+want[2:]))
+
+	other, err := wssafe.NewSigner(newKey(t))
+	require.NoError(t, err)
+	assert.False(t, other.Verify(data, sig), "another key")
+}
+
+func TestSignerConcurrent(t *testing.T) {
+	t.Parallel()
+	s, err := wssafe.NewSigner(newKey(t))
+	require.NoError(t, err)
+	want := s.SignHex([]byte("x"))
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				assert.Equal(t, want, s.SignHex([]byte("x")))
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestSeal(t *testing.T) {
+	t.Parallel()
+	s, err := wssafe.NewSigner(newKey(t))
+	require.NoError(t, err)
+	_, err = s.Seal([]byte(`{"a":`))
+	assert.Error(t, err)
+	env, err := s.Seal([]byte(`{"type":"join","room":"go"}`))
+	require.NoError(t, err)
+	assert.Equal(t, `{"msg":{"type":"join","room":"go"},"sig":"`+s.SignHex([]byte(`{"type":"join","room":"go"}`))+`"}`, string(env))
+
+	// Whitespace inside msg is signed as is; around it, it is not part of
+	// the value the receiver sees.
+	spaced := " {\"type\": \"join\",\n \"room\": \"go\"}\n"
+	env, err = s.Seal([]byte(spaced))
+	require.NoError(t, err)
+	assert.Equal(t, `{"msg":`+strings.TrimSpace(spaced)+`,"sig":"`+s.SignHex([]byte(strings.TrimSpace(spaced)))+`"}`, string(env))
+	_, url := server(t, wssafe.Chain(chatRouter(), wssafe.Integrity(s)), nil)
+	assert.Equal(t, "joined go", send(t, dial(t, url, nil), string(env)))
+}
+
+func TestIntegrityEndToEnd(t *testing.T) {
+	t.Parallel()
+	signer, err := wssafe.NewSigner(newKey(t))
+	require.NoError(t, err)
+	log, buf := newLogger()
+	_, url := server(t, wssafe.Chain(chatRouter(), wssafe.Integrity(signer)), &wssafe.Options{Logger: log})
+	c := dial(t, url, nil)
+
+	env, err := signer.Seal([]byte(`{"type":"join","room":"go"}`))
+	require.NoError(t, err)
+	assert.Equal(t, "joined go", send(t, c, string(env)))
+
+	// Signed bytes are the bytes on the wire: whitespace inside msg is fine.
+	msg := `{ "type": "say", "room": "go", "text": "hi" }`
+	assert.Equal(t, "go: hi", send(t, c, `{"sig":"`+signer.SignHex([]byte(msg))+`", "msg":`+msg+`}`))
+
+	wrongKey, err := wssafe.NewSigner(newKey(t))
+	require.NoError(t, err)
+	forged, err := wrongKey.Seal([]byte(`{"type":"join","room":"go"}`))
+	require.NoError(t, err)
+
+	for name, m := range map[string]string{
+		"altered payload": strings.Replace(string(env), `"room":"go"`, `"room":"gp"`, 1),
+		"altered spacing": strings.Replace(string(env), `"room":"go"`, `"room": "go"`, 1),
+		"wrong key":       string(forged),
+		"no signature":    `{"msg":{"type":"join","room":"go"}}`,
+		"empty signature": `{"msg":{"type":"join","room":"go"},"sig":""}`,
+		"not hex":         `{"msg":{"type":"join","room":"go"},"sig":"` + strings.Repeat("z", 64) + `"}`,
+		"unsigned":        `{"type":"join","room":"go"}`,
+		"extra member":    strings.Replace(string(env), `{"msg"`, `{"admin":true,"msg"`, 1),
+		"duplicate msg":   strings.Replace(string(env), `,"sig"`, `,"msg":{"type":"join","room":"admin"},"sig"`, 1),
+	} {
+		r := sendInvalid(t, c, m)
+		if name == "duplicate msg" {
+			assert.Equal(t, wssafe.CodeInvalidJSON, r.Code, name)
+			continue
+		}
+		assert.Equal(t, wssafe.CodeTampered, r.Code, name)
+	}
+	assert.Equal(t, "joined go", send(t, c, string(env)), "the session stays open")
+	require.NoError(t, c.Close(websocket.StatusNormalClosure, ""))
+	assert.Contains(t, buf.String(), `"code":"tampered"`)
+}
+
+func TestIntegrityNeedsSigner(t *testing.T) {
+	t.Parallel()
+	assert.Panics(t, func() { wssafe.Integrity(nil) })
+}
+
+func TestFingerprint(t *testing.T) {
+	t.Parallel()
+	key := newKey(t)
+	ep, err := wssafe.New(echo, &wssafe.Options{FingerprintKey: key})
+	require.NoError(t, err)
+	same, err := wssafe.New(echo, &wssafe.Options{FingerprintKey: key})
+	require.NoError(t, err)
+	other, err := wssafe.New(echo, nil)
+	require.NoError(t, err)
+
+	secret := []byte("1234") // a short secret a plain hash would give away
+	fp := ep.Fingerprint(secret)
+	assert.Len(t, fp, 16)
+	assert.Equal(t, fp, same.Fingerprint(secret), "one key, one fingerprint")
+	assert.NotEqual(t, fp, other.Fingerprint(secret), "fingerprints are keyed")
+	assert.NotEqual(t, fp, wssafe.DigestHex(secret)[:16], "a fingerprint is not a plain hash")
+	assert.NotEqual(t, fp, ep.Fingerprint([]byte("1235")))
+
+	got := make(chan string, 1)
+	_, url := server(t, wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
+		got <- s.Fingerprint(m.Data)
+		return nil
+	}), &wssafe.Options{FingerprintKey: key})
+	c := dial(t, url, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, c.Write(ctx, websocket.MessageText, secret))
+	select {
+	case s := <-got:
+		assert.Equal(t, fp, s)
+	case <-ctx.Done():
+		t.Fatal("no message")
+	}
+}
+
+// fakeClock is a settable clock, safe for concurrent use.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func TestDedup(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{t: time.Unix(1700000000, 0)}
+	opts := &wssafe.DedupOptions{Window: time.Minute, MaxEntries: 3}
+	wssafe.SetDedupClock(opts, clock.Now)
+	var delivered []string
+	h := wssafe.Chain(wssafe.HandlerFunc(func(_ context.Context, _ *wssafe.Session, m wssafe.Message) error {
+		delivered = append(delivered, m.Text())
+		return nil
+	}), wssafe.Dedup(opts))
+	serve := func(typ wssafe.MessageType, s string) string {
+		err := h.ServeMessage(context.Background(), nil, wssafe.Message{Type: typ, Data: []byte(s)})
+		if err == nil {
+			return ""
+		}
+		me := asMessageError(t, err)
+		assert.Equal(t, "dedup", me.Rule)
+		return me.Code
+	}
+	text := func(s string) string { return serve(wssafe.MessageText, s) }
+
+	assert.Empty(t, text("a"))
+	assert.Equal(t, wssafe.CodeReplayed, text("a"))
+	assert.Empty(t, serve(wssafe.MessageBinary, "a"), "the type is part of the digest")
+	clock.Advance(59 * time.Second)
+	assert.Equal(t, wssafe.CodeReplayed, text("a"), "still within the window")
+	clock.Advance(time.Second)
+	assert.Empty(t, text("a"), "the window has passed")
+
+	// Bounded memory: with room for three, a fourth digest pushes out the
+	// oldest ("a" text, now forgotten early), the others are still known.
+	assert.Empty(t, text("b"))
+	assert.Empty(t, text("c"))
+	assert.Empty(t, text("d"))
+	assert.Empty(t, text("a"), "forgotten early: MaxEntries bounds memory")
+	assert.Equal(t, wssafe.CodeReplayed, text("d"))
+	assert.Equal(t, []string{"a", "a", "a", "b", "c", "d", "a"}, delivered)
+}
+
+func TestDedupEndToEnd(t *testing.T) {
+	t.Parallel()
+	for _, across := range []bool{false, true} {
+		_, url := server(t, wssafe.Chain(echo, wssafe.Dedup(&wssafe.DedupOptions{AcrossSessions: across})), nil)
+		c1, c2 := dial(t, url, nil), dial(t, url, nil)
+		assert.Equal(t, "Server received: hi", send(t, c1, "hi"))
+		assert.Equal(t, wssafe.CodeReplayed, sendInvalid(t, c1, "hi").Code, "a replay in the same session")
+		if across {
+			assert.Equal(t, wssafe.CodeReplayed, sendInvalid(t, c2, "hi").Code, "a replay in another session")
+		} else {
+			assert.Equal(t, "Server received: hi", send(t, c2, "hi"), "sessions are separate by default")
+		}
+		assert.Equal(t, "Server received: bye", send(t, c1, "bye"))
+	}
+}
+
+func TestIntegrityThenDedupRefusesReplayedSignedMessage(t *testing.T) {
+	t.Parallel()
+	signer, err := wssafe.NewSigner(newKey(t))
+	require.NoError(t, err)
+	_, url := server(t, wssafe.Chain(chatRouter(), wssafe.Integrity(signer), wssafe.Dedup(&wssafe.DedupOptions{AcrossSessions: true})), nil)
+	env, err := signer.Seal([]byte(`{"type":"join","room":"go","nonce":"n-1"}`))
+	require.NoError(t, err)
+	c1, c2 := dial(t, url, nil), dial(t, url, nil)
+	r := sendInvalid(t, c1, string(env))
+	assert.Equal(t, wssafe.CodeUnknownField, r.Code, "the signed payload still goes through the router's checks")
+	env, err = signer.Seal([]byte(`{"type":"join","room":"go"}`))
+	require.NoError(t, err)
+	assert.Equal(t, "joined go", send(t, c1, string(env)))
+	assert.Equal(t, wssafe.CodeReplayed, sendInvalid(t, c2, string(env)).Code, "a captured signed message replayed elsewhere")
+}
