@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -47,7 +46,6 @@ type Session struct {
 	pings   *rate.Limiter
 	invalid *rate.Limiter
 
-	reading    atomic.Bool // a message is being read; guards the message timer
 	closeOnce  sync.Once
 	closeCause error
 	timerMu    sync.Mutex // guards the timers against the goroutines they start

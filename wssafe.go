@@ -237,7 +237,6 @@ type config struct {
 	Options
 	accept     [3]bool // indexed by MessageType
 	trusted    []netip.Prefix
-	pingLimit  float64
 	strictMode bool
 }
 
