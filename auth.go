@@ -543,7 +543,11 @@ func (a *authenticator) verify(ctx context.Context, raw []byte) (*identity, erro
 	}
 	sub, err := subjectOf(payload, a.subjects)
 	if err != nil {
-		return nil, invalidToken("no_subject", err)
+		reason := "no_subject"
+		if !errors.Is(err, errNoSubject) {
+			reason = "malformed" // duplicate claims: jwx and wssafe might read different values
+		}
+		return nil, invalidToken(reason, err)
 	}
 	exp, _ := tok.Expiration()
 	return &identity{subject: sub, claims: tok, exp: exp}, nil

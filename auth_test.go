@@ -371,6 +371,9 @@ func rejections() []rejection {
 		{"duplicate alg", func(f *authFixture) string {
 			return f.raw(`{"alg":"HS256","alg":"none"}`, f.payload(nil), []byte("x"))
 		}, "malformed"},
+		{"duplicate claim", func(f *authFixture) string {
+			return f.hs(`{"alg":"HS256"}`, fmt.Sprintf(`{"sub":"alice","sub":"admin","exp":%d}`, f.clock.Now().Add(time.Hour).Unix()))
+		}, "malformed"},
 		{"jku header", func(f *authFixture) string {
 			return f.sign(jwa.HS256(), f.secret, f.claims(nil), map[string]any{"jku": "https://evil.example/jwks.json"})
 		}, "key_in_header"},
