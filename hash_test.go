@@ -101,7 +101,7 @@ func TestSeal(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, `{"msg":`+strings.TrimSpace(spaced)+`,"sig":"`+s.SignHex([]byte(strings.TrimSpace(spaced)))+`"}`, string(env))
 	_, url := server(t, wssafe.Chain(chatRouter(), wssafe.Integrity(s)), nil)
-	assert.Equal(t, "joined go", send(t, dial(t, url, nil), string(env)))
+	assert.Equal(t, "joined go", roundTrip(t, dial(t, url, nil), string(env)))
 }
 
 func TestIntegrityEndToEnd(t *testing.T) {
@@ -114,11 +114,11 @@ func TestIntegrityEndToEnd(t *testing.T) {
 
 	env, err := signer.Seal([]byte(`{"type":"join","room":"go"}`))
 	require.NoError(t, err)
-	assert.Equal(t, "joined go", send(t, c, string(env)))
+	assert.Equal(t, "joined go", roundTrip(t, c, string(env)))
 
 	// Signed bytes are the bytes on the wire: whitespace inside msg is fine.
 	msg := `{ "type": "say", "room": "go", "text": "hi" }`
-	assert.Equal(t, "go: hi", send(t, c, `{"sig":"`+signer.SignHex([]byte(msg))+`", "msg":`+msg+`}`))
+	assert.Equal(t, "go: hi", roundTrip(t, c, `{"sig":"`+signer.SignHex([]byte(msg))+`", "msg":`+msg+`}`))
 
 	wrongKey, err := wssafe.NewSigner(newKey(t))
 	require.NoError(t, err)
@@ -143,7 +143,7 @@ func TestIntegrityEndToEnd(t *testing.T) {
 		}
 		assert.Equal(t, wssafe.CodeTampered, r.Code, name)
 	}
-	assert.Equal(t, "joined go", send(t, c, string(env)), "the session stays open")
+	assert.Equal(t, "joined go", roundTrip(t, c, string(env)), "the session stays open")
 	require.NoError(t, c.Close(websocket.StatusNormalClosure, ""))
 	assert.Contains(t, buf.String(), `"code":"tampered"`)
 }
@@ -250,14 +250,14 @@ func TestDedupEndToEnd(t *testing.T) {
 	for _, across := range []bool{false, true} {
 		_, url := server(t, wssafe.Chain(echo, wssafe.Dedup(&wssafe.DedupOptions{AcrossSessions: across})), nil)
 		c1, c2 := dial(t, url, nil), dial(t, url, nil)
-		assert.Equal(t, "Server received: hi", send(t, c1, "hi"))
+		assert.Equal(t, "Server received: hi", roundTrip(t, c1, "hi"))
 		assert.Equal(t, wssafe.CodeReplayed, sendInvalid(t, c1, "hi").Code, "a replay in the same session")
 		if across {
 			assert.Equal(t, wssafe.CodeReplayed, sendInvalid(t, c2, "hi").Code, "a replay in another session")
 		} else {
-			assert.Equal(t, "Server received: hi", send(t, c2, "hi"), "sessions are separate by default")
+			assert.Equal(t, "Server received: hi", roundTrip(t, c2, "hi"), "sessions are separate by default")
 		}
-		assert.Equal(t, "Server received: bye", send(t, c1, "bye"))
+		assert.Equal(t, "Server received: bye", roundTrip(t, c1, "bye"))
 	}
 }
 
@@ -273,6 +273,6 @@ func TestIntegrityThenDedupRefusesReplayedSignedMessage(t *testing.T) {
 	assert.Equal(t, wssafe.CodeUnknownField, r.Code, "the signed payload still goes through the router's checks")
 	env, err = signer.Seal([]byte(`{"type":"join","room":"go"}`))
 	require.NoError(t, err)
-	assert.Equal(t, "joined go", send(t, c1, string(env)))
+	assert.Equal(t, "joined go", roundTrip(t, c1, string(env)))
 	assert.Equal(t, wssafe.CodeReplayed, sendInvalid(t, c2, string(env)).Code, "a captured signed message replayed elsewhere")
 }

@@ -30,6 +30,15 @@ const (
 	EventHandlerError    = "handler_error"
 	EventPanic           = "panic"
 	EventInsecureConfig  = "insecure_config"
+
+	EventAuthenticated     = "authenticated"       // Info: a session was bound to a subject
+	EventAuthFailed        = "auth_failed"         // Warn: missing, invalid or expired token
+	EventAuthForbidden     = "auth_forbidden"      // Warn: AuthOptions.Authorize refused a subject
+	EventAuthTimeout       = "auth_timeout"        // Warn: no first-message token in time
+	EventTokenExpired      = "token_expired"       // Info: an open session's token expired
+	EventTokenRefreshed    = "token_refreshed"     // Debug: in-band refresh accepted
+	EventSubjectClosed     = "subject_closed"      // Info: Endpoint.CloseSubject ended sessions
+	EventJWKSRefreshFailed = "jwks_refresh_failed" // Warn: fetching the JWK Set failed
 )
 
 // fingerprinter computes keyed fingerprints: HMAC-SHA256 under a key that

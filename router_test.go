@@ -43,10 +43,10 @@ func TestRouterEndToEnd(t *testing.T) {
 	_, url := server(t, chatRouter(), nil)
 	c := dial(t, url, nil)
 
-	assert.Equal(t, "joined go", send(t, c, `{"type":"join","room":"go"}`))
-	assert.Equal(t, "joined go", send(t, c, `{"room":"go","type":"join"}`), "member order does not matter")
-	assert.Equal(t, "go: hi", send(t, c, `{"type":"say","room":"go","text":"hi"}`))
-	assert.Equal(t, `raw {"type":"raw","x":1}`, send(t, c, `{"type":"raw","x":1}`), "a plain handler gets the whole message")
+	assert.Equal(t, "joined go", roundTrip(t, c, `{"type":"join","room":"go"}`))
+	assert.Equal(t, "joined go", roundTrip(t, c, `{"room":"go","type":"join"}`), "member order does not matter")
+	assert.Equal(t, "go: hi", roundTrip(t, c, `{"type":"say","room":"go","text":"hi"}`))
+	assert.Equal(t, `raw {"type":"raw","x":1}`, roundTrip(t, c, `{"type":"raw","x":1}`), "a plain handler gets the whole message")
 
 	r := sendInvalid(t, c, `{"type":"SENTINEL"}`)
 	assert.Equal(t, reply{Type: "error", Code: wssafe.CodeUnknownType, Field: "type", Message: "is not a known message type"}, r)
@@ -57,7 +57,7 @@ func TestRouterEndToEnd(t *testing.T) {
 	r = sendInvalid(t, c, `{"type":"join","room":"go","admin":true}`)
 	assert.Equal(t, wssafe.CodeUnknownField, r.Code)
 
-	assert.Equal(t, "go: still open", send(t, c, `{"type":"say","room":"go","text":"still open"}`))
+	assert.Equal(t, "go: still open", roundTrip(t, c, `{"type":"say","room":"go","text":"still open"}`))
 	require.NoError(t, c.Close(websocket.StatusNormalClosure, ""))
 }
 

@@ -97,7 +97,10 @@ const maxPooledBuf = 64 << 10
 
 // serve runs the read loop until the session ends, then reports the end.
 func (s *Session) serve() {
-	err := s.open()
+	err := s.authenticate()
+	if err == nil {
+		err = s.open()
+	}
 	if err == nil {
 		err = s.loop()
 	}
@@ -139,7 +142,7 @@ func (s *Session) loop() error {
 func (s *Session) read(buf []byte) (Message, error) {
 	cfg := s.ep.cfg
 	if cfg.IdleTimeout > 0 {
-		s.nc.SetReadDeadline(cfg.now().Add(cfg.IdleTimeout))
+		s.nc.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
 	}
 	typ, r, err := s.conn.Reader(context.Background())
 	if err != nil {
@@ -151,7 +154,7 @@ func (s *Session) read(buf []byte) (Message, error) {
 		return Message{}, ErrUnsupportedType
 	}
 	if cfg.MessageTimeout > 0 {
-		s.nc.SetReadDeadline(cfg.now().Add(cfg.MessageTimeout))
+		s.nc.SetReadDeadline(time.Now().Add(cfg.MessageTimeout))
 	} else if cfg.IdleTimeout > 0 {
 		s.nc.SetReadDeadline(time.Time{})
 	}

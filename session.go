@@ -32,6 +32,7 @@ type Session struct {
 	// subject is the verified identity; it is set once, before the session
 	// is registered or handed to the callback, and never changes.
 	subject string
+	auth    authState // claims, expiry timer; see authsession.go
 
 	ctx    context.Context // cancelled, with the ending error as cause, when the session ends
 	cancel context.CancelCauseFunc
@@ -266,6 +267,7 @@ func (s *Session) stopTimers() {
 			t.Stop()
 		}
 	}
+	s.auth.stop()
 }
 
 func isTimeout(err error) bool {

@@ -54,6 +54,7 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 	if first {
 		logEvent(ctx, e.log, slog.LevelInfo, EventShuttingDown, "wssafe: shutting down",
 			slog.Int("sessions", len(live)))
+		e.cfg.auth.shutdown(ctx)
 	}
 	for _, s := range live {
 		go s.closeWith(ErrShutdown)

@@ -55,7 +55,7 @@ func TestRequireTLSAcceptsTLS(t *testing.T) {
 	})
 	url := "wss" + strings.TrimPrefix(srv.URL, "https")
 	c := dial(t, url, &websocket.DialOptions{HTTPClient: srv.Client()})
-	assert.Equal(t, "Server received: over TLS", send(t, c, "over TLS"))
+	assert.Equal(t, "Server received: over TLS", roundTrip(t, c, "over TLS"))
 	require.NoError(t, c.Close(websocket.StatusNormalClosure, ""))
 }
 

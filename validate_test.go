@@ -25,22 +25,11 @@ type reply struct {
 	Message string `json:"message"`
 }
 
-// send writes a text message and returns the next text frame.
-func send(t *testing.T, c *websocket.Conn, msg string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(msg)))
-	_, got, err := c.Read(ctx)
-	require.NoError(t, err)
-	return string(got)
-}
-
 // sendInvalid writes msg and decodes the error reply it must get.
 func sendInvalid(t *testing.T, c *websocket.Conn, msg string) reply {
 	t.Helper()
 	var r reply
-	got := send(t, c, msg)
+	got := roundTrip(t, c, msg)
 	require.NoError(t, json.Unmarshal([]byte(got), &r), "reply %q", got)
 	require.Equal(t, "error", r.Type, "reply %q", got)
 	return r
@@ -312,7 +301,7 @@ func signUpServer(t *testing.T, opts *wssafe.Options) string {
 func TestTypedCallbackReceivesT(t *testing.T) {
 	t.Parallel()
 	c := dial(t, signUpServer(t, nil), nil)
-	got := send(t, c, `{"email":"ann@example.com","name":"Ann","age":30,"plan":"free"}`)
+	got := roundTrip(t, c, `{"email":"ann@example.com","name":"Ann","age":30,"plan":"free"}`)
 	assert.JSONEq(t, `{"type":"welcome","name":"Ann","age":30}`, got)
 }
 
@@ -333,7 +322,7 @@ func TestInvalidMessageReplyKeepsSessionOpen(t *testing.T) {
 	assert.Equal(t, wssafe.CodeTooComplex, r.Code)
 
 	// The session is still open and serves valid messages.
-	got := send(t, c, `{"email":"ann@example.com","name":"Ann","age":30,"plan":"free"}`)
+	got := roundTrip(t, c, `{"email":"ann@example.com","name":"Ann","age":30,"plan":"free"}`)
 	assert.JSONEq(t, `{"type":"welcome","name":"Ann","age":30}`, got)
 	require.NoError(t, c.Close(websocket.StatusNormalClosure, ""))
 
@@ -414,5 +403,5 @@ func TestFieldErrorFromPlainCallbackIsAnswered(t *testing.T) {
 	c := dial(t, url, nil)
 	r := sendInvalid(t, c, "not an address")
 	assert.Equal(t, reply{Type: "error", Code: wssafe.CodeInvalidMessage, Field: "email", Message: "must be an email address"}, r)
-	assert.Equal(t, "ok", send(t, c, "ann@example.com"), "the session stays open")
+	assert.Equal(t, "ok", roundTrip(t, c, "ann@example.com"), "the session stays open")
 }

@@ -76,7 +76,11 @@
 //   - Logs never contain payloads or tokens: [Redacted] values log a length
 //     and a keyed fingerprint.
 //
-// Settings that are off until set: idle timeout, maximum session lifetime.
+// Settings that are off until set: idle timeout, maximum session lifetime,
+// authentication. Once [Options.Auth] is set, its own defaults are the
+// strict ones: exp required, algorithms bound to the configured keys
+// ("none" never), HMAC secrets of at least 32 bytes, query-string tokens
+// refused, 10 s to send a first-message token; see [AuthOptions].
 package wssafe
 
 import (
@@ -219,6 +223,11 @@ type Options struct {
 	// the network readable and alterable by anyone on the path.
 	RequireTLS bool
 
+	// Auth, if set, binds every session to a verified JWT: see
+	// [AuthOptions]. Nil means the endpoint does not authenticate; every
+	// session then has an empty [Session.Subject].
+	Auth *AuthOptions
+
 	// Logger receives wssafe's logs. Zero means slog.Default().
 	Logger *slog.Logger
 
@@ -228,8 +237,10 @@ type Options struct {
 	// correlate across processes.
 	FingerprintKey []byte
 
-	// now is the clock; tests inject one.
-	now func() time.Time
+	// now and afterFunc are the clock; tests inject one. Network
+	// deadlines do not use them.
+	now       func() time.Time
+	afterFunc func(time.Duration, func()) timer
 }
 
 // config is Options with every default resolved; it never changes after New.
@@ -238,6 +249,7 @@ type config struct {
 	accept     [3]bool // indexed by MessageType
 	trusted    []netip.Prefix
 	strictMode bool
+	auth       *authenticator // nil when Options.Auth is nil
 }
 
 func (o *Options) resolve() (*config, error) {
@@ -281,6 +293,13 @@ func (o *Options) resolve() (*config, error) {
 	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if c.afterFunc == nil {
+		c.afterFunc = afterFunc
+	}
+	// Last: it may start a JWKS refresher, which nothing after it may leak.
+	if err := c.resolveAuth(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -351,7 +370,7 @@ func New(h Handler, opts *Options) (*Endpoint, error) {
 		sessions: make(map[*Session]struct{}),
 		done:     make(chan struct{}),
 	}
-	e.handler = recoverer(e)(h)
+	e.handler = recoverer(e)(e.refresher(h))
 	e.accept = websocket.AcceptOptions{
 		Subprotocols:       cfg.Subprotocols,
 		OriginPatterns:     cfg.OriginPatterns,
@@ -382,6 +401,9 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hw := &hijackCapture{ResponseWriter: w}
 	opts := e.accept
 	s := newSession(e, r)
+	if !e.authenticateHandshake(w, r, s) {
+		return // answered 401 or 403
+	}
 	opts.OnPingReceived = s.onPing
 	conn, err := websocket.Accept(hw, r, &opts)
 	if err != nil {

@@ -1,0 +1,677 @@
+package wssafe
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/lestrrat-go/jwx/v3/jwt"
+)
+
+// Defaults applied to zero-valued [AuthOptions] fields.
+const (
+	DefaultAuthTimeout   = 10 * time.Second
+	DefaultAuthReadLimit = 8 << 10
+	DefaultMaxTokenSize  = 8 << 10
+	// DefaultSubprotocol is the application subprotocol an endpoint selects
+	// when FromSubprotocol is enabled and Options.Subprotocols is empty.
+	// A browser that sends its token as a subprotocol must also offer one
+	// the server selects, or it fails the connection:
+	//
+	//	new WebSocket(url, ["wssafe", "bearer." + token])
+	DefaultSubprotocol = "wssafe"
+)
+
+// A TokenSource is a set of places a token may be taken from.
+type TokenSource uint8
+
+// Token sources. Handshake sources are tried in this order and the first
+// one present is used; a handshake that carries none is refused with 401
+// unless FromFirstMessage is enabled.
+const (
+	// FromHeader: "Authorization: Bearer <token>" (non-browser clients).
+	FromHeader TokenSource = 1 << iota
+	// FromSubprotocol: a Sec-WebSocket-Protocol entry "bearer.<token>", or
+	// Kubernetes style "base64url.bearer.authorization.k8s.io.<base64url
+	// of the token>", for browsers, which cannot set headers. The entry is
+	// never selected or echoed; see [DefaultSubprotocol].
+	FromSubprotocol
+	// FromCookie: the cookie named AuthOptions.CookieName. Browsers attach
+	// cookies to cross-site sockets too, so the origin check is then what
+	// stops cross-site WebSocket hijacking; New refuses FromCookie together
+	// with InsecureSkipOriginCheck.
+	FromCookie
+	// FromFirstMessage: the compact JWT as the first text message after
+	// the handshake (the seed's protocol), within AuthTimeout. It is used
+	// only when the handshake carries no token.
+	FromFirstMessage
+)
+
+// AuthOptions configures JWT authentication (RFC 7519, verified per RFC
+// 8725) with github.com/lestrrat-go/jwx/v3. Every session is bound to the
+// verified subject before the Handler sees a message; the zero value of
+// each field is the secure default. At least one verification key is
+// required: HMACSecret, PublicKeys or JWKS.
+//
+// Algorithms are bound to keys, never taken from the token: "none" in any
+// spelling, an algorithm no configured key is bound to (an HS256 token
+// against an RSA key), an unknown "kid", and tokens carrying key material
+// or key locations in their header ("jwk", "jku", "x5u", "x5c") are
+// rejected, as are "crit" headers and duplicate JSON members.
+type AuthOptions struct {
+	// HMACSecret verifies HMAC-signed tokens with HMACAlgorithm. It must be
+	// at least as long as the hash (32 bytes for HS256, RFC 7518 section
+	// 3.2) or New fails; a short or guessable secret lets anyone who sees
+	// one token brute-force it offline and mint tokens. New copies it.
+	HMACSecret []byte
+
+	// HMACAlgorithm is the one algorithm HMACSecret is bound to: HS256,
+	// HS384 or HS512. Zero means HS256.
+	HMACAlgorithm jwa.SignatureAlgorithm
+
+	// InsecureAllowWeakSecret accepts an HMACSecret shorter than the
+	// minimum, with a warning logged by New, so a deployment can migrate
+	// from a weak secret (such as the seed's "secret_key"). Tokens signed
+	// with a weak secret can be forged by whoever cracks it.
+	InsecureAllowWeakSecret bool
+
+	// PublicKeys verify asymmetrically signed tokens, each with the one
+	// algorithm it is bound to.
+	PublicKeys []PublicKey
+
+	// JWKS loads verification keys from a JWK Set (a file, or an HTTPS URL
+	// kept fresh in the background).
+	JWKS *JWKSOptions
+
+	// Sources selects where tokens are taken from. Zero means FromHeader |
+	// FromSubprotocol. Add FromFirstMessage for the seed's protocol.
+	Sources TokenSource
+
+	// CookieName names the cookie FromCookie reads. Required with
+	// FromCookie and meaningless without it.
+	CookieName string
+
+	// InsecureQueryParam, if set, also accepts the token from this URL
+	// query parameter at the handshake. Tokens in URLs end up in access
+	// logs, proxy logs and browser history; wssafe never logs them, but it
+	// cannot stop the rest of the stack from doing so. Zero refuses query
+	// tokens.
+	InsecureQueryParam string
+
+	// AuthTimeout bounds the wait for a first-message token; a client that
+	// sends nothing is closed with 3008. Zero means 10 s.
+	AuthTimeout time.Duration
+
+	// AuthReadLimit is the read limit while a session waits for its
+	// first-message token; a larger first message closes with 1009.
+	// Zero means 8 KiB.
+	AuthReadLimit int64
+
+	// MaxTokenSize is the largest token accepted from any source, in
+	// bytes. Zero means 8 KiB.
+	MaxTokenSize int
+
+	// SubjectClaims names the claims that carry the subject, tried in
+	// order; the first one present with a non-empty string or an integer
+	// value wins. A token with none of them is invalid. Zero means "sub".
+	// The seed's tokens need []string{"user_id", "sub"}.
+	SubjectClaims []string
+
+	// Issuer, if set, must equal the token's "iss".
+	Issuer string
+
+	// Audience, if set, must be one of the token's "aud" values.
+	Audience string
+
+	// RequiredClaims lists claims that must be present (any value).
+	RequiredClaims []string
+
+	// Type, if set, must equal the token's "typ" header, compared without
+	// case and without an "application/" prefix (RFC 8725 section 3.11:
+	// explicit typing keeps one kind of token from being used as another),
+	// e.g. "at+jwt" for RFC 9068 access tokens. Zero does not check typ.
+	Type string
+
+	// AcceptableSkew is the clock skew tolerated for exp, nbf and iat, and
+	// the grace after exp before an open session is closed. Zero means
+	// none.
+	AcceptableSkew time.Duration
+
+	// InsecureAllowMissingExp accepts tokens without an "exp" claim (as the
+	// seed mints them), with a warning logged by New. Such a token is valid
+	// forever: a leaked one cannot be contained except by rotating the key.
+	// By default a token without exp is invalid.
+	InsecureAllowMissingExp bool
+
+	// ParseOptions are passed to jwt.Parse after wssafe's own, for what
+	// wssafe does not wrap (jwt.WithValidator, jwt.WithClaimValue,
+	// jwt.WithKeySet ...). Options that would turn off signature
+	// verification or the exp/nbf/iat checks are overridden.
+	ParseOptions []jwt.ParseOption
+
+	// AllowRefresh lets a client replace its token on an open session by
+	// sending the text message
+	//
+	//	{"type":"refresh","token":"<compact JWT>"}
+	//
+	// The token is verified like the first one and must carry the same
+	// subject (another subject closes 3003, an invalid token 3000); on
+	// success the session's claims and expiry are replaced and the client
+	// gets {"type":"refreshed","exp":<unix seconds>} ("exp" omitted for a
+	// token without one). Such messages never reach the Handler. Zero
+	// (false) passes them to the Handler like any other message.
+	AllowRefresh bool
+
+	// Authorize, if set, decides whether a verified subject may use the
+	// endpoint (roles, a jti deny list ...). It runs after verification at
+	// the handshake, after a first-message token and on every refresh. A
+	// non-nil error refuses: HTTP 403 at the handshake, close 3003 on an
+	// open session (or the code of a *CloseError it returns). ctx is the
+	// handshake request's context, or the session's; ClaimsFromContext
+	// works on it. It must be safe for concurrent use.
+	Authorize func(ctx context.Context, subject string, claims jwt.Token) error
+}
+
+// A PublicKey verifies asymmetrically signed tokens with one algorithm.
+type PublicKey struct {
+	// Key is an *rsa.PublicKey (at least 2048 bits), *ecdsa.PublicKey or
+	// ed25519.PublicKey. If nil, PEM is parsed instead.
+	Key crypto.PublicKey
+
+	// PEM holds a "PUBLIC KEY", "RSA PUBLIC KEY" or "CERTIFICATE" block.
+	PEM []byte
+
+	// Algorithm is the one algorithm the key verifies. Zero means RS256
+	// for RSA, ES256, ES384 or ES512 by the curve, EdDSA for Ed25519.
+	Algorithm jwa.SignatureAlgorithm
+
+	// KeyID, if set, must equal the token's "kid" when the token has one.
+	KeyID string
+}
+
+// hmacMinimum is the shortest secret per algorithm: the hash size.
+var hmacMinimum = map[string]int{"HS256": 32, "HS384": 48, "HS512": 64}
+
+// boundKey is a key and the one algorithm it verifies.
+type boundKey struct {
+	alg jwa.SignatureAlgorithm
+	key any // []byte or a crypto.PublicKey
+	kid string
+}
+
+// authenticator is the resolved AuthOptions. It is immutable after New,
+// except for the JWK Set it refreshes, and safe for concurrent use.
+type authenticator struct {
+	sources      TokenSource
+	cookie       string
+	query        string
+	timeout      time.Duration
+	readLimit    int64
+	maxSize      int
+	subjects     []string
+	typ          string
+	skew         time.Duration
+	refresh      bool
+	authorizeFn  func(context.Context, string, jwt.Token) error
+	keys         []boundKey
+	jwks         *keySet
+	algs         map[string]bool // header algorithms a key is bound to; nil: any but none
+	parseOptions []jwt.ParseOption
+	log          *slog.Logger
+}
+
+// resolveAuth validates Options.Auth and builds the authenticator.
+func (c *config) resolveAuth() error {
+	if c.Auth == nil {
+		return nil
+	}
+	o := *c.Auth
+	c.Auth = &o // never keep or mutate the caller's struct
+	a := &authenticator{log: c.Logger, refresh: o.AllowRefresh, authorizeFn: o.Authorize}
+	if err := a.resolveSources(c, &o); err != nil {
+		return err
+	}
+	if err := a.resolveLimits(&o); err != nil {
+		return err
+	}
+	if err := a.resolveStaticKeys(&o); err != nil {
+		return err
+	}
+	if len(a.keys) == 0 && o.JWKS == nil && len(o.ParseOptions) == 0 {
+		return errors.New("wssafe: Auth needs a verification key: set HMACSecret (32+ random bytes), PublicKeys or JWKS")
+	}
+	a.resolveClaims(c, &o)
+	if o.JWKS != nil { // last: it starts a background refresher
+		ks, err := newKeySet(o.JWKS, c)
+		if err != nil {
+			return err
+		}
+		a.jwks = ks
+		a.allowAsymmetric()
+	}
+	c.auth = a
+	return nil
+}
+
+func (a *authenticator) resolveSources(c *config, o *AuthOptions) error {
+	a.sources = o.Sources
+	if a.sources == 0 {
+		a.sources = FromHeader | FromSubprotocol
+	}
+	if a.sources&^(FromHeader|FromSubprotocol|FromCookie|FromFirstMessage) != 0 {
+		return fmt.Errorf("wssafe: Auth.Sources has unknown bits %#x", uint8(a.sources))
+	}
+	if (a.sources&FromCookie != 0) != (o.CookieName != "") {
+		return errors.New("wssafe: Auth.CookieName and the FromCookie source go together: set both or neither")
+	}
+	if o.CookieName != "" && c.InsecureSkipOriginCheck {
+		return errors.New("wssafe: cookie authentication with InsecureSkipOriginCheck lets any web page open sockets as the user (cross-site WebSocket hijacking); list trusted sites in OriginPatterns instead")
+	}
+	a.cookie, a.query = o.CookieName, o.InsecureQueryParam
+	if a.query != "" {
+		logEvent(context.Background(), c.Logger, slog.LevelWarn, EventInsecureConfig,
+			"wssafe: tokens accepted from the URL query; they may leak into access logs", slog.String("param", a.query))
+	}
+	if a.sources&FromSubprotocol == 0 {
+		return nil
+	}
+	if len(c.Subprotocols) == 0 {
+		c.Subprotocols = []string{DefaultSubprotocol}
+	}
+	for _, p := range c.Subprotocols {
+		if _, ok := subprotocolToken(p); ok {
+			return fmt.Errorf("wssafe: subprotocol %q looks like a token entry; the server must never select one", p)
+		}
+	}
+	return nil
+}
+
+func (a *authenticator) resolveLimits(o *AuthOptions) error {
+	if o.AuthTimeout < 0 || o.AuthReadLimit < 0 || o.MaxTokenSize < 0 || o.AcceptableSkew < 0 {
+		return errors.New("wssafe: Auth durations and sizes must not be negative (zero means the default)")
+	}
+	a.timeout, a.readLimit, a.maxSize, a.skew = o.AuthTimeout, o.AuthReadLimit, o.MaxTokenSize, o.AcceptableSkew
+	setDefault(&a.timeout, DefaultAuthTimeout)
+	setDefault(&a.readLimit, DefaultAuthReadLimit)
+	setDefault(&a.maxSize, DefaultMaxTokenSize)
+	a.typ = o.Type
+	a.subjects = append([]string(nil), o.SubjectClaims...)
+	if len(a.subjects) == 0 {
+		a.subjects = []string{jwt.SubjectKey}
+	}
+	for _, s := range append(append([]string(nil), a.subjects...), o.RequiredClaims...) {
+		if s == "" {
+			return errors.New("wssafe: Auth.SubjectClaims and RequiredClaims must not contain empty names")
+		}
+	}
+	return nil
+}
+
+func (a *authenticator) resolveStaticKeys(o *AuthOptions) error {
+	if err := a.addHMAC(o); err != nil {
+		return err
+	}
+	for i, pk := range o.PublicKeys {
+		k, err := pk.bind()
+		if err != nil {
+			return fmt.Errorf("wssafe: Auth.PublicKeys[%d]: %w", i, err)
+		}
+		a.addKey(k)
+	}
+	return nil
+}
+
+func (a *authenticator) addKey(k boundKey) {
+	a.keys = append(a.keys, k)
+	if a.algs == nil {
+		a.algs = make(map[string]bool)
+	}
+	a.algs[k.alg.String()] = true
+}
+
+// allowAsymmetric widens the header check for a JWK Set, whose keys (and so
+// algorithms) change at run time; the key lookup then binds each key to its
+// own "alg". HMAC is never allowed this way: a JWK Set is public.
+func (a *authenticator) allowAsymmetric() {
+	if a.algs == nil {
+		a.algs = make(map[string]bool)
+	}
+	for _, alg := range jwa.SignatureAlgorithms() {
+		if !alg.IsSymmetric() && alg != jwa.NoSignature() {
+			a.algs[alg.String()] = true
+		}
+	}
+}
+
+func (a *authenticator) addHMAC(o *AuthOptions) error {
+	alg := o.HMACAlgorithm
+	if len(o.HMACSecret) == 0 {
+		if alg != (jwa.SignatureAlgorithm{}) {
+			return errors.New("wssafe: Auth.HMACAlgorithm is set but HMACSecret is empty")
+		}
+		return nil
+	}
+	if alg == (jwa.SignatureAlgorithm{}) {
+		alg = jwa.HS256()
+	}
+	minLen, ok := hmacMinimum[alg.String()]
+	if !ok {
+		return fmt.Errorf("wssafe: Auth.HMACAlgorithm %q: want HS256, HS384 or HS512", alg)
+	}
+	if len(o.HMACSecret) < minLen {
+		if !o.InsecureAllowWeakSecret {
+			return fmt.Errorf("wssafe: Auth.HMACSecret is %d bytes; %s needs at least %d random bytes (RFC 7518 section 3.2), e.g. from `openssl rand -base64 %d`; set InsecureAllowWeakSecret only to migrate from an existing weak secret",
+				len(o.HMACSecret), alg, minLen, minLen)
+		}
+		logEvent(context.Background(), a.log, slog.LevelWarn, EventInsecureConfig,
+			"wssafe: weak HMAC secret accepted; anyone who cracks it can mint tokens",
+			slog.Int("len", len(o.HMACSecret)), slog.Int("minimum", minLen))
+	}
+	a.addKey(boundKey{alg: alg, key: append([]byte(nil), o.HMACSecret...)})
+	return nil
+}
+
+// resolveClaims builds the jwt.Parse options once. The caller's options
+// come after wssafe's, and the ones that keep verification on come last,
+// because jwx lets the last WithVerify/WithValidate/WithResetValidators win.
+func (a *authenticator) resolveClaims(c *config, o *AuthOptions) {
+	opts := []jwt.ParseOption{
+		jwt.WithKeyProvider(a),
+		jwt.WithClock(jwt.ClockFunc(c.now)),
+		jwt.WithAcceptableSkew(a.skew),
+	}
+	if o.InsecureAllowMissingExp {
+		logEvent(context.Background(), c.Logger, slog.LevelWarn, EventInsecureConfig,
+			"wssafe: tokens without exp accepted; a leaked token stays valid until the key is rotated")
+	} else {
+		opts = append(opts, jwt.WithRequiredClaim(jwt.ExpirationKey))
+	}
+	if o.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(o.Issuer))
+	}
+	if o.Audience != "" {
+		opts = append(opts, jwt.WithAudience(o.Audience))
+	}
+	for _, name := range o.RequiredClaims {
+		opts = append(opts, jwt.WithRequiredClaim(name))
+	}
+	opts = append(opts, o.ParseOptions...)
+	a.parseOptions = append(opts, jwt.WithVerify(true), jwt.WithValidate(true), jwt.WithResetValidators(false))
+}
+
+// bind resolves the key and checks that its algorithm fits it.
+func (pk PublicKey) bind() (boundKey, error) {
+	key := pk.Key
+	if key == nil {
+		var err error
+		if key, err = parsePublicKeyPEM(pk.PEM); err != nil {
+			return boundKey{}, err
+		}
+	}
+	alg, err := bindAlgorithm(key, pk.Algorithm)
+	if err != nil {
+		return boundKey{}, err
+	}
+	return boundKey{alg: alg, key: key, kid: pk.KeyID}, nil
+}
+
+func parsePublicKeyPEM(b []byte) (crypto.PublicKey, error) {
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, errors.New("neither Key nor a PEM block is given")
+	}
+	switch block.Type {
+	case "PUBLIC KEY":
+		return x509.ParsePKIXPublicKey(block.Bytes)
+	case "RSA PUBLIC KEY":
+		return x509.ParsePKCS1PublicKey(block.Bytes)
+	case "CERTIFICATE":
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		return cert.PublicKey, nil
+	}
+	return nil, fmt.Errorf("PEM block %q is not a public key (a verifier needs only the public half)", block.Type)
+}
+
+// bindAlgorithm returns the algorithm key verifies: want, or the key's
+// conventional one when want is zero. A mismatch (an HMAC algorithm for a
+// public key, ES384 for a P-256 key) is an error.
+func bindAlgorithm(key crypto.PublicKey, want jwa.SignatureAlgorithm) (jwa.SignatureAlgorithm, error) {
+	var allowed []jwa.SignatureAlgorithm
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		if k.N.BitLen() < 2048 {
+			return want, fmt.Errorf("RSA key of %d bits; at least 2048 are required", k.N.BitLen())
+		}
+		allowed = []jwa.SignatureAlgorithm{jwa.RS256(), jwa.RS384(), jwa.RS512(), jwa.PS256(), jwa.PS384(), jwa.PS512()}
+	case *ecdsa.PublicKey:
+		alg, ok := map[string]jwa.SignatureAlgorithm{"P-256": jwa.ES256(), "P-384": jwa.ES384(), "P-521": jwa.ES512()}[k.Curve.Params().Name]
+		if !ok {
+			return want, fmt.Errorf("ECDSA curve %s is not supported", k.Curve.Params().Name)
+		}
+		allowed = []jwa.SignatureAlgorithm{alg}
+	case ed25519.PublicKey:
+		allowed = []jwa.SignatureAlgorithm{jwa.EdDSA(), jwa.EdDSAEd25519()}
+	default:
+		return want, fmt.Errorf("unsupported key type %T (want *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey)", key)
+	}
+	if want == (jwa.SignatureAlgorithm{}) {
+		return allowed[0], nil
+	}
+	for _, alg := range allowed {
+		if alg == want {
+			return alg, nil
+		}
+	}
+	return want, fmt.Errorf("algorithm %s does not fit a %T", want, key)
+}
+
+// FetchKeys implements jws.KeyProvider: it offers only keys bound to the
+// header's algorithm, and only keys whose ID matches the header's kid.
+func (a *authenticator) FetchKeys(ctx context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
+	h := sig.ProtectedHeaders()
+	alg, ok := h.Algorithm()
+	if !ok {
+		return errNoAlgorithm
+	}
+	kid, hasKid := h.KeyID()
+	n := 0
+	for _, k := range a.keys {
+		if k.alg == alg && (k.kid == "" || !hasKid || k.kid == kid) {
+			sink.Key(k.alg, k.key)
+			n++
+		}
+	}
+	if a.jwks != nil {
+		key, err := a.jwks.lookup(ctx, alg, kid, hasKid)
+		if err == nil {
+			sink.Key(alg, key)
+			return nil
+		}
+		if n == 0 {
+			return err
+		}
+	}
+	if n == 0 {
+		return errUnknownKey
+	}
+	return nil
+}
+
+var (
+	errNoAlgorithm = errors.New("wssafe: token header has no alg")
+	errUnknownKey  = errors.New("wssafe: no key for the token's kid and alg")
+)
+
+// identity is what a verified token establishes.
+type identity struct {
+	subject string
+	claims  jwt.Token
+	exp     time.Time // zero without exp
+}
+
+// verify checks raw completely and returns the identity it proves. Errors
+// are *authError values that match ErrInvalidToken or ErrTokenExpired.
+func (a *authenticator) verify(ctx context.Context, raw []byte) (*identity, error) {
+	if len(raw) > a.maxSize {
+		return nil, invalidToken("too_large", nil)
+	}
+	hdr, payload, err := splitToken(raw)
+	if err != nil {
+		return nil, invalidToken("malformed", err)
+	}
+	if err := a.checkHeader(hdr); err != nil {
+		return nil, err
+	}
+	opts := append(a.parseOptions[:len(a.parseOptions):len(a.parseOptions)], jwt.WithContext(ctx))
+	tok, err := jwt.Parse(raw, opts...)
+	if err != nil {
+		return nil, classify(err)
+	}
+	sub, err := subjectOf(payload, a.subjects)
+	if err != nil {
+		reason := "no_subject"
+		if !errors.Is(err, errNoSubject) {
+			reason = "malformed" // duplicate claims: jwx and wssafe might read different values
+		}
+		return nil, invalidToken(reason, err)
+	}
+	exp, _ := tok.Expiration()
+	return &identity{subject: sub, claims: tok, exp: exp}, nil
+}
+
+// checkHeader applies the rules jwx leaves to the caller, before any key
+// is touched.
+func (a *authenticator) checkHeader(b []byte) error {
+	h, err := decodeObject(b)
+	if err != nil {
+		return invalidToken("malformed", err)
+	}
+	var alg string
+	if err := jsonString(h, "alg", &alg); err != nil || alg == "" {
+		return invalidToken("malformed", errNoAlgorithm)
+	}
+	if strings.EqualFold(alg, "none") {
+		return invalidToken("alg_none", nil)
+	}
+	if a.algs != nil && !a.algs[alg] {
+		return invalidToken("alg_not_allowed", nil)
+	}
+	for _, name := range [...]string{"jwk", "jku", "x5u", "x5c"} {
+		if _, ok := h[name]; ok {
+			return invalidToken("key_in_header", nil)
+		}
+	}
+	for _, name := range [...]string{"crit", "b64"} {
+		if _, ok := h[name]; ok {
+			return invalidToken("crit", nil)
+		}
+	}
+	if a.typ != "" {
+		var typ string
+		if jsonString(h, "typ", &typ) != nil || !sameMediaType(typ, a.typ) {
+			return invalidToken("typ", nil)
+		}
+	}
+	return nil
+}
+
+// sameMediaType compares typ values per RFC 7515 section 4.1.9.
+func sameMediaType(a, b string) bool {
+	trim := func(s string) string {
+		if len(s) > 12 && strings.EqualFold(s[:12], "application/") {
+			return s[12:]
+		}
+		return s
+	}
+	return strings.EqualFold(trim(a), trim(b))
+}
+
+// authError is a refused token or identity. Its reason is a stable,
+// secret-free word for logs; it matches its kind (ErrInvalidToken,
+// ErrTokenExpired, ErrForbidden) and the cause with errors.Is.
+type authError struct {
+	reason string
+	kind   error
+	cause  error
+}
+
+func (e *authError) Error() string { return e.kind.Error() + " (" + e.reason + ")" }
+
+func (e *authError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.kind}
+	}
+	return []error{e.kind, e.cause}
+}
+
+func invalidToken(reason string, cause error) error {
+	return &authError{reason: reason, kind: ErrInvalidToken, cause: cause}
+}
+
+// classify maps jwx's errors to a reason. The checks are ordered from the
+// most specific: a missing key is also a verification error.
+func classify(err error) error {
+	rules := [...]struct {
+		target error
+		reason string
+	}{
+		{jwt.TokenNotYetValidError(), "not_yet_valid"},
+		{jwt.InvalidIssuedAtError(), "issued_in_future"},
+		{jwt.InvalidIssuerError(), "issuer"},
+		{jwt.InvalidAudienceError(), "audience"},
+		{jwt.MissingRequiredClaimError(), "missing_claim"},
+		{errUnknownKey, "unknown_key"},
+		{errKeysUnavailable, "keys_unavailable"},
+		{jws.VerifyError(), "signature"},
+		{jwt.ValidateError(), "claims"},
+	}
+	if errors.Is(err, jwt.TokenExpiredError()) {
+		return &authError{reason: "expired", kind: ErrTokenExpired, cause: err}
+	}
+	for _, r := range rules {
+		if errors.Is(err, r.target) {
+			return invalidToken(r.reason, err)
+		}
+	}
+	return invalidToken("malformed", err)
+}
+
+// authorize runs the application's hook, failing closed on a panic.
+func (a *authenticator) authorize(ctx context.Context, id *identity) (err error) {
+	if a.authorizeFn == nil {
+		return nil
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			logEvent(ctx, a.log, slog.LevelError, EventPanic, "wssafe: Authorize panicked",
+				slog.String("panic", fmt.Sprint(v)))
+			err = &authError{reason: "panic", kind: ErrPanic}
+		}
+	}()
+	ctx = context.WithValue(ctx, claimsKey{}, id.claims)
+	if err := a.authorizeFn(ctx, id.subject, id.claims); err != nil {
+		return &authError{reason: "forbidden", kind: ErrForbidden, cause: err}
+	}
+	return nil
+}
+
+// shutdown stops background work (the JWK Set refresher). Nil-safe.
+func (a *authenticator) shutdown(ctx context.Context) {
+	if a != nil && a.jwks != nil {
+		a.jwks.shutdown(ctx)
+	}
+}

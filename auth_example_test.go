@@ -1,0 +1,70 @@
+package wssafe_test
+
+import (
+	"context"
+	"errors"
+	"log"
+	"net/http"
+	"os"
+
+	"github.com/lestrrat-go/jwx/v3/jwt"
+
+	"github.com/wssafe/wssafe"
+)
+
+// Tokens from an identity provider's JWK Set, checked for issuer and
+// audience, with a role rule and in-band refresh. Browsers send the token
+// as a subprotocol entry, other clients in the Authorization header.
+func ExampleAuthOptions() {
+	h := wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
+		return s.WriteText(ctx, "hello "+s.Subject())
+	})
+	ep, err := wssafe.New(h, &wssafe.Options{
+		Auth: &wssafe.AuthOptions{
+			JWKS:         &wssafe.JWKSOptions{URL: "https://idp.example.com/.well-known/jwks.json"},
+			Issuer:       "https://idp.example.com/",
+			Audience:     "chat",
+			AllowRefresh: true,
+			Authorize: func(ctx context.Context, subject string, claims jwt.Token) error {
+				var role string
+				if claims.Get("role", &role) != nil || role != "member" {
+					return errors.New("not a member")
+				}
+				return nil
+			},
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	http.Handle("/ws", ep)
+}
+
+// The seed's protocol: an HS256 token as the first message, the subject
+// in user_id.
+func ExampleAuthOptions_firstMessage() {
+	ep, err := wssafe.New(wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
+		return s.WriteText(ctx, "Server received: "+m.Text())
+	}), &wssafe.Options{
+		Auth: &wssafe.AuthOptions{
+			HMACSecret:    []byte(os.Getenv("WSSAFE_JWT_SECRET")), // 32+ random bytes
+			Sources:       wssafe.FromFirstMessage,
+			SubjectClaims: []string{"user_id", "sub"},
+		},
+		OnOpen: func(s *wssafe.Session) error { return s.WriteText(s.Context(), "Authenticated!") },
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	http.Handle("/", ep)
+}
+
+// Log a user out everywhere: close every session bound to the subject.
+func ExampleEndpoint_CloseSubject() {
+	var ep *wssafe.Endpoint // from wssafe.New
+	logout := func(subject string) {
+		n := ep.CloseSubject(subject, wssafe.ErrForbidden) // close 3003
+		log.Printf("closed %d sessions", n)
+	}
+	_ = logout
+}

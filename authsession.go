@@ -1,0 +1,351 @@
+package wssafe
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/lestrrat-go/jwx/v3/jwt"
+)
+
+// authState is a session's verified token: its claims and the timer that
+// ends the session when it expires. Refresh replaces both.
+type authState struct {
+	mu      sync.Mutex
+	claims  jwt.Token
+	exp     time.Time
+	timer   timer
+	stopped bool // the session has ended; arm nothing more
+}
+
+func (st *authState) stop() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.stopped = true
+	if st.timer != nil {
+		st.timer.Stop()
+		st.timer = nil
+	}
+}
+
+type claimsKey struct{}
+
+// Claims returns the verified claims of the session's current token, or nil
+// when the endpoint does not authenticate (or before authentication). After
+// an in-band refresh it returns the new token's claims. Treat the token as
+// read-only: it is shared. Safe for concurrent use.
+func (s *Session) Claims() jwt.Token {
+	s.auth.mu.Lock()
+	defer s.auth.mu.Unlock()
+	return s.auth.claims
+}
+
+// ExpiresAt returns when the session's token expires; the session is
+// closed 3000 "token expired" then (plus AuthOptions.AcceptableSkew). It is
+// zero without authentication or for a token without exp. Safe for
+// concurrent use.
+func (s *Session) ExpiresAt() time.Time {
+	s.auth.mu.Lock()
+	defer s.auth.mu.Unlock()
+	return s.auth.exp
+}
+
+// ClaimsFromContext returns the verified claims in ctx: in
+// AuthOptions.Authorize, the token being authorized; in a Handler (or any
+// context derived from a session's), the session's current claims. It
+// returns nil otherwise.
+func ClaimsFromContext(ctx context.Context) jwt.Token {
+	if c, ok := ctx.Value(claimsKey{}).(jwt.Token); ok {
+		return c
+	}
+	if s := SessionFromContext(ctx); s != nil {
+		return s.Claims()
+	}
+	return nil
+}
+
+// authenticateHandshake verifies a token the handshake carries. It answers
+// 401/403 itself and returns false when the handshake must not proceed.
+func (e *Endpoint) authenticateHandshake(w http.ResponseWriter, r *http.Request, s *Session) bool {
+	a := e.cfg.auth
+	if a == nil {
+		return true
+	}
+	raw, source, err := a.handshakeToken(r)
+	if err == nil && raw == nil {
+		if a.sources&FromFirstMessage != 0 {
+			return true // the token is to come as the first message
+		}
+		err = &authError{reason: "missing", kind: ErrInvalidToken}
+	}
+	var id *identity
+	if err == nil {
+		id, err = a.verify(r.Context(), raw)
+	}
+	if err == nil {
+		err = a.authorize(r.Context(), id)
+	}
+	if err != nil {
+		e.logAuthFailure(r.Context(), s.log, err, source, raw)
+		refuseAuth(w, err)
+		return false
+	}
+	// Not yet visible to any other goroutine: the logger may change.
+	s.log = s.log.With(slog.String("subject", id.subject))
+	e.bindIdentity(s, id)
+	logEvent(r.Context(), s.log, slog.LevelInfo, EventAuthenticated, "wssafe: authenticated", slog.String("source", source))
+	return true
+}
+
+// refuseAuth answers a failed handshake without details: RFC 6750's
+// challenge for a missing or bad token, 403 for a refused identity.
+func refuseAuth(w http.ResponseWriter, err error) {
+	var ae *authError
+	errors.As(err, &ae)
+	switch {
+	case errors.Is(err, ErrPanic):
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+	case errors.Is(err, ErrForbidden):
+		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
+	default:
+		challenge := `Bearer error="invalid_token"`
+		if ae != nil && ae.reason == "missing" {
+			challenge = "Bearer"
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
+		http.Error(w, http.StatusText(http.StatusUnauthorized), http.StatusUnauthorized)
+	}
+}
+
+// logAuthFailure logs a refused token by its fingerprint and a stable
+// reason, never the token or jwx's message (which may quote claims).
+func (e *Endpoint) logAuthFailure(ctx context.Context, log *slog.Logger, err error, source string, raw []byte) {
+	if errors.Is(err, ErrPanic) {
+		return // logged with the panic
+	}
+	reason := "malformed"
+	var ae *authError
+	if errors.As(err, &ae) {
+		reason = ae.reason
+	}
+	event, msg := EventAuthFailed, "wssafe: authentication failed"
+	attrs := []slog.Attr{slog.String("reason", reason), slog.String("source", source)}
+	if errors.Is(err, ErrForbidden) {
+		event, msg = EventAuthForbidden, "wssafe: identity refused"
+		if ae != nil && ae.cause != nil {
+			attrs = append(attrs, slog.Any("error", ae.cause))
+		}
+	}
+	if len(raw) > 0 {
+		attrs = append(attrs, slog.Any("token", Redacted{b: raw, f: e.fp}))
+	}
+	logEvent(ctx, log, slog.LevelWarn, event, msg, attrs...)
+}
+
+// bindIdentity records a verified identity on s. The subject is written
+// under the endpoint's lock because CloseSubject reads it from other
+// goroutines once s is tracked.
+func (e *Endpoint) bindIdentity(s *Session, id *identity) {
+	s.auth.mu.Lock()
+	s.auth.claims, s.auth.exp = id.claims, id.exp
+	s.auth.mu.Unlock()
+	e.mu.Lock()
+	s.subject = id.subject
+	e.mu.Unlock()
+}
+
+// authenticate runs before the session opens: it reads a first-message
+// token when the handshake carried none, then arms the expiry timer.
+func (s *Session) authenticate() error {
+	a := s.ep.cfg.auth
+	if a == nil {
+		return nil
+	}
+	if s.subject == "" {
+		if err := s.authenticateFirstMessage(a); err != nil {
+			return err
+		}
+	}
+	s.auth.mu.Lock()
+	defer s.auth.mu.Unlock()
+	s.armExpiry()
+	return nil
+}
+
+func (s *Session) authenticateFirstMessage(a *authenticator) error {
+	typ, data, err := s.readFirstMessage(a)
+	if err != nil {
+		return err
+	}
+	raw, err := firstMessageToken(typ, data)
+	var id *identity
+	if err == nil {
+		id, err = a.verify(s.ctx, raw)
+	} else {
+		err = invalidToken("malformed", err)
+	}
+	if err == nil {
+		err = a.authorize(s.ctx, id)
+	}
+	if err != nil {
+		s.ep.logAuthFailure(s.ctx, s.log, err, "first_message", raw)
+		if errors.Is(err, ErrTokenExpired) {
+			s.WriteText(s.ctx, "Token Expired") // the seed's reply, before close 3000 "token expired"
+		}
+		return err
+	}
+	s.ep.bindIdentity(s, id)
+	logEvent(s.ctx, s.log, slog.LevelInfo, EventAuthenticated, "wssafe: authenticated",
+		slog.String("source", "first_message"), slog.String("subject", id.subject))
+	return nil
+}
+
+// readFirstMessage reads one message under the auth read limit and the
+// auth timeout (a network deadline, so it needs no goroutine).
+func (s *Session) readFirstMessage(a *authenticator) (MessageType, []byte, error) {
+	s.conn.SetReadLimit(a.readLimit)
+	defer s.conn.SetReadLimit(s.ep.cfg.ReadLimit)
+	s.nc.SetReadDeadline(time.Now().Add(a.timeout))
+	defer s.nc.SetReadDeadline(time.Time{})
+	typ, r, err := s.conn.Reader(context.Background())
+	var data []byte
+	if err == nil {
+		data, err = readAll(r, make([]byte, 0, 1024))
+	}
+	if err != nil {
+		return typ, nil, s.firstMessageError(err, a)
+	}
+	return typ, data, nil
+}
+
+func (s *Session) firstMessageError(err error, a *authenticator) error {
+	switch {
+	case s.ctx.Err() != nil:
+		return context.Cause(s.ctx)
+	case isTimeout(err):
+		logEvent(s.ctx, s.log, slog.LevelWarn, EventAuthTimeout, "wssafe: no token within the auth timeout",
+			slog.Duration("timeout", a.timeout))
+		return ErrAuthTimeout
+	case errors.Is(err, websocket.ErrMessageTooBig):
+		logEvent(s.ctx, s.log, slog.LevelWarn, EventMessageTooBig, "wssafe: first message over the auth read limit",
+			slog.Int64("limit", a.readLimit))
+		return &MessageTooBigError{Limit: a.readLimit}
+	}
+	return s.readError(err, ErrAuthTimeout)
+}
+
+// armExpiry (re)starts the expiry timer for the current token. The caller
+// holds s.auth.mu. A timer per session, no goroutine until it fires.
+func (s *Session) armExpiry() {
+	st := &s.auth
+	if st.timer != nil {
+		st.timer.Stop()
+		st.timer = nil
+	}
+	if st.stopped || st.exp.IsZero() {
+		return
+	}
+	cfg := s.ep.cfg
+	st.timer = cfg.afterFunc(st.exp.Add(cfg.auth.skew).Sub(cfg.now()), s.expire)
+}
+
+// expire runs on the timer's goroutine. A timer that a refresh replaced
+// may still fire; it finds the new expiry in the future and does nothing.
+func (s *Session) expire() {
+	s.auth.mu.Lock()
+	deadline := s.auth.exp.Add(s.ep.cfg.auth.skew)
+	live := !s.auth.stopped && !s.ep.cfg.now().Before(deadline)
+	s.auth.mu.Unlock()
+	if !live {
+		return
+	}
+	logEvent(s.ctx, s.log, slog.LevelInfo, EventTokenExpired, "wssafe: token expired; closing the session")
+	s.closeWith(ErrTokenExpired)
+}
+
+// refresher intercepts in-band refresh messages when AllowRefresh is on.
+func (e *Endpoint) refresher(next Handler) Handler {
+	a := e.cfg.auth
+	if a == nil || !a.refresh {
+		return next
+	}
+	return HandlerFunc(func(ctx context.Context, s *Session, m Message) error {
+		raw, ok := refreshToken(m)
+		if !ok {
+			return next.ServeMessage(ctx, s, m)
+		}
+		return s.refresh(ctx, a, raw)
+	})
+}
+
+type refreshReply struct {
+	Type string `json:"type"`
+	Exp  int64  `json:"exp,omitempty"`
+}
+
+// refresh replaces the session's token with raw after verifying it fully
+// and checking that it names the same subject.
+func (s *Session) refresh(ctx context.Context, a *authenticator, raw []byte) error {
+	id, err := a.verify(ctx, raw)
+	if err == nil && id.subject != s.subject {
+		err = &authError{reason: "subject_changed", kind: ErrForbidden}
+	}
+	if err == nil {
+		err = a.authorize(ctx, id)
+	}
+	if err != nil {
+		s.ep.logAuthFailure(ctx, s.log, err, "refresh", raw)
+		return err
+	}
+	s.auth.mu.Lock()
+	s.auth.claims, s.auth.exp = id.claims, id.exp
+	s.armExpiry()
+	s.auth.mu.Unlock()
+	logEvent(ctx, s.log, slog.LevelDebug, EventTokenRefreshed, "wssafe: token refreshed")
+	reply := refreshReply{Type: "refreshed"}
+	if !id.exp.IsZero() {
+		reply.Exp = id.exp.Unix()
+	}
+	return s.WriteJSON(ctx, reply)
+}
+
+// CloseSubject ends every live session bound to subject (log-out, a
+// revoked account) with the close code [CloseFrame] assigns to err: nil
+// means ErrForbidden (3003); ErrInvalidToken gives 3000. It returns the
+// number of sessions closed, once their close handshakes have completed or
+// timed out. Sessions still waiting for a first-message token have no
+// subject yet; make AuthOptions.Authorize consult the same revocation list
+// so that they, and new handshakes, are refused too. Safe for concurrent
+// use.
+func (e *Endpoint) CloseSubject(subject string, err error) int {
+	if subject == "" {
+		return 0
+	}
+	if err == nil {
+		err = ErrForbidden
+	}
+	e.mu.Lock()
+	var hit []*Session
+	for s := range e.sessions {
+		if s.subject == subject {
+			hit = append(hit, s)
+		}
+	}
+	e.mu.Unlock()
+	if len(hit) == 0 {
+		return 0
+	}
+	code, _ := CloseFrame(err)
+	logEvent(context.Background(), e.log, slog.LevelInfo, EventSubjectClosed, "wssafe: closing the sessions of a subject",
+		slog.String("subject", subject), slog.Int("sessions", len(hit)), slog.Int("code", int(code)))
+	var wg sync.WaitGroup
+	for _, s := range hit {
+		wg.Go(func() { s.closeWith(err) })
+	}
+	wg.Wait()
+	return len(hit)
+}

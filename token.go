@@ -1,0 +1,294 @@
+package wssafe
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// Subprotocol entry prefixes that carry a token.
+const (
+	bearerProtocolPrefix = "bearer."
+	k8sProtocolPrefix    = "base64url.bearer.authorization.k8s.io."
+)
+
+var (
+	errAmbiguousToken = errors.New("wssafe: more than one token in one source")
+	errTokenSyntax    = errors.New("wssafe: token is not a compact JWS")
+	errNotObject      = errors.New("wssafe: not a JSON object")
+	errDuplicateName  = errors.New("wssafe: duplicate JSON member")
+)
+
+// handshakeToken returns the token the handshake carries in the first
+// enabled source that has one, and that source's name. It returns a nil
+// token and no error when no enabled source has one.
+func (a *authenticator) handshakeToken(r *http.Request) ([]byte, string, error) {
+	type source struct {
+		on   bool
+		name string
+		get  func() (string, bool, error)
+	}
+	for _, src := range [...]source{
+		{a.sources&FromHeader != 0, "header", func() (string, bool, error) { return bearerToken(r.Header.Values("Authorization")) }},
+		{a.sources&FromSubprotocol != 0, "subprotocol", func() (string, bool, error) {
+			return subprotocolsToken(r.Header.Values("Sec-WebSocket-Protocol"))
+		}},
+		{a.cookie != "", "cookie", func() (string, bool, error) { return cookieToken(r, a.cookie) }},
+		{a.query != "", "query", func() (string, bool, error) { return single(r.URL.Query()[a.query]) }},
+	} {
+		if !src.on {
+			continue
+		}
+		tok, ok, err := src.get()
+		if err != nil {
+			return nil, src.name, err
+		}
+		if ok {
+			return []byte(tok), src.name, checkTokenSyntax(tok)
+		}
+	}
+	return nil, "", nil
+}
+
+// bearerToken extracts an RFC 6750 Bearer token from Authorization header
+// values. Another scheme is not a token for us; two headers are ambiguous.
+func bearerToken(values []string) (string, bool, error) {
+	if len(values) == 0 {
+		return "", false, nil
+	}
+	if len(values) > 1 {
+		return "", false, errAmbiguousToken
+	}
+	scheme, rest, _ := strings.Cut(values[0], " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", false, nil
+	}
+	tok := strings.TrimLeft(rest, " ")
+	if tok == "" {
+		return "", false, errTokenSyntax
+	}
+	return tok, true, nil
+}
+
+// subprotocolsToken finds the one token entry among Sec-WebSocket-Protocol
+// header values.
+func subprotocolsToken(values []string) (string, bool, error) {
+	var found []string
+	for _, v := range values {
+		for _, entry := range strings.Split(v, ",") {
+			if tok, ok := subprotocolToken(strings.TrimSpace(entry)); ok {
+				found = append(found, tok)
+			}
+		}
+	}
+	if len(found) == 0 {
+		return "", false, nil
+	}
+	if len(found) > 1 {
+		return "", false, errAmbiguousToken
+	}
+	if found[0] == "" {
+		return "", false, errTokenSyntax
+	}
+	return found[0], true, nil
+}
+
+// subprotocolToken returns the token a single subprotocol entry carries.
+// An undecodable Kubernetes-style entry yields an empty token.
+func subprotocolToken(entry string) (string, bool) {
+	if hasPrefixFold(entry, bearerProtocolPrefix) {
+		return entry[len(bearerProtocolPrefix):], true
+	}
+	if hasPrefixFold(entry, k8sProtocolPrefix) {
+		b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(entry[len(k8sProtocolPrefix):], "="))
+		if err != nil {
+			return "", true
+		}
+		return string(b), true
+	}
+	return "", false
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// cookieToken reads the named cookie. Two cookies of that name (one may
+// have been planted by a sibling subdomain) are ambiguous.
+func cookieToken(r *http.Request, name string) (string, bool, error) {
+	var vals []string
+	for _, c := range r.CookiesNamed(name) {
+		vals = append(vals, c.Value)
+	}
+	return single(vals)
+}
+
+func single(vals []string) (string, bool, error) {
+	switch len(vals) {
+	case 0:
+		return "", false, nil
+	case 1:
+		return vals[0], true, nil
+	}
+	return "", false, errAmbiguousToken
+}
+
+// firstMessageToken extracts the token from the first message: a text
+// message holding the compact JWT, surrounding whitespace ignored.
+func firstMessageToken(typ MessageType, data []byte) ([]byte, error) {
+	if typ != MessageText {
+		return nil, errTokenSyntax
+	}
+	tok := bytes.TrimSpace(data)
+	return tok, checkTokenSyntax(string(tok))
+}
+
+// checkTokenSyntax accepts only the compact JWS alphabet (base64url and
+// two dots), so nothing else reaches the parser or a log.
+func checkTokenSyntax(tok string) error {
+	if tok == "" || strings.Count(tok, ".") != 2 {
+		return errTokenSyntax
+	}
+	for i := 0; i < len(tok); i++ {
+		c := tok[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return errTokenSyntax
+		}
+	}
+	return nil
+}
+
+// splitToken decodes the header and payload of a compact JWS with three
+// non-empty segments.
+func splitToken(raw []byte) (header, payload []byte, err error) {
+	if err := checkTokenSyntax(string(raw)); err != nil {
+		return nil, nil, err
+	}
+	parts := bytes.Split(raw, []byte("."))
+	for _, p := range parts {
+		if len(p) == 0 {
+			return nil, nil, errTokenSyntax
+		}
+	}
+	if header, err = decodeSegment(parts[0]); err != nil {
+		return nil, nil, err
+	}
+	if payload, err = decodeSegment(parts[1]); err != nil {
+		return nil, nil, err
+	}
+	return header, payload, nil
+}
+
+func decodeSegment(seg []byte) ([]byte, error) {
+	out := make([]byte, base64.RawURLEncoding.DecodedLen(len(seg)))
+	n, err := base64.RawURLEncoding.Strict().Decode(out, seg)
+	return out[:n], err
+}
+
+// decodeObject decodes a JSON object into its raw members, refusing
+// duplicate names: two parsers that pick different duplicates would
+// disagree about what was signed.
+func decodeObject(b []byte) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, errNotObject
+	}
+	m := make(map[string]json.RawMessage)
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		name, _ := t.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		if _, dup := m[name]; dup {
+			return nil, errDuplicateName
+		}
+		m[name] = v
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errNotObject
+	}
+	return m, nil
+}
+
+// jsonString decodes member name of m into s; a missing or non-string
+// member is an error.
+func jsonString(m map[string]json.RawMessage, name string, s *string) error {
+	v, ok := m[name]
+	if !ok {
+		return errNotObject
+	}
+	return json.Unmarshal(v, s)
+}
+
+var errNoSubject = errors.New("wssafe: token has no subject")
+
+// subjectOf returns the first subject claim present with a non-empty
+// string or an integer value, in its exact text: user IDs above 2^53 are
+// not rounded through float64.
+func subjectOf(payload []byte, claims []string) (string, error) {
+	m, err := decodeObject(payload)
+	if err != nil {
+		return "", err
+	}
+	for _, name := range claims {
+		v, ok := m[name]
+		if !ok {
+			continue
+		}
+		var s string
+		if json.Unmarshal(v, &s) == nil && s != "" {
+			return s, nil
+		}
+		if isInteger(v) {
+			return string(v), nil
+		}
+	}
+	return "", errNoSubject
+}
+
+// isInteger reports whether a raw JSON value is an integer literal.
+func isInteger(v []byte) bool {
+	if len(v) > 0 && v[0] == '-' {
+		v = v[1:]
+	}
+	if len(v) == 0 {
+		return false
+	}
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// refreshMessage is the in-band refresh request, see AuthOptions.AllowRefresh.
+type refreshMessage struct {
+	Type  string `json:"type"`
+	Token string `json:"token"`
+}
+
+// refreshToken reports whether m is a refresh request and returns its
+// token. A cheap byte check keeps ordinary messages off the JSON decoder.
+func refreshToken(m Message) ([]byte, bool) {
+	if m.Type != MessageText || !bytes.Contains(m.Data, []byte(`"refresh"`)) {
+		return nil, false
+	}
+	var rm refreshMessage
+	if json.Unmarshal(m.Data, &rm) != nil || rm.Type != "refresh" {
+		return nil, false
+	}
+	return []byte(rm.Token), true
+}
