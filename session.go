@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,12 @@ type Session struct {
 	// subject is the verified identity; it is set once, before the session
 	// is registered or handed to the callback, and never changes.
 	subject string
+	ip      netip.Addr // the client's address: the peer's, or a trusted proxy's report
+
+	reg     registration    // the Hub's bookkeeping, guarded by the Hub's mutex
+	limits  messageLimits   // per-message rate limiters, see limit.go
+	out     sendQueue       // the bounded outbound queue, see queue.go
+	traffic trafficCounters // messages and bytes in and out, see observe.go
 
 	ctx    context.Context // cancelled, with the ending error as cause, when the session ends
 	cancel context.CancelCauseFunc
@@ -187,7 +194,18 @@ func (s *Session) Write(ctx context.Context, typ MessageType, p []byte) error {
 		wctx = ctx
 	}
 	s.wmu.Lock()
+	if s.out.pending.Load() != 0 {
+		// Messages queued by Send are still unwritten: take a place behind
+		// them, so that one goroutine's Send then Write arrive in order.
+		s.wmu.Unlock()
+		return s.writeQueued(ctx, wctx, typ, p)
+	}
 	defer s.wmu.Unlock()
+	return s.writeLocked(wctx, typ, p)
+}
+
+// writeLocked writes one message under the write deadline; s.wmu is held.
+func (s *Session) writeLocked(wctx context.Context, typ MessageType, p []byte) error {
 	wt := s.ep.cfg.WriteTimeout
 	if wt > 0 {
 		s.nc.SetWriteDeadline(time.Now().Add(wt))
@@ -204,8 +222,10 @@ func (s *Session) Write(ctx context.Context, typ MessageType, p []byte) error {
 		if s.ctx.Err() != nil {
 			return ErrSessionClosed
 		}
+		return err
 	}
-	return err
+	s.traffic.sent(len(p))
+	return nil
 }
 
 // Close ends the session with code and reason and returns once the close

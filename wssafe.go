@@ -58,8 +58,20 @@
 //     close only their own session with 1011.
 //   - Logs never contain payloads or tokens: [Redacted] values log a length
 //     and a keyed fingerprint.
+//   - Send queue: 256 messages and 1 MiB per session for [Session.Send] and
+//     [Hub.Broadcast]; a peer that does not keep up is closed 1008 "slow
+//     consumer" instead of stalling broadcasts or growing memory.
+//   - Client address: forwarding headers are ignored unless the peer is
+//     one of TrustedProxies, so clients cannot choose their address.
+//   - Security log lines (Warn) are limited to one per client address and
+//     event per second, with a count of the suppressed ones, and 100 per
+//     second overall: a flood of bad clients cannot flood the log.
 //
-// Settings that are off until set: idle timeout, maximum session lifetime.
+// Settings that are off until set: idle timeout, maximum session lifetime,
+// IP allow and deny lists, connection caps (total, per address, per
+// subject), handshake rate per address, message and byte rates. A public
+// endpoint should set them; [Endpoint.Stats] and an [Observer] show what
+// they refuse.
 package wssafe
 
 import (
@@ -71,7 +83,6 @@ import (
 	"net/http"
 	"net/netip"
 	"path"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -194,6 +205,75 @@ type Options struct {
 	// ignored: they are trivially spoofed. Zero trusts no proxy.
 	TrustedProxies []string
 
+	// ForwardedHeader names the header a trusted proxy writes the client
+	// address into: "X-Forwarded-For" (the zero value) or "Forwarded"
+	// (RFC 7239). Only that one header is read: a proxy that sets one and
+	// passes the other through from the client would otherwise let the
+	// client choose its own address.
+	ForwardedHeader string
+
+	// AllowIPs, if set, lists the only client networks allowed to connect,
+	// as CIDR prefixes ("192.0.2.0/24", "2001:db8::/32") or single
+	// addresses. DenyIPs lists networks that are refused; it wins over
+	// AllowIPs. A refused client gets HTTP 403 before the upgrade. The client
+	// address is the peer's, or the one a trusted proxy reports (see
+	// TrustedProxies). Zero allows every address.
+	AllowIPs []string
+	DenyIPs  []string
+
+	// HandshakeRate limits the handshakes one client address may start
+	// (an IPv6 client counts by its /64, which one host controls); over it
+	// the client gets HTTP 429 with Retry-After. At most a bounded number
+	// of addresses is tracked, and idle ones expire, so spoofed or rotating
+	// sources cannot grow memory. Zero disables the limit.
+	HandshakeRate Rate
+
+	// MaxConns caps the open sessions of the endpoint; over it a handshake
+	// gets HTTP 503 with Retry-After. MaxConnsPerIP caps them per client
+	// address (an IPv6 client counts by its /64) and MaxConnsPerSubject per
+	// authenticated subject; over either the answer is HTTP 429 with
+	// Retry-After, or, when the subject is only known from the first
+	// message, close 1008 "too many connections". Zero means no cap.
+	MaxConns           int
+	MaxConnsPerIP      int
+	MaxConnsPerSubject int
+
+	// MessageRate limits the data messages one session may send;
+	// SubjectMessageRate limits those of all sessions of one subject
+	// together, so five tabs do not get five budgets; ByteRate limits the
+	// bytes per second one session may send. Exceeding any closes the
+	// session with 1008 "rate limit exceeded". A zero Burst means the
+	// PerSecond rate rounded up (for ByteRate: ReadLimit, the smallest
+	// burst that lets a full-size message through). Zero disables each.
+	MessageRate        Rate
+	SubjectMessageRate Rate
+	ByteRate           Rate
+
+	// SendQueueMessages and SendQueueBytes bound the messages queued for
+	// one session by [Session.Send] and [Hub.Broadcast] and not yet
+	// written. A peer that reads so slowly that its queue fills is closed
+	// with 1008 "slow consumer", so that one slow reader neither stalls a
+	// broadcast nor grows memory. Zero means 256 messages and 1 MiB; the
+	// queue cannot be unbounded.
+	SendQueueMessages int
+	SendQueueBytes    int
+
+	// Observer, if set, is told about every handshake, session, message,
+	// limit hit, validation failure and panic; see [Observer]. Zero
+	// observes nothing and costs nothing; [Endpoint.Stats] counts either way.
+	Observer Observer
+
+	// Backplane carries [Hub.Publish] to every node of a cluster. Zero
+	// applies published operations to this process's Hub only.
+	Backplane Backplane
+
+	// SecurityLogInterval is the minimum interval between two Warn lines
+	// with the same event from the same client address; the lines in
+	// between are counted and the count is logged with the next one as
+	// "suppressed". Zero means 1 s; negative logs every line, letting a
+	// hostile client write to the log as fast as it can misbehave.
+	SecurityLogInterval time.Duration
+
 	// Logger receives wssafe's logs. Zero means slog.Default().
 	Logger *slog.Logger
 
@@ -205,6 +285,13 @@ type Options struct {
 
 	// now is the clock; tests inject one.
 	now func() time.Time
+	// maxSources bounds the per-address state of the handshake limiter and
+	// the log limiter; tests lower it.
+	maxSources int
+	// testSubject, set only by tests, names the subject of a handshake, as
+	// handshake-time authentication will; afterAccept defers admission to
+	// the serve loop, as first-message authentication will.
+	testSubject func(r *http.Request) (subject string, afterAccept bool)
 }
 
 // config is Options with every default resolved; it never changes after New.
@@ -214,6 +301,7 @@ type config struct {
 	trusted    []netip.Prefix
 	pingLimit  float64
 	strictMode bool
+	guardConfig
 }
 
 func (o *Options) resolve() (*config, error) {
@@ -246,6 +334,9 @@ func (o *Options) resolve() (*config, error) {
 		return nil, err
 	}
 	if err := c.resolveTrusted(); err != nil {
+		return nil, err
+	}
+	if err := c.resolveGuards(); err != nil {
 		return nil, err
 	}
 	if c.Logger == nil {
@@ -303,10 +394,12 @@ type Endpoint struct {
 	fp      *fingerprinter
 	accept  websocket.AcceptOptions
 
-	closing  atomic.Bool
-	mu       sync.Mutex
-	sessions map[*Session]struct{}
-	done     chan struct{} // closed when the last session ends after shutdown began
+	closing    atomic.Bool
+	hub        *Hub
+	done       chan struct{} // closed when the last session ends after shutdown began
+	stats      endpointStats
+	handshakes *sourceLimiter // per-address handshake buckets; nil when HandshakeRate is off
+	logs       *logLimiter    // nil when SecurityLogInterval is negative
 }
 
 // New returns an Endpoint that serves h with opts. A nil opts is the secure
@@ -321,13 +414,21 @@ func New(h Handler, opts *Options) (*Endpoint, error) {
 		return nil, err
 	}
 	e := &Endpoint{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		fp:       newFingerprinter(cfg.FingerprintKey),
-		sessions: make(map[*Session]struct{}),
-		done:     make(chan struct{}),
+		cfg:        cfg,
+		log:        cfg.Logger,
+		fp:         newFingerprinter(cfg.FingerprintKey),
+		done:       make(chan struct{}),
+		handshakes: newSourceLimiter(cfg.HandshakeRate, cfg.maxSources),
+		logs:       newLogLimiter(cfg),
 	}
+	e.hub = newHub(e)
 	e.handler = recoverer(e)(h)
+	if cfg.Observer != nil {
+		e.handler = observeMessages(e, e.handler)
+	}
+	if cfg.limitsMessages() {
+		e.handler = limitMessages(e.handler)
+	}
 	e.accept = websocket.AcceptOptions{
 		Subprotocols:       cfg.Subprotocols,
 		OriginPatterns:     cfg.OriginPatterns,
@@ -341,35 +442,44 @@ func New(h Handler, opts *Options) (*Endpoint, error) {
 }
 
 // ServeHTTP performs the handshake and serves the session until it ends.
+// The guards run in order of cost and all answer before Accept, on the
+// request's goroutine: a refused client costs no goroutine of ours.
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e.closing.Load() {
+		e.refuseShutdown(r)
 		refuse(w, http.StatusServiceUnavailable, 5*time.Second)
 		return
 	}
-	if !e.cfg.InsecureSkipOriginCheck && !originAllowed(r, e.cfg.OriginPatterns) {
-		logEvent(r.Context(), e.log, slog.LevelWarn, EventOriginRefused, "wssafe: cross-origin handshake refused",
-			slog.String("remote", r.RemoteAddr), slog.String("origin", truncate(r.Header.Get("Origin"), 256)))
-		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
+	ip := e.cfg.clientIP(r)
+	if !e.guard(w, r, ip) {
+		return
+	}
+	s := newSession(e, r)
+	if !e.reserve(w, r, s, ip) {
+		return
+	}
+	defer e.untrack(s) // releases the reservation whatever happens next
+	if e.cfg.testSubject != nil && !e.identifyForTest(w, r, s) {
 		return
 	}
 	hw := &hijackCapture{ResponseWriter: w}
 	opts := e.accept
-	s := newSession(e, r)
 	opts.OnPingReceived = s.onPing
 	conn, err := websocket.Accept(hw, r, &opts)
 	if err != nil {
 		// Accept has written the HTTP error (400, 403, 426 ...).
 		e.log.LogAttrs(r.Context(), slog.LevelDebug, "wssafe: handshake failed",
 			slog.String("remote", r.RemoteAddr), slog.Any("error", err))
+		e.record(Observation{Kind: HandshakeRefused, Reason: EventHandshakeFailed, ClientIP: ip})
 		return
 	}
 	s.attach(conn, hw.conn)
 	if !e.track(s) {
+		e.refuseShutdown(r)
 		s.closeWith(ErrShutdown)
 		s.finish()
 		return
 	}
-	defer e.untrack(s)
 	s.serve()
 }
 
