@@ -228,8 +228,8 @@ type Options struct {
 	// sources cannot grow memory. Zero disables the limit.
 	HandshakeRate Rate
 
-	// MaxConns caps the open sessions of the endpoint; over it a handshake
-	// gets HTTP 503 with Retry-After. MaxConnsPerIP caps them per client
+	// MaxConns caps the sessions of the endpoint, handshakes in progress
+	// included; over it a handshake gets HTTP 503 with Retry-After. MaxConnsPerIP caps them per client
 	// address (an IPv6 client counts by its /64) and MaxConnsPerSubject per
 	// authenticated subject; over either the answer is HTTP 429 with
 	// Retry-After, or, when the subject is only known from the first
@@ -270,8 +270,9 @@ type Options struct {
 	// SecurityLogInterval is the minimum interval between two Warn lines
 	// with the same event from the same client address; the lines in
 	// between are counted and the count is logged with the next one as
-	// "suppressed". Zero means 1 s; negative logs every line, letting a
-	// hostile client write to the log as fast as it can misbehave.
+	// "suppressed". All sources together get at most 100 such lines per
+	// second. Zero means 1 s; negative logs every line, letting a hostile
+	// client write to the log as fast as it can misbehave.
 	SecurityLogInterval time.Duration
 
 	// Logger receives wssafe's logs. Zero means slog.Default().
