@@ -193,10 +193,15 @@ func (s *Session) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if ctx.Done() != s.ctx.Done() {
 		wctx = ctx
 	}
+	// While messages queued by Send are unwritten, take a place behind
+	// them: one goroutine's Send then Write arrive in order, and a Write
+	// never waits on the lock held by a drain stuck on a slow peer. The
+	// check is repeated under the lock, where the drain updates pending.
+	if s.out.pending.Load() != 0 {
+		return s.writeQueued(ctx, wctx, typ, p)
+	}
 	s.wmu.Lock()
 	if s.out.pending.Load() != 0 {
-		// Messages queued by Send are still unwritten: take a place behind
-		// them, so that one goroutine's Send then Write arrive in order.
 		s.wmu.Unlock()
 		return s.writeQueued(ctx, wctx, typ, p)
 	}
