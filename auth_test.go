@@ -507,9 +507,8 @@ func TestAuthFirstMessageLimits(t *testing.T) {
 		assert.Equal(t, wssafe.StatusUnauthorized, ce.Code)
 		assert.Equal(t, "invalid token", ce.Reason)
 	})
-	logs := f.logs.String()
-	assert.Contains(t, logs, `"event":"auth_timeout"`)
-	assert.Contains(t, logs, `"limit":8192`)
+	waitForLog(t, f.logs, `"limit":8192`)
+	assert.Contains(t, f.logs.String(), `"event":"auth_timeout"`)
 	assert.Zero(t, calls.Load())
 }
 

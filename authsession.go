@@ -90,7 +90,7 @@ func (e *Endpoint) authenticateHandshake(w http.ResponseWriter, r *http.Request,
 		err = a.authorize(r.Context(), id)
 	}
 	if err != nil {
-		e.logAuthFailure(r.Context(), s.log, err, source, raw)
+		e.logAuthFailure(r.Context(), s, err, source, raw)
 		refuseAuth(w, err)
 		return false
 	}
@@ -123,7 +123,7 @@ func refuseAuth(w http.ResponseWriter, err error) {
 
 // logAuthFailure logs a refused token by its fingerprint and a stable
 // reason, never the token or jwx's message (which may quote claims).
-func (e *Endpoint) logAuthFailure(ctx context.Context, log *slog.Logger, err error, source string, raw []byte) {
+func (e *Endpoint) logAuthFailure(ctx context.Context, s *Session, err error, source string, raw []byte) {
 	if errors.Is(err, ErrPanic) {
 		return // logged with the panic
 	}
@@ -132,6 +132,8 @@ func (e *Endpoint) logAuthFailure(ctx context.Context, log *slog.Logger, err err
 	if errors.As(err, &ae) {
 		reason = ae.reason
 	}
+	e.recordAuth(s, s.ip, reason)
+	log := s.log
 	event, msg := EventAuthFailed, "wssafe: authentication failed"
 	attrs := []slog.Attr{slog.String("reason", reason), slog.String("source", source)}
 	if errors.Is(err, ErrForbidden) {
@@ -146,16 +148,15 @@ func (e *Endpoint) logAuthFailure(ctx context.Context, log *slog.Logger, err err
 	logEvent(ctx, log, slog.LevelWarn, event, msg, attrs...)
 }
 
-// bindIdentity records a verified identity on s. The subject is written
-// under the endpoint's lock because CloseSubject reads it from other
-// goroutines once s is tracked.
+// bindIdentity records a verified identity on s. It runs on the session's
+// own goroutine before admission; the Hub publishes the subject to other
+// goroutines only once the session is admitted (under the Hub's lock).
 func (e *Endpoint) bindIdentity(s *Session, id *identity) {
 	s.auth.mu.Lock()
 	s.auth.claims, s.auth.exp = id.claims, id.exp
 	s.auth.mu.Unlock()
-	e.mu.Lock()
 	s.subject = id.subject
-	e.mu.Unlock()
+	e.recordAuth(s, s.ip, "")
 }
 
 // authenticate runs before the session opens: it reads a first-message
@@ -192,7 +193,7 @@ func (s *Session) authenticateFirstMessage(a *authenticator) error {
 		err = a.authorize(s.ctx, id)
 	}
 	if err != nil {
-		s.ep.logAuthFailure(s.ctx, s.log, err, "first_message", raw)
+		s.ep.logAuthFailure(s.ctx, s, err, "first_message", raw)
 		if errors.Is(err, ErrTokenExpired) {
 			s.WriteText(s.ctx, "Token Expired") // the seed's reply, before close 3000 "token expired"
 		}
@@ -298,7 +299,7 @@ func (s *Session) refresh(ctx context.Context, a *authenticator, raw []byte) err
 		err = a.authorize(ctx, id)
 	}
 	if err != nil {
-		s.ep.logAuthFailure(ctx, s.log, err, "refresh", raw)
+		s.ep.logAuthFailure(ctx, s, err, "refresh", raw)
 		return err
 	}
 	s.auth.mu.Lock()
@@ -311,41 +312,4 @@ func (s *Session) refresh(ctx context.Context, a *authenticator, raw []byte) err
 		reply.Exp = id.exp.Unix()
 	}
 	return s.WriteJSON(ctx, reply)
-}
-
-// CloseSubject ends every live session bound to subject (log-out, a
-// revoked account) with the close code [CloseFrame] assigns to err: nil
-// means ErrForbidden (3003); ErrInvalidToken gives 3000. It returns the
-// number of sessions closed, once their close handshakes have completed or
-// timed out. Sessions still waiting for a first-message token have no
-// subject yet; make AuthOptions.Authorize consult the same revocation list
-// so that they, and new handshakes, are refused too. Safe for concurrent
-// use.
-func (e *Endpoint) CloseSubject(subject string, err error) int {
-	if subject == "" {
-		return 0
-	}
-	if err == nil {
-		err = ErrForbidden
-	}
-	e.mu.Lock()
-	var hit []*Session
-	for s := range e.sessions {
-		if s.subject == subject {
-			hit = append(hit, s)
-		}
-	}
-	e.mu.Unlock()
-	if len(hit) == 0 {
-		return 0
-	}
-	code, _ := CloseFrame(err)
-	logEvent(context.Background(), e.log, slog.LevelInfo, EventSubjectClosed, "wssafe: closing the sessions of a subject",
-		slog.String("subject", subject), slog.Int("sessions", len(hit)), slog.Int("code", int(code)))
-	var wg sync.WaitGroup
-	for _, s := range hit {
-		wg.Go(func() { s.closeWith(err) })
-	}
-	wg.Wait()
-	return len(hit)
 }

@@ -52,6 +52,12 @@ var (
 	ErrTooManyInvalid = errors.New("wssafe: too many invalid messages")
 	// ErrSlowConsumer: the peer did not read its messages in time. Closes 1008.
 	ErrSlowConsumer = errors.New("wssafe: slow consumer")
+	// ErrTooManyConnections: the subject already has as many sessions as
+	// Options.MaxConnsPerSubject allows. Before the upgrade it is answered
+	// with HTTP 429; once the session is open (first-message auth) it
+	// closes 1008 "too many connections": a policy refusal that a client
+	// should not retry in a loop, unlike 1013 "try again later".
+	ErrTooManyConnections = errors.New("wssafe: too many connections")
 	// ErrWriteTimeout: a write did not complete within the write timeout.
 	// The peer is not reading, so the connection is dropped without a
 	// close handshake.
@@ -161,6 +167,7 @@ var closeTable = [...]closeRule{
 	{ErrRateLimited, StatusPolicyViolation, "rate limit exceeded"},
 	{ErrTooManyInvalid, StatusPolicyViolation, "too many invalid messages"},
 	{ErrSlowConsumer, StatusPolicyViolation, "slow consumer"},
+	{ErrTooManyConnections, StatusPolicyViolation, "too many connections"},
 	{ErrWriteTimeout, StatusPolicyViolation, "write timeout"},
 	{ErrPongTimeout, StatusTimeout, "timeout"},
 	{ErrIdleTimeout, StatusTimeout, "idle timeout"},

@@ -1,13 +1,120 @@
 package wssafe
 
 import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"path"
 	"strings"
+	"time"
 )
+
+// Defaults for the guard and queue settings of [Options].
+const (
+	DefaultSendQueueMessages   = 256
+	DefaultSendQueueBytes      = 1 << 20
+	DefaultSecurityLogInterval = time.Second
+
+	// defaultMaxSources bounds the per-address state kept by the handshake
+	// limiter and by the log limiter: about 100 bytes an entry.
+	defaultMaxSources = 1 << 14
+	// capRetryAfter is the Retry-After sent with a connection-cap refusal:
+	// a slot frees when some session ends, which cannot be predicted.
+	capRetryAfter = 5 * time.Second
+)
+
+// guardConfig is the resolved form of the guard, limit and queue options.
+type guardConfig struct {
+	allow, deny []netip.Prefix
+	forwarded   bool // read RFC 7239 Forwarded rather than X-Forwarded-For
+}
+
+func (c *config) resolveGuards() error {
+	var err error
+	if c.allow, err = parsePrefixes("AllowIPs", c.AllowIPs); err != nil {
+		return err
+	}
+	if c.deny, err = parsePrefixes("DenyIPs", c.DenyIPs); err != nil {
+		return err
+	}
+	switch http.CanonicalHeaderKey(c.ForwardedHeader) {
+	case "", "X-Forwarded-For":
+	case "Forwarded":
+		c.forwarded = true
+	default:
+		return fmt.Errorf("wssafe: ForwardedHeader %q: use \"X-Forwarded-For\" or \"Forwarded\"", c.ForwardedHeader)
+	}
+	if c.MaxConns < 0 || c.MaxConnsPerIP < 0 || c.MaxConnsPerSubject < 0 {
+		return errors.New("wssafe: connection caps must not be negative (zero means no cap)")
+	}
+	if err := c.resolveRates(); err != nil {
+		return err
+	}
+	if c.SendQueueMessages < 0 || c.SendQueueBytes < 0 {
+		return errors.New("wssafe: the send queue cannot be unbounded (zero means 256 messages and 1 MiB)")
+	}
+	setDefault(&c.SendQueueMessages, DefaultSendQueueMessages)
+	setDefault(&c.SendQueueBytes, DefaultSendQueueBytes)
+	setDefault(&c.SecurityLogInterval, DefaultSecurityLogInterval)
+	setDefault(&c.maxSources, defaultMaxSources)
+	return nil
+}
+
+func (c *config) resolveRates() error {
+	var err error
+	if c.HandshakeRate, err = c.HandshakeRate.resolve("HandshakeRate", 0); err != nil {
+		return err
+	}
+	if c.MessageRate, err = c.MessageRate.resolve("MessageRate", 0); err != nil {
+		return err
+	}
+	if c.SubjectMessageRate, err = c.SubjectMessageRate.resolve("SubjectMessageRate", 0); err != nil {
+		return err
+	}
+	c.ByteRate, err = c.ByteRate.resolve("ByteRate", c.ReadLimit)
+	return err
+}
+
+// resolve validates an off-by-default rate and fills in its burst: at least
+// minBurst, else the rate rounded up.
+func (r Rate) resolve(name string, minBurst int64) (Rate, error) {
+	switch {
+	case r == Rate{}:
+		return r, nil
+	case r.PerSecond <= 0 || math.IsInf(r.PerSecond, 0) || math.IsNaN(r.PerSecond):
+		return r, fmt.Errorf("wssafe: %s.PerSecond must be a positive number (zero Rate disables the limit)", name)
+	case r.Burst < 0:
+		return r, fmt.Errorf("wssafe: %s.Burst must not be negative", name)
+	case r.Burst == 0:
+		r.Burst = int(max(math.Ceil(r.PerSecond), float64(minBurst)))
+	case int64(r.Burst) < minBurst:
+		return r, fmt.Errorf("wssafe: %s.Burst must be at least ReadLimit (%d), or no full-size message could pass", name, minBurst)
+	}
+	return r, nil
+}
+
+// parsePrefixes parses CIDR prefixes or single addresses.
+func parsePrefixes(field string, list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range list {
+		if a, err := netip.ParseAddr(v); err == nil {
+			a = a.Unmap()
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			return nil, fmt.Errorf("wssafe: %s: %q is neither an address nor a CIDR prefix", field, v)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
 
 // originAllowed applies coder/websocket's origin rule before Accept, so the
 // refusal can be logged and counted: no Origin header passes (not a
@@ -67,4 +174,227 @@ func (c *config) isTrusted(a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// ipAllowed applies DenyIPs, then AllowIPs. An address that cannot be
+// determined passes only when there is no allow list.
+func (c *config) ipAllowed(a netip.Addr) bool {
+	if containsAddr(c.deny, a) {
+		return false
+	}
+	return len(c.allow) == 0 || containsAddr(c.allow, a)
+}
+
+func containsAddr(list []netip.Prefix, a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, p := range list {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientIP returns the client's address: the peer's, unless the peer is a
+// trusted proxy. Then the forwarding header is walked from the right, the
+// end the proxies wrote, past every trusted hop; the first untrusted
+// address is the client. Whatever a client wrote itself lies to the left of
+// that and is never read. An element that is not an address ("unknown", an
+// obfuscated identifier) stops the walk at the last hop that reported it.
+func (c *config) clientIP(r *http.Request) netip.Addr {
+	client := peerAddr(r)
+	if !c.isTrusted(client) {
+		return client
+	}
+	name := "X-Forwarded-For"
+	if c.forwarded {
+		name = "Forwarded"
+	}
+	lines := r.Header.Values(name)
+	for i := len(lines) - 1; i >= 0; i-- {
+		for rest := lines[i]; rest != ""; {
+			var elem string
+			if j := strings.LastIndexByte(rest, ','); j >= 0 {
+				rest, elem = rest[:j], rest[j+1:]
+			} else {
+				rest, elem = "", rest
+			}
+			if strings.TrimSpace(elem) == "" {
+				continue
+			}
+			a, ok := parseHop(elem, c.forwarded)
+			if !ok {
+				return client
+			}
+			client = a
+			if !c.isTrusted(a) {
+				return a
+			}
+		}
+	}
+	return client
+}
+
+// parseHop parses one element of X-Forwarded-For ("192.0.2.1",
+// "2001:db8::1", "[2001:db8::1]:443") or of Forwarded (its for= parameter).
+func parseHop(elem string, forwarded bool) (netip.Addr, bool) {
+	elem = strings.TrimSpace(elem)
+	if forwarded {
+		var ok bool
+		if elem, ok = forwardedFor(elem); !ok {
+			return netip.Addr{}, false
+		}
+	}
+	if a, err := netip.ParseAddr(elem); err == nil {
+		return a.WithZone("").Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(elem); err == nil {
+		return ap.Addr().WithZone("").Unmap(), true
+	}
+	if len(elem) > 2 && elem[0] == '[' && elem[len(elem)-1] == ']' {
+		if a, err := netip.ParseAddr(elem[1 : len(elem)-1]); err == nil {
+			return a.WithZone("").Unmap(), true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// forwardedFor returns the value of the for= parameter of one Forwarded
+// element (RFC 7239), without quotes.
+func forwardedFor(elem string) (string, bool) {
+	for pair := range strings.SplitSeq(elem, ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		if !ok || !strings.EqualFold(k, "for") {
+			continue
+		}
+		if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+			v = v[1 : len(v)-1]
+		}
+		return v, true
+	}
+	return "", false
+}
+
+// sourceKey is the unit that per-address limits count: an IPv4 address, or
+// an IPv6 address's /64, since one host (one subscriber) controls a whole
+// /64 and could otherwise rotate through 2^64 addresses.
+func sourceKey(a netip.Addr) netip.Addr {
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
+	}
+	return a
+}
+
+// ClientIP returns the client's address: the peer's, or the address a
+// trusted proxy reported (see [Options.TrustedProxies]). It is the address
+// the IP lists, caps and rate limits apply to.
+func (s *Session) ClientIP() netip.Addr { return s.ip }
+
+// A refusal is a handshake answered with an HTTP error before Accept.
+type refusal struct {
+	status int
+	retry  time.Duration // sent as Retry-After when positive
+	event  string
+	msg    string
+}
+
+var (
+	refuseIP        = refusal{http.StatusForbidden, 0, EventIPDenied, "wssafe: client address refused"}
+	refuseOrigin    = refusal{http.StatusForbidden, 0, EventOriginRefused, "wssafe: cross-origin handshake refused"}
+	refuseCapacity  = refusal{http.StatusServiceUnavailable, capRetryAfter, EventAtCapacity, "wssafe: at capacity; handshake refused"}
+	refusePerIP     = refusal{http.StatusTooManyRequests, capRetryAfter, EventIPConnLimit, "wssafe: too many connections from one address"}
+	refuseSubject   = refusal{http.StatusTooManyRequests, capRetryAfter, EventSubjectConnLimit, "wssafe: too many connections for one subject"}
+	refuseHandshake = refusal{http.StatusTooManyRequests, 0, EventHandshakeRate, "wssafe: handshake rate exceeded"}
+)
+
+// guard runs the checks that need no shared state first (IP lists), then
+// the handshake rate, then the origin. It answers a refused handshake and
+// returns false.
+func (e *Endpoint) guard(w http.ResponseWriter, r *http.Request, ip netip.Addr) bool {
+	if !e.cfg.ipAllowed(ip) {
+		e.refuse(w, r, ip, refuseIP)
+		return false
+	}
+	if ok, retry := e.handshakes.allow(sourceKey(ip), e.cfg.now()); !ok {
+		rf := refuseHandshake
+		rf.retry = retry
+		e.refuse(w, r, ip, rf)
+		return false
+	}
+	if !e.cfg.InsecureSkipOriginCheck && !originAllowed(r, e.cfg.OriginPatterns) {
+		e.refuse(w, r, ip, refuseOrigin, slog.String("origin", truncate(r.Header.Get("Origin"), 256)))
+		return false
+	}
+	return true
+}
+
+// refuse answers a handshake with rf's status, counts it, tells the
+// Observer and logs it at Warn, rate-limited per client address.
+func (e *Endpoint) refuse(w http.ResponseWriter, r *http.Request, ip netip.Addr, rf refusal, attrs ...slog.Attr) {
+	e.record(Observation{Kind: HandshakeRefused, Reason: rf.event, ClientIP: ip})
+	e.securityLog(r, ip, rf.event, rf.msg, attrs...)
+	if rf.retry > 0 {
+		refuse(w, rf.status, rf.retry)
+		return
+	}
+	http.Error(w, http.StatusText(rf.status), rf.status)
+}
+
+// refuseShutdown counts a handshake refused because shutdown has begun; it
+// is not a security event and is not logged.
+func (e *Endpoint) refuseShutdown(r *http.Request) {
+	e.record(Observation{Kind: HandshakeRefused, Reason: EventShuttingDown, ClientIP: peerAddr(r)})
+}
+
+// securityLog writes a Warn line about a handshake, at most one per client
+// address and event per SecurityLogInterval.
+func (e *Endpoint) securityLog(r *http.Request, ip netip.Addr, event, msg string, attrs ...slog.Attr) {
+	ctx := r.Context()
+	if !e.log.Enabled(ctx, slog.LevelWarn) {
+		return
+	}
+	attrs = append(attrs, slog.String("remote", r.RemoteAddr), slog.String("client", ip.String()))
+	var ok bool
+	if attrs, ok = e.logs.allow(ip, event, attrs); !ok {
+		return
+	}
+	e.log.LogAttrs(ctx, slog.LevelWarn, msg, append([]slog.Attr{slog.String("event", event)}, attrs...)...)
+}
+
+// reserve takes a connection slot for a handshake that passed the guards,
+// under the total and per-address caps; the slot is the session's until
+// untrack. It answers a refused handshake and returns false.
+func (e *Endpoint) reserve(w http.ResponseWriter, r *http.Request, s *Session, ip netip.Addr) bool {
+	s.ip = ip
+	if peer := peerAddr(r); ip != peer {
+		s.log = s.log.With(slog.String("client", ip.String()))
+	}
+	if rf, ok := e.hub.reserve(s); !ok {
+		e.refuse(w, r, ip, rf)
+		return false
+	}
+	s.limits = e.newLimits()
+	return true
+}
+
+// admitEarly admits a session whose subject is known before Accept
+// (handshake-time authentication): over the per-subject cap the handshake
+// gets 429 with Retry-After. The authentication step sets s.subject and
+// calls it; returning false means the answer has been written.
+func (e *Endpoint) admitEarly(w http.ResponseWriter, r *http.Request, s *Session) bool {
+	if err := e.admit(s); err != nil {
+		e.refuse(w, r, s.ip, refuseSubject)
+		return false
+	}
+	return true
+}
+
+// identifyForTest stands in for handshake-time authentication in tests.
+func (e *Endpoint) identifyForTest(w http.ResponseWriter, r *http.Request, s *Session) bool {
+	subject, afterAccept := e.cfg.testSubject(r)
+	s.subject = subject
+	return afterAccept || e.admitEarly(w, r, s)
 }

@@ -31,6 +31,7 @@ const (
 	EventPanic           = "panic"
 	EventInsecureConfig  = "insecure_config"
 
+	// Authentication.
 	EventAuthenticated     = "authenticated"       // Info: a session was bound to a subject
 	EventAuthFailed        = "auth_failed"         // Warn: missing, invalid or expired token
 	EventAuthForbidden     = "auth_forbidden"      // Warn: AuthOptions.Authorize refused a subject
@@ -39,6 +40,20 @@ const (
 	EventTokenRefreshed    = "token_refreshed"     // Debug: in-band refresh accepted
 	EventSubjectClosed     = "subject_closed"      // Info: Endpoint.CloseSubject ended sessions
 	EventJWKSRefreshFailed = "jwks_refresh_failed" // Warn: fetching the JWK Set failed
+
+	// Handshake refusals (see [Options.AllowIPs] and the connection caps).
+	EventIPDenied         = "ip_denied"
+	EventHandshakeRate    = "handshake_rate_exceeded"
+	EventIPConnLimit      = "ip_conn_limit"
+	EventSubjectConnLimit = "subject_conn_limit"
+	EventAtCapacity       = "at_capacity"
+	EventHandshakeFailed  = "handshake_failed"
+
+	// Per-message limits.
+	EventMessageRate  = "message_rate_exceeded"
+	EventSubjectRate  = "subject_rate_exceeded"
+	EventByteRate     = "byte_rate_exceeded"
+	EventSlowConsumer = "slow_consumer"
 )
 
 // fingerprinter computes keyed fingerprints: HMAC-SHA256 under a key that
@@ -87,10 +102,25 @@ func (r Redacted) LogValue() slog.Value {
 func (r Redacted) String() string { return "[redacted]" }
 
 // logEvent writes one line with a stable event attribute. It checks Enabled
-// first so a disabled level costs no attribute building.
+// first so a disabled level costs no attribute building. Events at Warn and
+// above that happen in a session (ctx is the session's) are also recorded
+// for Stats and the Observer, and Warn lines are rate-limited per source so
+// that a hostile client cannot flood the log (see logLimiter).
 func logEvent(ctx context.Context, l *slog.Logger, level slog.Level, event, msg string, attrs ...slog.Attr) {
+	var s *Session
+	if level >= slog.LevelWarn {
+		if s = SessionFromContext(ctx); s != nil {
+			s.ep.recordEvent(s, event)
+		}
+	}
 	if !l.Enabled(ctx, level) {
 		return
+	}
+	if level == slog.LevelWarn && s != nil {
+		var ok bool
+		if attrs, ok = s.ep.logs.allow(s.ip, event, attrs); !ok {
+			return
+		}
 	}
 	l.LogAttrs(ctx, level, msg, append([]slog.Attr{slog.String("event", event)}, attrs...)...)
 }

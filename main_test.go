@@ -148,3 +148,32 @@ func readClose(t *testing.T, c *websocket.Conn) websocket.CloseError {
 }
 
 var _ = http.StatusOK
+
+// fakeClock is a settable time source for token buckets and windows, safe
+// for concurrent use. (FakeClock, in export_test.go, also drives timers.)
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Now()} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// waitForLog waits until the log holds want: some lines are written after
+// the peer already has its close frame (coder/websocket sends 1009 itself).
+func waitForLog(t *testing.T, logs *logBuffer, want string) {
+	t.Helper()
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), want) },
+		5*time.Second, 5*time.Millisecond, "log never got %s:\n%s", want, logs)
+}

@@ -109,6 +109,9 @@ func (s *Session) serve() {
 }
 
 func (s *Session) open() error {
+	if err := s.ep.admit(s); err != nil {
+		return err // the subject is over its connection cap
+	}
 	logEvent(s.ctx, s.log, slog.LevelDebug, EventSessionOpen, "wssafe: session open",
 		slog.String("path", s.path), slog.String("subprotocol", s.conn.Subprotocol()))
 	if s.ep.cfg.OnOpen != nil {
@@ -130,6 +133,7 @@ func (s *Session) loop() error {
 			return err
 		}
 		*bp = m.Data[:0]
+		s.traffic.received(len(m.Data))
 		if err := s.ep.handler.ServeMessage(s.ctx, s, m); err != nil {
 			if err := s.handleError(err); err != nil {
 				return err

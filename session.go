@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -32,7 +33,13 @@ type Session struct {
 	// subject is the verified identity; it is set once, before the session
 	// is registered or handed to the callback, and never changes.
 	subject string
-	auth    authState // claims, expiry timer; see authsession.go
+	auth    authState  // claims, expiry timer; see authsession.go
+	ip      netip.Addr // the client's address: the peer's, or a trusted proxy's report
+
+	reg     registration    // the Hub's bookkeeping, guarded by the Hub's mutex
+	limits  messageLimits   // per-message rate limiters, see limit.go
+	out     sendQueue       // the bounded outbound queue, see queue.go
+	traffic trafficCounters // messages and bytes in and out, see observe.go
 
 	ctx    context.Context // cancelled, with the ending error as cause, when the session ends
 	cancel context.CancelCauseFunc
@@ -47,11 +54,11 @@ type Session struct {
 	pings   *rate.Limiter
 	invalid *rate.Limiter
 
-	closeOnce  sync.Once
-	closeCause error
-	timerMu    sync.Mutex // guards the timers against the goroutines they start
-	pinger     *time.Timer
-	lifetime   *time.Timer
+	closeOnce sync.Once
+	hungUp    chan struct{} // closed once the connection is closed
+	timerMu   sync.Mutex    // guards the timers against the goroutines they start
+	pinger    *time.Timer
+	lifetime  *time.Timer
 }
 
 type sessionKey struct{}
@@ -71,6 +78,7 @@ func newSession(e *Endpoint, r *http.Request) *Session {
 		path:   r.URL.Path,
 		header: redactHeader(r.Header),
 		start:  e.cfg.now(),
+		hungUp: make(chan struct{}),
 	}
 	base := context.WithValue(context.WithoutCancel(r.Context()), sessionKey{}, s)
 	s.ctx, s.cancel = context.WithCancelCause(base)
@@ -186,8 +194,24 @@ func (s *Session) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if ctx.Done() != s.ctx.Done() {
 		wctx = ctx
 	}
+	// While messages queued by Send are unwritten, take a place behind
+	// them: one goroutine's Send then Write arrive in order, and a Write
+	// never waits on the lock held by a drain stuck on a slow peer. The
+	// check is repeated under the lock, where the drain updates pending.
+	if s.out.pending.Load() != 0 {
+		return s.writeQueued(ctx, wctx, typ, p)
+	}
 	s.wmu.Lock()
+	if s.out.pending.Load() != 0 {
+		s.wmu.Unlock()
+		return s.writeQueued(ctx, wctx, typ, p)
+	}
 	defer s.wmu.Unlock()
+	return s.writeLocked(wctx, typ, p)
+}
+
+// writeLocked writes one message under the write deadline; s.wmu is held.
+func (s *Session) writeLocked(wctx context.Context, typ MessageType, p []byte) error {
 	wt := s.ep.cfg.WriteTimeout
 	if wt > 0 {
 		s.nc.SetWriteDeadline(time.Now().Add(wt))
@@ -204,8 +228,10 @@ func (s *Session) Write(ctx context.Context, typ MessageType, p []byte) error {
 		if s.ctx.Err() != nil {
 			return ErrSessionClosed
 		}
+		return err
 	}
-	return err
+	s.traffic.sent(len(p))
+	return nil
 }
 
 // Close ends the session with code and reason and returns once the close
@@ -228,35 +254,56 @@ func (s *Session) Err() error {
 	return context.Cause(s.ctx)
 }
 
-// fail ends the session from any goroutine without blocking the caller.
+// fail ends the session from any goroutine without blocking the caller:
+// the session is over (its context cancelled, lookups skip it) on return,
+// and the close handshake runs in the background.
 func (s *Session) fail(err error) {
-	go s.closeWith(err)
+	if s.end(err) {
+		go s.hangUp(err)
+	}
 }
 
 // closeWith is the only path by which the server ends a session. The first
-// cause wins; it cancels the session context, then performs the close
-// handshake, or drops the connection when the peer is known not to read.
+// cause wins. It returns once the connection is closed, whoever closes it.
 func (s *Session) closeWith(err error) {
+	if s.end(err) {
+		s.hangUp(err)
+	}
+	<-s.hungUp
+}
+
+// end marks the session over with err as its cause, once, and reports
+// whether this call did it.
+func (s *Session) end(err error) bool {
+	first := false
 	s.closeOnce.Do(func() {
-		s.closeCause = err
+		first = true
 		s.cancel(err)
 		s.stopTimers()
-		if errors.Is(err, ErrWriteTimeout) || peerGone(err) {
-			s.conn.CloseNow()
-			return
-		}
-		// Undo any read deadline we set, so the handshake can read the
-		// peer's close frame; coder/websocket bounds it at 5 s. A peer
-		// that broke the protocol gets the close frame but no wait: RFC
-		// 6455 section 7.1.7, fail the connection.
-		deadline := time.Time{}
-		if errors.Is(err, ErrProtocol) {
-			deadline = time.Now()
-		}
-		s.nc.SetReadDeadline(deadline)
-		code, reason := CloseFrame(err)
-		s.conn.Close(code, reason)
+		s.ep.hub.hide(s)
 	})
+	return first
+}
+
+// hangUp performs the close handshake, or drops the connection when the
+// peer is known not to read, and then releases closeWith's waiters.
+func (s *Session) hangUp(err error) {
+	defer close(s.hungUp)
+	if errors.Is(err, ErrWriteTimeout) || peerGone(err) {
+		s.conn.CloseNow()
+		return
+	}
+	// Undo any read deadline we set, so the handshake can read the peer's
+	// close frame; coder/websocket bounds it at 5 s. A peer that broke the
+	// protocol gets the close frame but no wait: RFC 6455 section 7.1.7,
+	// fail the connection.
+	deadline := time.Time{}
+	if errors.Is(err, ErrProtocol) {
+		deadline = time.Now()
+	}
+	s.nc.SetReadDeadline(deadline)
+	code, reason := CloseFrame(err)
+	s.conn.Close(code, reason)
 }
 
 func (s *Session) stopTimers() {

@@ -5,26 +5,6 @@ import (
 	"log/slog"
 )
 
-// track registers a live session; it fails once shutdown has begun.
-func (e *Endpoint) track(s *Session) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closing.Load() {
-		return false
-	}
-	e.sessions[s] = struct{}{}
-	return true
-}
-
-func (e *Endpoint) untrack(s *Session) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	delete(e.sessions, s)
-	if len(e.sessions) == 0 && e.closing.Load() {
-		e.closeDone()
-	}
-}
-
 func (e *Endpoint) closeDone() {
 	select {
 	case <-e.done:
@@ -34,23 +14,22 @@ func (e *Endpoint) closeDone() {
 }
 
 // Shutdown stops the endpoint: new handshakes get 503 with Retry-After,
-// every live session is closed with 1001 "going away", and Shutdown waits
-// for their callbacks to return. If ctx ends first, the remaining
-// connections are dropped without a handshake and ctx's error is returned.
+// every live session (authenticated or not yet) is closed with 1001 "going
+// away", and Shutdown waits for their callbacks to return. If ctx ends
+// first, the remaining connections are dropped without a handshake and
+// ctx's error is returned.
 //
 // http.Server.Shutdown does not reach hijacked connections; call both,
 // this one first. Shutdown is safe to call more than once.
 func (e *Endpoint) Shutdown(ctx context.Context) error {
-	e.mu.Lock()
+	h := e.hub
+	h.mu.Lock()
 	first := !e.closing.Swap(true)
-	live := make([]*Session, 0, len(e.sessions))
-	for s := range e.sessions {
-		live = append(live, s)
-	}
+	live := h.liveSessions()
 	if len(live) == 0 {
 		e.closeDone()
 	}
-	e.mu.Unlock()
+	h.mu.Unlock()
 	if first {
 		logEvent(ctx, e.log, slog.LevelInfo, EventShuttingDown, "wssafe: shutting down",
 			slog.Int("sessions", len(live)))

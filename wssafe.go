@@ -75,12 +75,24 @@
 //     close only their own session with 1011.
 //   - Logs never contain payloads or tokens: [Redacted] values log a length
 //     and a keyed fingerprint.
+//   - Send queue: 256 messages and 1 MiB per session for [Session.Send] and
+//     [Hub.Broadcast]; a peer that does not keep up is closed 1008 "slow
+//     consumer" instead of stalling broadcasts or growing memory.
+//   - Client address: forwarding headers are ignored unless the peer is
+//     one of TrustedProxies, so clients cannot choose their address.
+//   - Security log lines (Warn) are limited to one per client address and
+//     event per second, with a count of the suppressed ones, and 100 per
+//     second overall: a flood of bad clients cannot flood the log.
 //
 // Settings that are off until set: idle timeout, maximum session lifetime,
-// authentication. Once [Options.Auth] is set, its own defaults are the
-// strict ones: exp required, algorithms bound to the configured keys
-// ("none" never), HMAC secrets of at least 32 bytes, query-string tokens
-// refused, 10 s to send a first-message token; see [AuthOptions].
+// IP allow and deny lists, connection caps (total, per address, per
+// subject), handshake rate per address, message and byte rates, and
+// authentication. A public endpoint should set them; [Endpoint.Stats] and
+// an [Observer] show what they refuse. Once [Options.Auth] is set, its own
+// defaults are the strict ones: exp required, algorithms bound to the
+// configured keys ("none" never), HMAC secrets of at least 32 bytes,
+// query-string tokens refused, 10 s to send a first-message token; see
+// [AuthOptions].
 package wssafe
 
 import (
@@ -92,7 +104,6 @@ import (
 	"net/http"
 	"net/netip"
 	"path"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -228,6 +239,76 @@ type Options struct {
 	// session then has an empty [Session.Subject].
 	Auth *AuthOptions
 
+	// ForwardedHeader names the header a trusted proxy writes the client
+	// address into: "X-Forwarded-For" (the zero value) or "Forwarded"
+	// (RFC 7239). Only that one header is read: a proxy that sets one and
+	// passes the other through from the client would otherwise let the
+	// client choose its own address.
+	ForwardedHeader string
+
+	// AllowIPs, if set, lists the only client networks allowed to connect,
+	// as CIDR prefixes ("192.0.2.0/24", "2001:db8::/32") or single
+	// addresses. DenyIPs lists networks that are refused; it wins over
+	// AllowIPs. A refused client gets HTTP 403 before the upgrade. The client
+	// address is the peer's, or the one a trusted proxy reports (see
+	// TrustedProxies). Zero allows every address.
+	AllowIPs []string
+	DenyIPs  []string
+
+	// HandshakeRate limits the handshakes one client address may start
+	// (an IPv6 client counts by its /64, which one host controls); over it
+	// the client gets HTTP 429 with Retry-After. At most a bounded number
+	// of addresses is tracked, and idle ones expire, so spoofed or rotating
+	// sources cannot grow memory. Zero disables the limit.
+	HandshakeRate Rate
+
+	// MaxConns caps the sessions of the endpoint, handshakes in progress
+	// included; over it a handshake gets HTTP 503 with Retry-After. MaxConnsPerIP caps them per client
+	// address (an IPv6 client counts by its /64) and MaxConnsPerSubject per
+	// authenticated subject; over either the answer is HTTP 429 with
+	// Retry-After, or, when the subject is only known from the first
+	// message, close 1008 "too many connections". Zero means no cap.
+	MaxConns           int
+	MaxConnsPerIP      int
+	MaxConnsPerSubject int
+
+	// MessageRate limits the data messages one session may send;
+	// SubjectMessageRate limits those of all sessions of one subject
+	// together, so five tabs do not get five budgets; ByteRate limits the
+	// bytes per second one session may send. Exceeding any closes the
+	// session with 1008 "rate limit exceeded". A zero Burst means the
+	// PerSecond rate rounded up (for ByteRate: ReadLimit, the smallest
+	// burst that lets a full-size message through). Zero disables each.
+	MessageRate        Rate
+	SubjectMessageRate Rate
+	ByteRate           Rate
+
+	// SendQueueMessages and SendQueueBytes bound the messages queued for
+	// one session by [Session.Send] and [Hub.Broadcast] and not yet
+	// written. A peer that reads so slowly that its queue fills is closed
+	// with 1008 "slow consumer", so that one slow reader neither stalls a
+	// broadcast nor grows memory. Zero means 256 messages and 1 MiB; the
+	// queue cannot be unbounded.
+	SendQueueMessages int
+	SendQueueBytes    int
+
+	// Observer, if set, is told about every handshake, session, message,
+	// limit hit, validation failure and panic; see [Observer]. Zero
+	// observes nothing and costs nothing; [Endpoint.Stats] counts either way.
+	Observer Observer
+
+	// Backplane carries [Hub.Publish] to every node of a cluster. Zero
+	// applies published operations to this process's Hub only.
+	Backplane Backplane
+
+	// SecurityLogInterval is the minimum interval between two Warn lines
+	// with the same event from the same client address; the lines in
+	// between are counted and the count is logged with the next one as
+	// "suppressed". All sources together get at most 100 such lines per
+	// second. Zero means 1 s; negative logs every line, letting a hostile
+	// client write to the log as fast as it can misbehave.
+	SecurityLogInterval time.Duration
+
 	// Logger receives wssafe's logs. Zero means slog.Default().
 	Logger *slog.Logger
 
@@ -241,6 +322,13 @@ type Options struct {
 	// deadlines do not use them.
 	now       func() time.Time
 	afterFunc func(time.Duration, func()) timer
+	// maxSources bounds the per-address state of the handshake limiter and
+	// the log limiter; tests lower it.
+	maxSources int
+	// testSubject, set only by tests, names the subject of a handshake, as
+	// handshake-time authentication does; afterAccept defers admission to
+	// the serve loop, as first-message authentication does.
+	testSubject func(r *http.Request) (subject string, afterAccept bool)
 }
 
 // config is Options with every default resolved; it never changes after New.
@@ -250,6 +338,7 @@ type config struct {
 	trusted    []netip.Prefix
 	strictMode bool
 	auth       *authenticator // nil when Options.Auth is nil
+	guardConfig
 }
 
 func (o *Options) resolve() (*config, error) {
@@ -282,6 +371,9 @@ func (o *Options) resolve() (*config, error) {
 		return nil, err
 	}
 	if err := c.resolveTrusted(); err != nil {
+		return nil, err
+	}
+	if err := c.resolveGuards(); err != nil {
 		return nil, err
 	}
 	if c.Logger == nil {
@@ -346,10 +438,12 @@ type Endpoint struct {
 	fp      *fingerprinter
 	accept  websocket.AcceptOptions
 
-	closing  atomic.Bool
-	mu       sync.Mutex
-	sessions map[*Session]struct{}
-	done     chan struct{} // closed when the last session ends after shutdown began
+	closing    atomic.Bool
+	hub        *Hub
+	done       chan struct{} // closed when the last session ends after shutdown began
+	stats      endpointStats
+	handshakes *sourceLimiter // per-address handshake buckets; nil when HandshakeRate is off
+	logs       *logLimiter    // nil when SecurityLogInterval is negative
 }
 
 // New returns an Endpoint that serves h with opts. A nil opts is the secure
@@ -364,13 +458,21 @@ func New(h Handler, opts *Options) (*Endpoint, error) {
 		return nil, err
 	}
 	e := &Endpoint{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		fp:       newFingerprinter(cfg.FingerprintKey),
-		sessions: make(map[*Session]struct{}),
-		done:     make(chan struct{}),
+		cfg:        cfg,
+		log:        cfg.Logger,
+		fp:         newFingerprinter(cfg.FingerprintKey),
+		done:       make(chan struct{}),
+		handshakes: newSourceLimiter(cfg.HandshakeRate, cfg.maxSources),
+		logs:       newLogLimiter(cfg),
 	}
+	e.hub = newHub(e)
 	e.handler = recoverer(e)(e.refresher(h))
+	if cfg.Observer != nil {
+		e.handler = observeMessages(e, e.handler)
+	}
+	if cfg.limitsMessages() {
+		e.handler = limitMessages(e.handler)
+	}
 	e.accept = websocket.AcceptOptions{
 		Subprotocols:       cfg.Subprotocols,
 		OriginPatterns:     cfg.OriginPatterns,
@@ -384,42 +486,59 @@ func New(h Handler, opts *Options) (*Endpoint, error) {
 }
 
 // ServeHTTP performs the handshake and serves the session until it ends.
+// The guards run in order of cost and all answer before Accept, on the
+// request's goroutine: a refused client costs no goroutine of ours.
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e.closing.Load() {
+		e.refuseShutdown(r)
 		refuse(w, http.StatusServiceUnavailable, 5*time.Second)
 		return
 	}
-	if !e.cfg.InsecureSkipOriginCheck && !originAllowed(r, e.cfg.OriginPatterns) {
-		logEvent(r.Context(), e.log, slog.LevelWarn, EventOriginRefused, "wssafe: cross-origin handshake refused",
-			slog.String("remote", r.RemoteAddr), slog.String("origin", truncate(r.Header.Get("Origin"), 256)))
-		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
+	ip := e.cfg.clientIP(r)
+	if !e.guard(w, r, ip) || !e.requireTLS(w, r) {
 		return
 	}
-	if !e.requireTLS(w, r) {
+	s := newSession(e, r)
+	if !e.reserve(w, r, s, ip) {
+		return
+	}
+	defer e.untrack(s) // releases the reservation whatever happens next
+	if !e.identify(w, r, s) {
 		return
 	}
 	hw := &hijackCapture{ResponseWriter: w}
 	opts := e.accept
-	s := newSession(e, r)
-	if !e.authenticateHandshake(w, r, s) {
-		return // answered 401 or 403
-	}
 	opts.OnPingReceived = s.onPing
 	conn, err := websocket.Accept(hw, r, &opts)
 	if err != nil {
 		// Accept has written the HTTP error (400, 403, 426 ...).
 		e.log.LogAttrs(r.Context(), slog.LevelDebug, "wssafe: handshake failed",
 			slog.String("remote", r.RemoteAddr), slog.Any("error", err))
+		e.record(Observation{Kind: HandshakeRefused, Reason: EventHandshakeFailed, ClientIP: ip})
 		return
 	}
 	s.attach(conn, hw.conn)
 	if !e.track(s) {
+		e.refuseShutdown(r)
 		s.closeWith(ErrShutdown)
 		s.finish()
 		return
 	}
-	defer e.untrack(s)
 	s.serve()
+}
+
+// identify runs handshake-time authentication and, once the subject is
+// known, the per-subject admission. It answers the refusals itself (401,
+// 403, 429). Without a token at the handshake the subject comes from the
+// first message, and admission runs in the serve loop.
+func (e *Endpoint) identify(w http.ResponseWriter, r *http.Request, s *Session) bool {
+	if e.cfg.testSubject != nil {
+		return e.identifyForTest(w, r, s)
+	}
+	if !e.authenticateHandshake(w, r, s) {
+		return false
+	}
+	return s.subject == "" || e.admitEarly(w, r, s)
 }
 
 // refuse answers a handshake with status and a Retry-After header.

@@ -101,7 +101,7 @@ func TestOversizedMessageCloses1009(t *testing.T) {
 		require.NoError(t, err)
 		assert.Len(t, got, len("Server received: ")+1024)
 	})
-	assert.Contains(t, logs.String(), `"event":"message_too_big"`)
+	waitForLog(t, logs, `"event":"message_too_big"`)
 }
 
 func TestInvalidUTF8Closes1007(t *testing.T) {

@@ -1,0 +1,209 @@
+package wssafe_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wssafe/wssafe"
+)
+
+// subjects returns the subjects of ss, sorted.
+func subjects(ss []*wssafe.Session) []string {
+	var out []string
+	for _, s := range ss {
+		out = append(out, s.Subject())
+	}
+	sort.Strings(out)
+	return out
+}
+
+// readText reads one text message.
+func readText(t *testing.T, c *websocket.Conn) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, p, err := c.Read(ctx)
+	require.NoError(t, err)
+	return string(p)
+}
+
+func TestHubRegistry(t *testing.T) {
+	t.Parallel()
+	opts := &wssafe.Options{}
+	wssafe.SetTestSubject(opts, subjectHeader(false))
+	ep, url := server(t, echo, opts)
+	hub := ep.Hub()
+	a1 := dialWith(t, url, hdr("X-Test-Subject", "alice"))
+	a2 := dialWith(t, url, hdr("X-Test-Subject", "alice"))
+	b := dialWith(t, url, hdr("X-Test-Subject", "bob"))
+	anon := dialWith(t, url, nil)
+	require.Eventually(t, func() bool { return hub.Count() == 4 }, 5*time.Second, 10*time.Millisecond)
+
+	assert.Equal(t, []string{"", "alice", "alice", "bob"}, subjects(hub.Sessions()))
+	assert.Equal(t, []string{"alice", "alice"}, subjects(hub.BySubject("alice")))
+	assert.Nil(t, hub.BySubject(""), "unauthenticated sessions share no subject")
+	assert.Nil(t, hub.BySubject("carol"))
+	bob := hub.BySubject("bob")[0]
+	assert.Same(t, bob, hub.ByID(bob.ID()))
+	assert.Nil(t, hub.ByID("no such id"))
+
+	// Logout everywhere: alice's sessions close with the code of the error.
+	assert.Equal(t, 0, ep.CloseSubject("", wssafe.ErrForbidden))
+	assert.Equal(t, 2, ep.CloseSubject("alice", wssafe.ErrForbidden))
+	for _, c := range []*websocket.Conn{a1, a2} {
+		ce := readClose(t, c)
+		assert.Equal(t, wssafe.StatusForbidden, ce.Code)
+		assert.Equal(t, "forbidden", ce.Reason)
+	}
+	require.Eventually(t, func() bool { return hub.Count() == 2 }, 5*time.Second, 10*time.Millisecond)
+	assert.Nil(t, hub.BySubject("alice"))
+
+	// Close one session by ID.
+	assert.True(t, hub.Close(bob.ID(), &wssafe.CloseError{Code: 4001, Reason: "kicked"}))
+	ce := readClose(t, b)
+	assert.Equal(t, websocket.StatusCode(4001), ce.Code)
+	assert.Equal(t, "kicked", ce.Reason)
+	assert.False(t, hub.Close("no such id", nil))
+	echoOnce(t, anon, "still here")
+}
+
+func TestHubBroadcast(t *testing.T) {
+	t.Parallel()
+	opts := &wssafe.Options{}
+	wssafe.SetTestSubject(opts, subjectHeader(false))
+	ep, url := server(t, echo, opts)
+	hub := ep.Hub()
+	alice := dialWith(t, url, hdr("X-Test-Subject", "alice"))
+	bob := dialWith(t, url, hdr("X-Test-Subject", "bob"))
+	require.Eventually(t, func() bool { return hub.Count() == 2 }, 5*time.Second, 10*time.Millisecond)
+
+	msg := []byte("to all")
+	assert.Equal(t, 2, hub.Broadcast(wssafe.MessageText, msg))
+	msg[0] = 'X' // Broadcast copied it
+	assert.Equal(t, "to all", readText(t, alice))
+	assert.Equal(t, "to all", readText(t, bob))
+
+	n := hub.BroadcastFunc(wssafe.MessageText, []byte("bob only"), func(s *wssafe.Session) bool { return s.Subject() == "bob" })
+	assert.Equal(t, 1, n)
+	assert.Equal(t, "bob only", readText(t, bob))
+	// Alice got nothing: her next message is the echo.
+	echoOnce(t, alice, "ping")
+}
+
+// fakeBackplane stands in for a pub/sub channel between nodes: it encodes
+// each op as JSON and delivers it to every node's Hub.
+type fakeBackplane struct {
+	mu    sync.Mutex
+	nodes []*wssafe.Hub
+	sent  int
+}
+
+func (b *fakeBackplane) Publish(_ context.Context, op wssafe.HubOp) error {
+	wire, err := json.Marshal(op)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.sent++
+	nodes := append([]*wssafe.Hub(nil), b.nodes...)
+	b.mu.Unlock()
+	for _, h := range nodes {
+		var got wssafe.HubOp
+		if err := json.Unmarshal(wire, &got); err != nil {
+			return err
+		}
+		h.Apply(got)
+	}
+	return nil
+}
+
+func TestPublishAcrossNodes(t *testing.T) {
+	t.Parallel()
+	bp := &fakeBackplane{}
+	node := func() (*wssafe.Endpoint, string) {
+		opts := &wssafe.Options{Backplane: bp}
+		wssafe.SetTestSubject(opts, subjectHeader(false))
+		ep, url := server(t, echo, opts)
+		bp.mu.Lock()
+		bp.nodes = append(bp.nodes, ep.Hub())
+		bp.mu.Unlock()
+		return ep, url
+	}
+	ep1, url1 := node()
+	ep2, url2 := node()
+	alice1 := dialWith(t, url1, hdr("X-Test-Subject", "alice"))
+	alice2 := dialWith(t, url2, hdr("X-Test-Subject", "alice"))
+	bob2 := dialWith(t, url2, hdr("X-Test-Subject", "bob"))
+	require.Eventually(t, func() bool { return ep1.Hub().Count() == 1 && ep2.Hub().Count() == 2 }, 5*time.Second, 10*time.Millisecond)
+
+	ctx := context.Background()
+	require.NoError(t, ep1.Hub().Publish(ctx, wssafe.HubOp{Kind: wssafe.OpBroadcast, Type: wssafe.MessageText, Data: []byte("everyone")}))
+	for _, c := range []*websocket.Conn{alice1, alice2, bob2} {
+		assert.Equal(t, "everyone", readText(t, c))
+	}
+	require.NoError(t, ep2.Hub().Publish(ctx, wssafe.HubOp{Kind: wssafe.OpBroadcast, Subject: "bob", Type: wssafe.MessageText, Data: []byte("bob")}))
+	assert.Equal(t, "bob", readText(t, bob2))
+
+	// A close addressed to nobody in particular closes nobody.
+	require.NoError(t, ep1.Hub().Publish(ctx, wssafe.HubOp{Kind: wssafe.OpClose}))
+	// Revoke alice on every node.
+	require.NoError(t, ep2.Hub().Publish(ctx, wssafe.HubOp{Kind: wssafe.OpClose, Subject: "alice", Code: wssafe.StatusUnauthorized, Reason: "token revoked"}))
+	for _, c := range []*websocket.Conn{alice1, alice2} {
+		ce := readClose(t, c)
+		assert.Equal(t, wssafe.StatusUnauthorized, ce.Code)
+		assert.Equal(t, "token revoked", ce.Reason)
+	}
+	echoOnce(t, bob2, "bob stays")
+	assert.Equal(t, 4, bp.sent)
+}
+
+// Without a Backplane, Publish acts on this process.
+func TestPublishLocal(t *testing.T) {
+	t.Parallel()
+	ep, url := server(t, echo, nil)
+	c := dialWith(t, url, nil)
+	require.Eventually(t, func() bool { return ep.Hub().Count() == 1 }, 5*time.Second, 10*time.Millisecond)
+	id := ep.Hub().Sessions()[0].ID()
+	require.NoError(t, ep.Hub().Publish(context.Background(), wssafe.HubOp{Kind: wssafe.OpBroadcast, SessionID: id, Type: wssafe.MessageText, Data: []byte("you")}))
+	assert.Equal(t, "you", readText(t, c))
+	assert.Equal(t, 1, ep.Hub().Apply(wssafe.HubOp{Kind: wssafe.OpClose, SessionID: id}))
+	ce := readClose(t, c)
+	assert.Equal(t, websocket.StatusNormalClosure, ce.Code)
+}
+
+// Shutdown reaches every live session through the Hub, then refuses
+// handshakes with 503.
+func TestShutdownDrivesHub(t *testing.T) {
+	t.Parallel()
+	ep, url := server(t, echo, nil)
+	conns := []*websocket.Conn{dialWith(t, url, nil), dialWith(t, url, nil)}
+	require.Eventually(t, func() bool { return ep.Hub().Count() == 2 }, 5*time.Second, 10*time.Millisecond)
+
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		done <- ep.Shutdown(ctx)
+	}()
+	for _, c := range conns {
+		assert.Equal(t, websocket.StatusGoingAway, readClose(t, c).Code)
+	}
+	require.NoError(t, <-done)
+	assert.Equal(t, 0, ep.Hub().Count())
+	resp := dialRefused(t, url, nil)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+	st := ep.Stats()
+	assert.Equal(t, 0, st.Active)
+	assert.Equal(t, uint64(2), st.Closed[wssafe.StatusGoingAway])
+	assert.Equal(t, uint64(1), st.Refused[wssafe.EventShuttingDown])
+}
