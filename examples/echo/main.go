@@ -57,7 +57,9 @@ func run(args []string) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", ep) // WebSocket on every path, as the seed's server
-	return serve.Run(log, c.Addr, mux, ep)
+	ctx, stop := serve.SignalContext()
+	defer stop()
+	return serve.Run(ctx, log, &c.Flags, mux, ep)
 }
 
 // echo answers each text message with the seed's reply.
@@ -66,7 +68,10 @@ func echo(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
 }
 
 func newEndpoint(c *config, log *slog.Logger) (*wssafe.Endpoint, error) {
-	o := c.Options(log)
+	o, err := c.Options(log)
+	if err != nil {
+		return nil, err
+	}
 	o.Accept = []wssafe.MessageType{wssafe.MessageText}
 	return wssafe.New(wssafe.HandlerFunc(echo), &o)
 }

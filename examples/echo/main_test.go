@@ -49,3 +49,50 @@ func TestParseRejectsUnknownFlags(t *testing.T) {
 	_, err := parse([]string{"-nope"})
 	assert.Error(t, err)
 }
+
+func TestEchoGuardFlags(t *testing.T) {
+	c, err := parse([]string{"-msg-rate", "1", "-msg-burst", "2", "-max-conns", "1"})
+	require.NoError(t, err)
+	ep, err := newEndpoint(c, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	srv := httptest.NewServer(ep)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	defer ep.Shutdown(ctx)
+	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+
+	conn, _, err := websocket.Dial(ctx, url, nil)
+	require.NoError(t, err)
+	defer conn.CloseNow()
+	_, resp, err := websocket.Dial(ctx, url, nil)
+	require.Error(t, err, "-max-conns 1")
+	assert.Equal(t, 503, resp.StatusCode)
+
+	for range 5 {
+		if conn.Write(ctx, websocket.MessageText, []byte("flood")) != nil {
+			break
+		}
+	}
+	for {
+		_, _, err = conn.Read(ctx)
+		if err != nil {
+			break
+		}
+	}
+	assert.Equal(t, websocket.StatusPolicyViolation, websocket.CloseStatus(err), "-msg-rate")
+}
+
+func TestEchoDenyIP(t *testing.T) {
+	c, err := parse([]string{"-deny-ip", "127.0.0.0/8,::1/128"})
+	require.NoError(t, err)
+	ep, err := newEndpoint(c, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	srv := httptest.NewServer(ep)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	require.Error(t, err)
+	assert.Equal(t, 403, resp.StatusCode)
+}

@@ -25,15 +25,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/wssafe/wssafe"
+	"github.com/wssafe/wssafe/examples/internal/serve"
 )
 
 // secretEnv names the environment variable holding the HMAC secret: a flag
@@ -41,23 +39,18 @@ import (
 const secretEnv = "WSSAFE_JWT_SECRET"
 
 type config struct {
-	addr            string
+	serve.Flags
 	authTimeout     time.Duration
 	allowWeakSecret bool
 	allowMissingExp bool
 	jwks            string
 	issuer          string
 	audience        string
-	readLimit       int64
-	origins         string
-	idleTimeout     time.Duration
-	logLevel        string
-	logFormat       string
 	secret          []byte
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := serve.SignalContext()
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
@@ -72,7 +65,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(cfg, stderr)
+	log, err := cfg.Logger(stderr)
 	if err != nil {
 		return err
 	}
@@ -80,31 +73,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.addr)
-	if err != nil {
-		ep.Shutdown(ctx)
-		return err
-	}
-	log.Info("secure: listening", "addr", ln.Addr().String())
-	return serve(ctx, ln, h, ep, log)
+	return serve.Run(ctx, log, &cfg.Flags, h, ep)
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	var cfg config
 	fs := flag.NewFlagSet("secure", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8888", "listen address")
+	cfg.Register(fs, "127.0.0.1:8888")
 	fs.DurationVar(&cfg.authTimeout, "auth-timeout", wssafe.DefaultAuthTimeout, "time allowed for the first-message token")
 	fs.BoolVar(&cfg.allowWeakSecret, "allow-weak-secret", false, "accept a "+secretEnv+" shorter than 32 bytes (migration only; logs a warning)")
 	fs.BoolVar(&cfg.allowMissingExp, "allow-missing-exp", false, "accept tokens without exp (migration only; logs a warning)")
 	fs.StringVar(&cfg.jwks, "jwks", "", "JWK Set `FILE|URL` (https://) with the public keys that sign tokens")
 	fs.StringVar(&cfg.issuer, "issuer", "", "required iss claim")
 	fs.StringVar(&cfg.audience, "audience", "", "required aud claim")
-	fs.Int64Var(&cfg.readLimit, "read-limit", wssafe.DefaultReadLimit, "largest message in bytes")
-	fs.StringVar(&cfg.origins, "origin", "", "comma-separated extra browser origins allowed (host patterns)")
-	fs.DurationVar(&cfg.idleTimeout, "idle-timeout", 0, "close sessions idle this long (0: never)")
-	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&cfg.logFormat, "log-format", "text", "text or json")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -121,21 +103,6 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return cfg, fmt.Errorf("%s is %d bytes; HS256 needs at least 32 random bytes (openssl rand -base64 32); pass -allow-weak-secret only to migrate from an existing weak secret", secretEnv, n)
 	}
 	return cfg, nil
-}
-
-func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
-		return nil, fmt.Errorf("-log-level %q: want debug, info, warn or error", cfg.logLevel)
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	switch cfg.logFormat {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("-log-format %q: want text or json", cfg.logFormat)
 }
 
 // newHandler builds the endpoint: the seed's protocol on every path.
@@ -156,23 +123,16 @@ func newHandler(cfg config, log *slog.Logger) (http.Handler, *wssafe.Endpoint, e
 			auth.JWKS = &wssafe.JWKSOptions{URL: cfg.jwks}
 		}
 	}
-	var origins []string
-	for _, o := range strings.Split(cfg.origins, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			origins = append(origins, o)
-		}
+	o, err := cfg.Options(log)
+	if err != nil {
+		return nil, nil, err
 	}
-	ep, err := wssafe.New(wssafe.HandlerFunc(echo), &wssafe.Options{
-		Auth:           auth,
-		Accept:         []wssafe.MessageType{wssafe.MessageText},
-		ReadLimit:      cfg.readLimit,
-		OriginPatterns: origins,
-		IdleTimeout:    cfg.idleTimeout,
-		Logger:         log,
-		OnOpen: func(s *wssafe.Session) error {
-			return s.WriteText(s.Context(), "Authenticated!")
-		},
-	})
+	o.Auth = auth
+	o.Accept = []wssafe.MessageType{wssafe.MessageText}
+	o.OnOpen = func(s *wssafe.Session) error {
+		return s.WriteText(s.Context(), "Authenticated!")
+	}
+	ep, err := wssafe.New(wssafe.HandlerFunc(echo), &o)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -181,38 +141,4 @@ func newHandler(cfg config, log *slog.Logger) (http.Handler, *wssafe.Endpoint, e
 
 func echo(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
 	return s.WriteText(ctx, "Server received: "+m.Text())
-}
-
-// serve runs the HTTP server on ln until ctx ends, then shuts down: the
-// endpoint first (http.Server.Shutdown does not see hijacked WebSocket
-// connections), closing sessions with 1001, then the server.
-func serve(ctx context.Context, ln net.Listener, h http.Handler, ep *wssafe.Endpoint, log *slog.Logger) error {
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    32 << 10, // room for a token in a header, little more
-		IdleTimeout:       60 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		ep.Shutdown(context.Background())
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("secure: shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := ep.Shutdown(sctx); err != nil {
-		log.Warn("secure: sessions did not close in time", "error", err)
-	}
-	if err := srv.Shutdown(sctx); err != nil {
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }

@@ -24,6 +24,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/wssafe/wssafe/examples/internal/serve"
 )
 
 // syncBuffer collects log output from several goroutines.
@@ -62,8 +64,8 @@ func start(t *testing.T, args []string, secret []byte) (string, *syncBuffer) {
 		return ""
 	}, logs)
 	require.NoError(t, err)
-	cfg.logLevel = "debug"
-	log, err := newLogger(cfg, logs)
+	cfg.LogLevel = "debug"
+	log, err := cfg.Logger(logs)
 	require.NoError(t, err)
 	h, ep, err := newHandler(cfg, log)
 	require.NoError(t, err)
@@ -268,7 +270,7 @@ func TestGracefulShutdown(t *testing.T) {
 	logs := &syncBuffer{}
 	cfg, err := parseConfig(nil, func(string) string { return string(secret) }, logs)
 	require.NoError(t, err)
-	log, err := newLogger(cfg, logs)
+	log, err := cfg.Logger(logs)
 	require.NoError(t, err)
 	h, ep, err := newHandler(cfg, log)
 	require.NoError(t, err)
@@ -276,7 +278,7 @@ func TestGracefulShutdown(t *testing.T) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, ln, h, ep, log) }()
+	go func() { done <- serve.Serve(ctx, log, ln, h, ep) }()
 
 	c := connect(t, "ws://"+ln.Addr().String())
 	c.send(sign(t, jwa.HS256(), secret, map[string]any{"user_id": 1, "exp": time.Now().Add(time.Hour)}, ""))

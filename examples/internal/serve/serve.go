@@ -4,9 +4,11 @@ package serve
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,7 +21,7 @@ import (
 	"github.com/wssafe/wssafe"
 )
 
-// Flags are the flags every example accepts.
+// Flags are the flags every example accepts: one place for all of them.
 type Flags struct {
 	Addr        string
 	ReadLimit   int64
@@ -27,6 +29,15 @@ type Flags struct {
 	IdleTimeout time.Duration
 	LogLevel    string
 	LogFormat   string
+
+	MsgRate        float64
+	MsgBurst       int
+	MaxConns       int
+	MaxConnsPerIP  int
+	AllowIPs       string
+	DenyIPs        string
+	TrustedProxies string
+	StatsAddr      string
 }
 
 // Register defines the common flags on fs with addr as the default address.
@@ -37,10 +48,19 @@ func (f *Flags) Register(fs *flag.FlagSet, addr string) {
 	fs.DurationVar(&f.IdleTimeout, "idle-timeout", 0, "close sessions idle this long (0 = off)")
 	fs.StringVar(&f.LogLevel, "log-level", "info", "debug|info|warn|error")
 	fs.StringVar(&f.LogFormat, "log-format", "text", "text|json")
+
+	fs.Float64Var(&f.MsgRate, "msg-rate", 0, "messages per second per session (0 = off); over it: close 1008")
+	fs.IntVar(&f.MsgBurst, "msg-burst", 0, "message burst per session (0 = the rate rounded up)")
+	fs.IntVar(&f.MaxConns, "max-conns", 0, "most sessions in all (0 = no cap); over it: HTTP 503")
+	fs.IntVar(&f.MaxConnsPerIP, "max-conns-per-ip", 0, "most sessions per client address (0 = no cap); over it: HTTP 429")
+	fs.StringVar(&f.AllowIPs, "allow-ip", "", "comma-separated CIDRs allowed to connect (default all)")
+	fs.StringVar(&f.DenyIPs, "deny-ip", "", "comma-separated CIDRs refused with HTTP 403")
+	fs.StringVar(&f.TrustedProxies, "trusted-proxy", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
+	fs.StringVar(&f.StatsAddr, "stats-addr", "", "serve GET /stats as JSON on this address (keep it on localhost); SIGUSR1 logs them too")
 }
 
 // Logger returns the slog logger the flags ask for, writing to w.
-func (f *Flags) Logger(w *os.File) (*slog.Logger, error) {
+func (f *Flags) Logger(w io.Writer) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.LogLevel)); err != nil {
 		return nil, fmt.Errorf("-log-level: %w", err)
@@ -56,33 +76,79 @@ func (f *Flags) Logger(w *os.File) (*slog.Logger, error) {
 }
 
 // Options returns the wssafe options the common flags set.
-func (f *Flags) Options(log *slog.Logger) wssafe.Options {
-	o := wssafe.Options{ReadLimit: f.ReadLimit, IdleTimeout: f.IdleTimeout, Logger: log}
-	for _, p := range strings.Split(f.Origins, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			o.OriginPatterns = append(o.OriginPatterns, p)
-		}
+func (f *Flags) Options(log *slog.Logger) (wssafe.Options, error) {
+	o := wssafe.Options{
+		ReadLimit:      f.ReadLimit,
+		IdleTimeout:    f.IdleTimeout,
+		Logger:         log,
+		OriginPatterns: list(f.Origins),
+		MaxConns:       f.MaxConns,
+		MaxConnsPerIP:  f.MaxConnsPerIP,
+		AllowIPs:       list(f.AllowIPs),
+		DenyIPs:        list(f.DenyIPs),
+		TrustedProxies: list(f.TrustedProxies),
 	}
-	return o
+	switch {
+	case f.MsgRate > 0:
+		o.MessageRate = wssafe.Rate{PerSecond: f.MsgRate, Burst: f.MsgBurst}
+	case f.MsgBurst != 0:
+		return o, fmt.Errorf("-msg-burst needs -msg-rate")
+	}
+	return o, nil
 }
 
-// Run serves h on addr until SIGINT or SIGTERM, then shuts ep down (every
-// session gets 1001) and the HTTP server after it.
-func Run(log *slog.Logger, addr string, h http.Handler, ep *wssafe.Endpoint) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ln, err := net.Listen("tcp", addr)
+// list splits a comma-separated flag value, dropping empty entries.
+func list(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// SignalContext returns a context cancelled by SIGINT or SIGTERM.
+func SignalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// Run serves h on f.Addr until ctx ends (see SignalContext), then shuts ep
+// down (every session gets 1001) and the HTTP server after it. With
+// f.StatsAddr it also serves ep's Stats as JSON there; SIGUSR1 logs them.
+func Run(ctx context.Context, log *slog.Logger, f *Flags, h http.Handler, ep *wssafe.Endpoint) error {
+	ln, err := net.Listen("tcp", f.Addr)
 	if err != nil {
 		return err
 	}
-	return serve(ctx, log, ln, h, ep)
+	defer logStatsOnSignal(log, ep)()
+	if f.StatsAddr != "" {
+		sln, err := net.Listen("tcp", f.StatsAddr)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		go Serve(ctx, log, sln, StatsHandler(ep), nil)
+	}
+	return Serve(ctx, log, ln, h, ep)
 }
 
-func serve(ctx context.Context, log *slog.Logger, ln net.Listener, h http.Handler, ep *wssafe.Endpoint) error {
+// StatsHandler serves ep.Stats() as JSON.
+func StatsHandler(ep *wssafe.Endpoint) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		json.NewEncoder(w).Encode(ep.Stats())
+	})
+}
+
+// Serve serves h on ln with the timeouts every server needs until ctx ends,
+// then shuts ep (if not nil) and the server down gracefully.
+func Serve(ctx context.Context, log *slog.Logger, ln net.Listener, h http.Handler, ep *wssafe.Endpoint) error {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    32 << 10, // room for a token in a header, little more
 		IdleTimeout:       60 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -91,13 +157,19 @@ func serve(ctx context.Context, log *slog.Logger, ln net.Listener, h http.Handle
 	log.Info("listening", "url", "http://"+ln.Addr().String())
 	select {
 	case err := <-errc:
+		if ep != nil {
+			ep.Shutdown(context.Background())
+		}
 		return err
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := ep.Shutdown(sctx)
+	var err error
+	if ep != nil {
+		err = ep.Shutdown(sctx)
+	}
 	if err2 := srv.Shutdown(sctx); err == nil {
 		err = err2
 	}
