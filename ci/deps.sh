@@ -4,6 +4,7 @@ set -euo pipefail
 need=()
 /usr/bin/python3 -c 'import websockets' 2>/dev/null || need+=(python3-websockets)
 /usr/bin/python3 -c 'import jwt' 2>/dev/null || need+=(python3-jwt)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "installing: ${need[*]}"
 	apt-get update -qq
@@ -11,3 +12,5 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 go version
 /usr/bin/python3 -c 'import websockets; print("python websockets", websockets.__version__)'
+/usr/bin/chromium --version
+node --version

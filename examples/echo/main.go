@@ -35,7 +35,7 @@ type config struct {
 func parse(args []string) (*config, error) {
 	var c config
 	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
-	c.Register(fs, "127.0.0.1:8765")
+	c.Register(fs, serve.Flags{Addr: "127.0.0.1:8765"})
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

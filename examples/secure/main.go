@@ -80,7 +80,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	var cfg config
 	fs := flag.NewFlagSet("secure", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg.Register(fs, "127.0.0.1:8888")
+	cfg.Register(fs, serve.Flags{Addr: "127.0.0.1:8888"})
 	fs.DurationVar(&cfg.authTimeout, "auth-timeout", wssafe.DefaultAuthTimeout, "time allowed for the first-message token")
 	fs.BoolVar(&cfg.allowWeakSecret, "allow-weak-secret", false, "accept a "+secretEnv+" shorter than 32 bytes (migration only; logs a warning)")
 	fs.BoolVar(&cfg.allowMissingExp, "allow-missing-exp", false, "accept tokens without exp (migration only; logs a warning)")

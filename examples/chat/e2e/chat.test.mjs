@@ -8,15 +8,14 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createServer } from "node:http";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
 const OUT = join(import.meta.dirname, "output");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 
-let server, serverLog = "", base, browser, profile, evil, evilURL;
+let server, serverLog, base, browser, evil, evilURL;
 
 // freePort asks the kernel for an unused loopback port.
 function freePort() {
@@ -30,29 +29,40 @@ function freePort() {
   });
 }
 
-async function waitForServer(url, ms) {
+async function waitForServer(url, ms, log) {
   const deadline = Date.now() + ms;
   for (;;) {
     try {
       const res = await fetch(url + "/stats");
       if (res.ok) return;
     } catch { /* not listening yet */ }
-    if (Date.now() > deadline) throw new Error("chat server did not start:\n" + serverLog);
+    if (Date.now() > deadline) throw new Error("chat server did not start:\n" + log());
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
-before(async () => {
-  mkdirSync(OUT, { recursive: true });
+// startChat runs the chat binary on a free port and returns its URL, the
+// process, and a function that returns everything it has logged.
+async function startChat(...flags) {
   const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = spawn(process.env.CHAT_BIN, ["-addr", `127.0.0.1:${port}`, "-msg-rate", "5", "-msg-burst", "10", "-log-level", "debug"], {
+  const url = `http://127.0.0.1:${port}`;
+  const proc = spawn(process.env.CHAT_BIN, ["-addr", `127.0.0.1:${port}`, "-log-level", "debug", ...flags], {
     env: { ...process.env, WSSAFE_JWT_SECRET: "" },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  server.stdout.on("data", (d) => (serverLog += d));
-  server.stderr.on("data", (d) => (serverLog += d));
-  await waitForServer(base, 30000);
+  let log = "";
+  proc.stdout.on("data", (d) => (log += d));
+  proc.stderr.on("data", (d) => (log += d));
+  await waitForServer(url, 30000, () => log);
+  return { url, proc, log: () => log };
+}
+
+before(async () => {
+  mkdirSync(OUT, { recursive: true });
+  const chat = await startChat("-msg-rate", "5", "-msg-burst", "10");
+  base = chat.url;
+  server = chat.proc;
+  serverLog = chat.log;
 
   // A page on another origin (another port) that tries to open the chat's
   // socket: cross-site WebSocket hijacking.
@@ -60,7 +70,7 @@ before(async () => {
     res.setHeader("Content-Type", "text/html");
     res.end(`<!doctype html><title>evil</title><script>
       window.result = new Promise((resolve) => {
-        const ws = new WebSocket("ws://127.0.0.1:${port}/ws", ["chat.v1"]);
+        const ws = new WebSocket("${base.replace("http", "ws")}/ws", ["chat.v1"]);
         ws.onopen = () => resolve("opened");
         ws.onclose = (e) => resolve("closed " + e.code);
       });
@@ -69,13 +79,12 @@ before(async () => {
   await new Promise((r) => evil.listen(0, "127.0.0.1", r));
   evilURL = `http://127.0.0.1:${evil.address().port}/`;
 
-  profile = mkdtempSync(join(tmpdir(), "chat-e2e-"));
+  // playwright gives every launch a fresh, empty --user-data-dir of its own.
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
       "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      `--user-data-dir=${profile}`,
     ],
   });
 });
@@ -84,14 +93,13 @@ after(async () => {
   await browser?.close();
   evil?.close();
   if (server && server.exitCode === null) server.kill("SIGKILL");
-  if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
-async function signIn(name, email) {
+async function signIn(name, email, url = base) {
   const ctx = await browser.newContext({ viewport: { width: 1100, height: 720 } });
   const page = await ctx.newPage();
   page.on("pageerror", (e) => assert.fail(`page error in ${name}'s page: ${e}`));
-  await page.goto(base + "/");
+  await page.goto(url + "/");
   await page.fill("#name", name);
   await page.fill("#email", email);
   await page.click("#signin-button");
@@ -129,8 +137,10 @@ test("two users chat, see each other online, and get validation errors", async (
   await bob.click("#rename-form button");
   await alice.locator("#messages li", { hasText: "Bob is now Robert" }).waitFor({ timeout: 10000 });
 
-  await alice.waitForFunction(() => document.querySelector("#stats").textContent.includes("sessions"));
+  // The live panel polls /stats: wait until it shows both sessions.
+  await alice.waitForFunction(() => /sessions2/.test(document.querySelector("#stats").textContent), null, { timeout: 10000 });
   await alice.screenshot({ path: join(OUT, "chat.png") });
+  await bob.screenshot({ path: join(OUT, "chat-errors.png") });
   await bob.context().close();
   await alice.context().close();
 });
@@ -156,8 +166,29 @@ test("a page from another origin cannot open the socket (403)", async () => {
   const result = await page.evaluate(() => window.result);
   assert.equal(result, "closed 1006");
   assert.ok(errors.some((e) => e.includes("403")), `expected a 403 handshake error, got ${JSON.stringify(errors)}`);
-  assert.match(serverLog, /origin_refused/);
+  assert.match(serverLog(), /origin_refused/);
   await ctx.close();
+});
+
+test("the page refreshes its token in-band before it expires", async () => {
+  const chat = await startChat("-token-ttl", "10s");
+  try {
+    const page = await signIn("Rita", "rita@example.com", chat.url);
+    const first = await page.evaluate(() => window.chat.state().expiresAt);
+    // Past the first token's expiry: without the refresh the server would
+    // have closed the socket 3000 "token expired".
+    await page.waitForFunction((t) => Date.now() > t + 1500, first, { timeout: 20000, polling: 250 });
+    assert.ok(await page.evaluate(() => window.chat.state().connected), "still connected after the first token expired");
+    assert.ok((await page.evaluate(() => window.chat.state().expiresAt)) > first, "the page holds a newer token");
+    await page.fill("#text", "still here");
+    await page.click("#send");
+    await page.locator("#messages li", { hasText: "still here" }).waitFor({ timeout: 10000 });
+    assert.match(chat.log(), /token_refreshed/);
+    assert.doesNotMatch(chat.log(), /token_expired/);
+    await page.context().close();
+  } finally {
+    chat.proc.kill("SIGKILL");
+  }
 });
 
 test("a flood is cut with 1008 and the page says why", async () => {
@@ -173,8 +204,8 @@ test("shutdown closes with 1001 and the page says the server is going away", asy
   const exited = new Promise((r) => server.on("exit", r));
   server.kill("SIGTERM");
   await page.locator("#status.wait", { hasText: "going away" }).waitFor({ timeout: 10000 });
-  assert.equal(await exited, 0, "graceful exit:\n" + serverLog);
-  assert.doesNotMatch(serverLog, /eyJ/, "no token in the server's logs");
-  assert.doesNotMatch(serverLog, /hello from alice/, "no message body in the server's logs");
+  assert.equal(await exited, 0, "graceful exit:\n" + serverLog());
+  assert.doesNotMatch(serverLog(), /eyJ/, "no token in the server's logs");
+  assert.doesNotMatch(serverLog(), /hello from alice/, "no message body in the server's logs");
   await page.context().close();
 });

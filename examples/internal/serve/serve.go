@@ -40,23 +40,30 @@ type Flags struct {
 	StatsAddr      string
 }
 
-// Register defines the common flags on fs with addr as the default address.
-func (f *Flags) Register(fs *flag.FlagSet, addr string) {
-	fs.StringVar(&f.Addr, "addr", addr, "listen address")
-	fs.Int64Var(&f.ReadLimit, "read-limit", 0, "largest message in bytes (0 = 32 KiB)")
-	fs.StringVar(&f.Origins, "origin", "", "comma-separated extra allowed origin patterns (default same-origin only)")
-	fs.DurationVar(&f.IdleTimeout, "idle-timeout", 0, "close sessions idle this long (0 = off)")
-	fs.StringVar(&f.LogLevel, "log-level", "info", "debug|info|warn|error")
-	fs.StringVar(&f.LogFormat, "log-format", "text", "text|json")
+// Register defines the common flags on fs. The values in def are their
+// defaults; empty log settings default to info and text.
+func (f *Flags) Register(fs *flag.FlagSet, def Flags) {
+	if def.LogLevel == "" {
+		def.LogLevel = "info"
+	}
+	if def.LogFormat == "" {
+		def.LogFormat = "text"
+	}
+	fs.StringVar(&f.Addr, "addr", def.Addr, "listen address")
+	fs.Int64Var(&f.ReadLimit, "read-limit", def.ReadLimit, "largest message in bytes (0 = 32 KiB)")
+	fs.StringVar(&f.Origins, "origin", def.Origins, "comma-separated extra allowed origin patterns (default same-origin only)")
+	fs.DurationVar(&f.IdleTimeout, "idle-timeout", def.IdleTimeout, "close sessions idle this long (0 = off)")
+	fs.StringVar(&f.LogLevel, "log-level", def.LogLevel, "debug|info|warn|error")
+	fs.StringVar(&f.LogFormat, "log-format", def.LogFormat, "text|json")
 
-	fs.Float64Var(&f.MsgRate, "msg-rate", 0, "messages per second per session (0 = off); over it: close 1008")
-	fs.IntVar(&f.MsgBurst, "msg-burst", 0, "message burst per session (0 = the rate rounded up)")
-	fs.IntVar(&f.MaxConns, "max-conns", 0, "most sessions in all (0 = no cap); over it: HTTP 503")
-	fs.IntVar(&f.MaxConnsPerIP, "max-conns-per-ip", 0, "most sessions per client address (0 = no cap); over it: HTTP 429")
-	fs.StringVar(&f.AllowIPs, "allow-ip", "", "comma-separated CIDRs allowed to connect (default all)")
-	fs.StringVar(&f.DenyIPs, "deny-ip", "", "comma-separated CIDRs refused with HTTP 403")
-	fs.StringVar(&f.TrustedProxies, "trusted-proxy", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
-	fs.StringVar(&f.StatsAddr, "stats-addr", "", "serve GET /stats as JSON on this address (keep it on localhost); SIGUSR1 logs them too")
+	fs.Float64Var(&f.MsgRate, "msg-rate", def.MsgRate, "messages per second per session (0 = off); over it: close 1008")
+	fs.IntVar(&f.MsgBurst, "msg-burst", def.MsgBurst, "message burst per session (0 = the rate rounded up)")
+	fs.IntVar(&f.MaxConns, "max-conns", def.MaxConns, "most sessions in all (0 = no cap); over it: HTTP 503")
+	fs.IntVar(&f.MaxConnsPerIP, "max-conns-per-ip", def.MaxConnsPerIP, "most sessions per client address (0 = no cap); over it: HTTP 429")
+	fs.StringVar(&f.AllowIPs, "allow-ip", def.AllowIPs, "comma-separated CIDRs allowed to connect (default all)")
+	fs.StringVar(&f.DenyIPs, "deny-ip", def.DenyIPs, "comma-separated CIDRs refused with HTTP 403")
+	fs.StringVar(&f.TrustedProxies, "trusted-proxy", def.TrustedProxies, "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
+	fs.StringVar(&f.StatsAddr, "stats-addr", def.StatsAddr, "serve GET /stats as JSON on this address (keep it on localhost); SIGUSR1 logs them too")
 }
 
 // Logger returns the slog logger the flags ask for, writing to w.

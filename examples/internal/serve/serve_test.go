@@ -21,7 +21,7 @@ import (
 func TestFlags(t *testing.T) {
 	var f Flags
 	fs := flag.NewFlagSet("x", flag.ContinueOnError)
-	f.Register(fs, "127.0.0.1:1")
+	f.Register(fs, Flags{Addr: "127.0.0.1:1"})
 	require.NoError(t, fs.Parse([]string{"-read-limit", "100", "-origin", "a.example, b.example", "-log-format", "json"}))
 	log, err := f.Logger(os.Stderr)
 	require.NoError(t, err)
@@ -68,7 +68,7 @@ func TestServeShutsDownGracefully(t *testing.T) {
 func TestGuardFlags(t *testing.T) {
 	var f Flags
 	fs := flag.NewFlagSet("x", flag.ContinueOnError)
-	f.Register(fs, "127.0.0.1:1")
+	f.Register(fs, Flags{Addr: "127.0.0.1:1"})
 	require.NoError(t, fs.Parse([]string{
 		"-msg-rate", "2.5", "-msg-burst", "5", "-max-conns", "10", "-max-conns-per-ip", "3",
 		"-allow-ip", "10.0.0.0/8, 192.0.2.0/24", "-deny-ip", "10.1.0.0/16", "-trusted-proxy", "127.0.0.1/32",

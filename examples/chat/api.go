@@ -1,0 +1,114 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"unicode"
+
+	"github.com/wssafe/wssafe"
+)
+
+// signIn is the sign-in form, decoded strictly and validated by wssafe.
+type signIn struct {
+	Name  string `json:"name"`
+	Email string `json:"email"`
+}
+
+// Validate applies the same rules as the socket's rename.
+func (v signIn) Validate() error {
+	if err := validName("name", v.Name); err != nil {
+		return err
+	}
+	return wssafe.Email("email", v.Email)
+}
+
+// validName: 1 to 32 printable characters, no leading or trailing space.
+func validName(field, name string) error {
+	if err := wssafe.Length(field, name, 1, 32); err != nil {
+		return err
+	}
+	if strings.TrimSpace(name) != name {
+		return &wssafe.FieldError{Field: field, Rule: "trim", Message: "must not start or end with a space"}
+	}
+	return wssafe.Chars(field, name, unicode.IsPrint)
+}
+
+// tokenReply is what sign-in and refresh return to the page.
+type tokenReply struct {
+	Token     string `json:"token"`
+	ExpiresIn int    `json:"expires_in"` // seconds
+	Subject   string `json:"subject"`
+	Name      string `json:"name"`
+}
+
+// login validates the form and issues a token. The subject is a keyed
+// fingerprint of the canonical email: stable for one address, and the
+// address itself never reaches other users or the logs.
+func (a *app) login(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		writeError(w, http.StatusUnsupportedMediaType, &wssafe.MessageError{Code: "invalid_request", Message: "send JSON"})
+		return
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, &wssafe.MessageError{Code: wssafe.CodeTooLarge, Message: "request too large"})
+		return
+	}
+	form, err := wssafe.DecodeJSON[signIn](body, wssafe.JSONLimits{})
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	email, _ := wssafe.EmailRule{}.Canonical("email", form.Email)
+	a.issue(w, "u-"+a.ep.Fingerprint([]byte(email)), form.Name)
+}
+
+// refresh re-issues a token for the holder of a valid one: the page calls
+// it before expiry and hands the new token to the socket in-band.
+func (a *app) refresh(w http.ResponseWriter, r *http.Request) {
+	subject, name, err := a.tokens.verify(r)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		writeError(w, http.StatusUnauthorized, &wssafe.MessageError{Code: "invalid_token", Message: "sign in again"})
+		return
+	}
+	a.issue(w, subject, name)
+}
+
+func (a *app) issue(w http.ResponseWriter, subject, name string) {
+	tok, err := a.tokens.mint(subject, name)
+	if err != nil {
+		a.log.Error("chat: signing a token failed", "error", err)
+		writeError(w, http.StatusInternalServerError, &wssafe.MessageError{Code: "internal", Message: "try again"})
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, tokenReply{Token: tok, ExpiresIn: int(a.cfg.tokenTTL.Seconds()), Subject: subject, Name: name})
+}
+
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<10))
+}
+
+// writeError answers with the same shape as the socket's error replies.
+func writeError(w http.ResponseWriter, status int, err error) {
+	reply := map[string]string{"type": "error", "code": "invalid_message", "message": "invalid request"}
+	var me *wssafe.MessageError
+	var fe *wssafe.FieldError
+	switch {
+	case errors.As(err, &fe):
+		reply["field"], reply["message"] = fe.Field, fe.Message
+	case errors.As(err, &me):
+		reply["code"], reply["field"], reply["message"] = me.Code, me.Field, me.Message
+	}
+	writeJSON(w, status, reply)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

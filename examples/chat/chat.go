@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode"
+
+	"github.com/wssafe/wssafe"
+)
+
+// nameKey stores a session's display name in its value store.
+type nameKey struct{}
+
+// seqKey stores a session's message counter, for message IDs.
+type seqKey struct{}
+
+// Client messages, decoded strictly by the router: a member the type does
+// not declare is refused.
+type (
+	say struct {
+		Text string `json:"text"`
+	}
+	typing struct{}
+	rename struct {
+		Name string `json:"name"`
+	}
+)
+
+// Validate bounds a chat line: 1 to 500 characters, no control characters
+// but newlines.
+func (m say) Validate() error {
+	if err := wssafe.Length("text", strings.TrimSpace(m.Text), 1, 500); err != nil {
+		return err
+	}
+	return wssafe.Chars("text", m.Text, func(r rune) bool { return r == '\n' || unicode.IsPrint(r) })
+}
+
+// Validate applies the sign-in rules to a new name.
+func (m rename) Validate() error { return validName("name", m.Name) }
+
+// member is one user in the online list.
+type member struct {
+	Subject string `json:"subject"`
+	Name    string `json:"name"`
+}
+
+// router maps the client's message types to typed handlers. Unknown types
+// and invalid fields get wssafe's error reply; the session stays open
+// within its invalid-message budget.
+func (a *app) router() wssafe.Handler {
+	r := wssafe.NewRouter()
+	wssafe.Route(r, "say", a.say)
+	wssafe.Route(r, "typing", a.typing)
+	wssafe.Route(r, "rename", a.rename)
+	return r
+}
+
+func (a *app) say(ctx context.Context, s *wssafe.Session, m say) error {
+	seq := s.Value(seqKey{}).(*atomic.Uint64).Add(1)
+	// A server-assigned ID: a digest of who said what when, short enough to show.
+	id := wssafe.DigestHex(fmt.Sprintf("%s|%d|%s", s.ID(), seq, m.Text))[:12]
+	a.broadcast(map[string]any{
+		"type": "said", "id": id, "from": s.Subject(), "name": name(s),
+		"text": m.Text, "at": time.Now().UTC().Format(time.RFC3339),
+	}, nil)
+	return nil
+}
+
+func (a *app) typing(ctx context.Context, s *wssafe.Session, _ typing) error {
+	a.broadcast(map[string]any{"type": "typing", "from": s.Subject(), "name": name(s)},
+		func(o *wssafe.Session) bool { return o.Subject() != s.Subject() })
+	return nil
+}
+
+func (a *app) rename(ctx context.Context, s *wssafe.Session, m rename) error {
+	old := name(s)
+	for _, o := range a.ep.Hub().BySubject(s.Subject()) { // every tab of this user
+		o.Set(nameKey{}, m.Name)
+	}
+	a.broadcast(map[string]any{"type": "renamed", "from": s.Subject(), "old": old, "name": m.Name}, nil)
+	a.presence()
+	return nil
+}
+
+// joined runs when a verified session opens: it takes the name from the
+// token and tells everyone.
+func (a *app) joined(s *wssafe.Session) error {
+	var n string
+	if err := s.Claims().Get("name", &n); err != nil || validName("name", n) != nil {
+		return wssafe.ErrInvalidToken
+	}
+	for _, o := range a.ep.Hub().BySubject(s.Subject()) {
+		if on := name(o); o != s && on != "" {
+			n = on // a second tab keeps the current name
+		}
+	}
+	s.Set(nameKey{}, n)
+	s.Set(seqKey{}, new(atomic.Uint64))
+	a.broadcast(map[string]any{"type": "joined", "from": s.Subject(), "name": n}, nil)
+	a.presence()
+	return nil
+}
+
+// left tells everyone a session ended. Its own Hub entry is already gone.
+func (a *app) left(s *wssafe.Session, err error) {
+	if n := name(s); n != "" {
+		a.broadcast(map[string]any{"type": "left", "from": s.Subject(), "name": n}, nil)
+		a.presence()
+	}
+}
+
+// presence broadcasts who is online, one entry per user.
+func (a *app) presence() {
+	seen := map[string]bool{}
+	list := []member{}
+	for _, s := range a.ep.Hub().Sessions() {
+		if n := name(s); n != "" && !seen[s.Subject()] {
+			seen[s.Subject()] = true
+			list = append(list, member{Subject: s.Subject(), Name: n})
+		}
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+	a.broadcast(map[string]any{"type": "presence", "online": list}, nil)
+}
+
+// broadcast sends v to every open session (or those keep accepts) through
+// their bounded send queues: a slow reader is cut, never waited for.
+func (a *app) broadcast(v any, keep func(*wssafe.Session) bool) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		a.log.Error("chat: encoding a broadcast failed", "error", err)
+		return
+	}
+	a.ep.Hub().BroadcastFunc(wssafe.MessageText, b, keep)
+}
+
+func name(s *wssafe.Session) string {
+	n, _ := s.Value(nameKey{}).(string)
+	return n
+}
+
+// stats serves a flat summary of the endpoint's counters for the page's
+// panel.
+func (a *app) stats(w http.ResponseWriter, r *http.Request) {
+	st := a.ep.Stats()
+	out := map[string]uint64{
+		"sessions":         uint64(st.Active),
+		"messages in":      uint64(st.Traffic.MessagesIn),
+		"messages out":     uint64(st.Traffic.MessagesOut),
+		"invalid messages": sum(st.ValidationFailures),
+		"limits hit":       sum(st.LimitHits),
+		"auth failures":    sum(st.AuthFailed),
+	}
+	for reason, n := range st.Refused {
+		out["refused: "+reason] = n
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, out)
+}
+
+func sum(m map[string]uint64) uint64 {
+	var n uint64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
