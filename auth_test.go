@@ -359,7 +359,8 @@ func rejections() []rejection {
 			parts[1] = base64.RawURLEncoding.EncodeToString([]byte(f.payload(claims{"sub": "admin"})))
 			return f.remember(strings.Join(parts, "."))
 		}, "signature"},
-		{"alg none", func(f *authFixture) string { return f.raw(`{"alg":"none","typ":"JWT"}`, f.payload(nil), nil) }, "malformed"},
+		{"alg none", func(f *authFixture) string { return f.raw(`{"alg":"none","typ":"JWT"}`, f.payload(nil), nil) }, "alg_none"},
+		{"empty signature", func(f *authFixture) string { return f.raw(`{"alg":"HS256","typ":"JWT"}`, f.payload(nil), nil) }, "signature"},
 		{"alg none with signature", func(f *authFixture) string {
 			return f.raw(`{"alg":"none","typ":"JWT"}`, f.payload(nil), []byte("x"))
 		}, "alg_none"},

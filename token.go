@@ -163,13 +163,15 @@ func checkTokenSyntax(tok string) error {
 }
 
 // splitToken decodes the header and payload of a compact JWS with three
-// non-empty segments.
+// segments, the first two non-empty. An empty signature is left to the
+// header check and to verification, so that RFC 7519's unsecured JWT (alg
+// none, empty signature: what attack tools send) is reported as alg_none.
 func splitToken(raw []byte) (header, payload []byte, err error) {
 	if err := checkTokenSyntax(string(raw)); err != nil {
 		return nil, nil, err
 	}
 	parts := bytes.Split(raw, []byte("."))
-	for _, p := range parts {
+	for _, p := range parts[:2] {
 		if len(p) == 0 {
 			return nil, nil, errTokenSyntax
 		}
