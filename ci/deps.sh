@@ -4,6 +4,7 @@ set -euo pipefail
 need=()
 /usr/bin/python3 -c 'import websockets' 2>/dev/null || need+=(python3-websockets)
 /usr/bin/python3 -c 'import jwt' 2>/dev/null || need+=(python3-jwt)
+/usr/bin/python3 -c 'import cryptography' 2>/dev/null || need+=(python3-cryptography) # PyJWT's RS256
 [ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "installing: ${need[*]}"
