@@ -15,6 +15,7 @@ import WebSocket from "ws";
 export const ROOT = resolve(import.meta.dirname, "../..");
 
 let buildDir;
+const built = new Map(); // name -> path, so each example is built once
 const running = new Set();
 
 // binary returns the path of the named example's binary, building it into
@@ -22,9 +23,11 @@ const running = new Set();
 export function binary(name) {
   const given = process.env[`${name.toUpperCase()}_BIN`];
   if (given) return given;
+  if (built.has(name)) return built.get(name);
   buildDir ??= mkdtempSync(join(tmpdir(), "wssafe-interop-"));
   const out = join(buildDir, name);
   execFileSync("go", ["build", "-o", out, `./examples/${name}`], { cwd: ROOT, stdio: "inherit" });
+  built.set(name, out);
   return out;
 }
 
@@ -56,7 +59,8 @@ export async function startServer(name, flags = [], env = {}) {
   let log = "";
   proc.stdout.on("data", (d) => (log += d));
   proc.stderr.on("data", (d) => (log += d));
-  const exited = new Promise((resolve) => proc.on("exit", (code, signal) => resolve({ code, signal })));
+  // "close", not "exit": it comes after the last log line has been read.
+  const exited = new Promise((resolve) => proc.on("close", (code, signal) => resolve({ code, signal })));
   const srv = { name, proc, exited, statsURL, log: () => log };
   running.add(srv);
   exited.then(() => running.delete(srv));

@@ -65,7 +65,8 @@ def binary(name):
     if _build_dir is None:
         _build_dir = tempfile.mkdtemp(prefix="wssafe-interop-py-")
     out = os.path.join(_build_dir, name)
-    subprocess.run(["go", "build", "-o", out, "./examples/" + name], cwd=ROOT, check=True)
+    if not os.path.exists(out):
+        subprocess.run(["go", "build", "-o", out, "./examples/" + name], cwd=ROOT, check=True)
     return out
 
 
@@ -91,7 +92,8 @@ class Server:
         self.lines = []
         self.url = None
         self.listening = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
         if not self.listening.wait(15) or self.url is None:
             self.proc.kill()
             raise RuntimeError("%s did not start:\n%s" % (name, self.log()))
@@ -118,10 +120,13 @@ class Server:
         return (self.stats().get("auth_failed") or {}).get(reason, 0)
 
     def stop(self):
-        """SIGTERM; returns the exit status (0 after a graceful shutdown)."""
+        """SIGTERM; returns the exit status (0 after a graceful shutdown)
+        once every line the server wrote has been read."""
         if self.proc.poll() is None:
             self.proc.terminate()
-        return self.proc.wait(15)
+        code = self.proc.wait(15)
+        self.reader.join(5)
+        return code
 
 
 # --- client helpers ----------------------------------------------------------
