@@ -288,11 +288,23 @@ func TestAuthQueryToken(t *testing.T) {
 	f := newAuthFixture(t)
 	tok := f.token(nil)
 
-	// Refused unless enabled: the query is simply not a source.
-	_, url := server(t, whoami, f.options(func(a *wssafe.AuthOptions) { a.Sources = wssafe.FromHeader }))
-	resp := handshake(t, url+"?access_token="+tok, nil)
+	// Refused unless enabled, out loud and even beside a good header token
+	// or with first-message auth on: the client is leaking its token into
+	// access logs and must learn so at once.
+	_, url := server(t, whoami, f.options(func(a *wssafe.AuthOptions) {
+		a.Sources = wssafe.FromHeader | wssafe.FromFirstMessage
+	}))
+	for _, q := range []string{"?access_token=", "?token=", "?jwt=", "?x=1&id_token="} {
+		resp := handshake(t, url+q+tok, nil)
+		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, q)
+		assert.Equal(t, `Bearer error="invalid_token"`, resp.Header.Get("WWW-Authenticate"), q)
+	}
+	resp := handshake(t, url+"?access_token="+tok, bearer(tok))
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-	assert.Equal(t, "Bearer", resp.Header.Get("WWW-Authenticate"))
+	waitForLog(t, f.logs, `"reason":"query_token"`)
+	assert.NotContains(t, f.logs.String(), tok)
+	c0 := dial(t, url+"?room=go", bearer(tok)) // other parameters are fine
+	c0.Close(websocket.StatusNormalClosure, "")
 
 	_, url = server(t, whoami, f.options(func(a *wssafe.AuthOptions) {
 		a.Sources = wssafe.FromHeader

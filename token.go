@@ -27,6 +27,11 @@ var (
 // enabled source that has one, and that source's name. It returns a nil
 // token and no error when no enabled source has one.
 func (a *authenticator) handshakeToken(r *http.Request) ([]byte, string, error) {
+	if a.query == "" && queryHasToken(r) {
+		// Refused out loud, even beside a good token: the client leaks its
+		// token into every access log on the way, and should learn so now.
+		return nil, "query", invalidToken("query_token", nil)
+	}
 	type source struct {
 		on   bool
 		name string
@@ -52,6 +57,23 @@ func (a *authenticator) handshakeToken(r *http.Request) ([]byte, string, error) 
 		}
 	}
 	return nil, "", nil
+}
+
+// queryParams are the names a client would put a token under in a URL
+// (RFC 6750 section 2.3 names access_token).
+var queryParams = [...]string{"access_token", "token", "jwt", "id_token"}
+
+func queryHasToken(r *http.Request) bool {
+	if r.URL.RawQuery == "" {
+		return false
+	}
+	q := r.URL.Query()
+	for _, p := range queryParams {
+		if q.Has(p) {
+			return true
+		}
+	}
+	return false
 }
 
 // bearerToken extracts an RFC 6750 Bearer token from Authorization header

@@ -442,13 +442,15 @@ async def secure_alg_none():
 
 @case
 async def secure_query_token():
-    """?access_token=<valid jwt> is not accepted: no Authenticated!, closed 3008"""
+    """?access_token=<valid jwt> is refused at the handshake with 401, even beside a valid header"""
     token = hs256()
     QUERY_TOKENS.append(token)
-    ws = await connect(C.secure.url + "/?access_token=" + token)
-    code, _ = await closed(ws, AUTH_TIMEOUT + 3)
-    assert code == 3008, code
-    assert len(ws.messages) == 0, "the server answered a query-string token"
+    for url in (C.secure.url + "/?access_token=" + token, C.secure.url + "/?token=" + token):
+        status, headers = await refused(url)
+        assert status == 401, status
+        assert headers.get("WWW-Authenticate") == 'Bearer error="invalid_token"', headers
+    status, _ = await refused(C.secure.url + "/?access_token=" + token, **bearer(token))
+    assert status == 401, status
 
 
 # examples/secure with a JWK Set holding an RSA public key
