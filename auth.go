@@ -106,7 +106,9 @@ type AuthOptions struct {
 	// query parameter at the handshake. Tokens in URLs end up in access
 	// logs, proxy logs and browser history; wssafe never logs them, but it
 	// cannot stop the rest of the stack from doing so. Zero refuses query
-	// tokens.
+	// tokens: a handshake whose query carries access_token, token, jwt or
+	// id_token gets 401 at once (logged as reason "query_token"), even with
+	// a valid token elsewhere, so that the leaking client is noticed.
 	InsecureQueryParam string
 
 	// AuthTimeout bounds the wait for a first-message token; a client that
