@@ -149,30 +149,43 @@ func (s *Session) read(buf []byte) (Message, error) {
 	} else if cfg.IdleTimeout > 0 {
 		s.nc.SetReadDeadline(time.Time{})
 	}
-	data, err := readAll(r, buf)
+	data, err := readAll(r, buf, typ == MessageText && !cfg.InsecureSkipUTF8Check)
 	if cfg.MessageTimeout > 0 {
 		s.nc.SetReadDeadline(time.Time{})
 	}
-	if err != nil {
-		return Message{}, s.readError(err, ErrMessageTimeout)
-	}
-	if typ == MessageText && !cfg.InsecureSkipUTF8Check && !utf8.Valid(data) {
+	if err == ErrInvalidUTF8 {
 		logEvent(s.ctx, s.log, slog.LevelWarn, EventInvalidUTF8, "wssafe: invalid UTF-8 in a text message",
 			slog.Int("len", len(data)))
 		return Message{}, ErrInvalidUTF8
 	}
+	if err != nil {
+		return Message{}, s.readError(err, ErrMessageTimeout)
+	}
 	return Message{Type: typ, Data: data}, nil
 }
 
-// readAll is io.ReadAll into buf's storage.
-func readAll(r io.Reader, buf []byte) ([]byte, error) {
+// readAll is io.ReadAll into buf's storage. With checkUTF8 it validates the
+// text as it arrives and returns ErrInvalidUTF8 at the first bad chunk, so
+// an invalid message fails fast instead of when (or if) the peer finishes it.
+func readAll(r io.Reader, buf []byte, checkUTF8 bool) ([]byte, error) {
 	b := buf[:0]
+	valid := 0 // b[:valid] is known to be valid UTF-8
 	for {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]
 		}
 		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
+		if checkUTF8 {
+			end := len(b)
+			if err != io.EOF {
+				end = fullRunes(b, valid)
+			}
+			if !utf8.Valid(b[valid:end]) {
+				return b, ErrInvalidUTF8
+			}
+			valid = end
+		}
 		if err == io.EOF {
 			return b, nil
 		}
@@ -180,6 +193,21 @@ func readAll(r io.Reader, buf []byte) ([]byte, error) {
 			return b, err
 		}
 	}
+}
+
+// fullRunes returns the end of b without an incomplete encoding at its end
+// (at most UTFMax-1 bytes, which the next chunk may complete), never before
+// from. An invalid tail counts as complete, so it is rejected at once.
+func fullRunes(b []byte, from int) int {
+	for i := len(b) - 1; i >= from && i > len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if utf8.FullRune(b[i:]) {
+				return len(b)
+			}
+			return i
+		}
+	}
+	return len(b)
 }
 
 // readError classifies a read failure. timeoutErr is what a deadline
