@@ -147,8 +147,11 @@ type Options struct {
 	// the session with an endless fragmented message.
 	MessageTimeout time.Duration
 
-	// WriteTimeout bounds each write to the peer. A write that takes longer
-	// drops the connection. Zero means 10 s; negative disables it.
+	// WriteTimeout bounds how long a write may stay blocked on a peer that
+	// does not read; the connection is then dropped. The deadline is renewed
+	// lazily (not per message), so a blocked write fails after between
+	// WriteTimeout and 1.5 x WriteTimeout. Zero means 10 s; negative
+	// disables it.
 	WriteTimeout time.Duration
 
 	// PingInterval is how often the server pings the peer; PongTimeout how
@@ -212,7 +215,6 @@ type config struct {
 	Options
 	accept     [3]bool // indexed by MessageType
 	trusted    []netip.Prefix
-	pingLimit  float64
 	strictMode bool
 }
 
@@ -352,7 +354,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
 		return
 	}
-	hw := &hijackCapture{ResponseWriter: w}
+	hw := &hijackCapture{ResponseWriter: w, cfg: e.cfg}
 	opts := e.accept
 	s := newSession(e, r)
 	opts.OnPingReceived = s.onPing
