@@ -20,7 +20,7 @@ go build -o "$out/load" ./cmd/load
 if [ -n "${BENCH_QUICK:-}" ]; then
 	args=(-rounds 1 -duration 1s -warmup 200ms -idle 200)
 else
-	args=(-rounds 5 -duration 2s -warmup 300ms -idle 1000)
+	args=(-rounds 7 -duration 1500ms -warmup 300ms -idle 1000)
 fi
 
 client=()
