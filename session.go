@@ -25,12 +25,12 @@ type Session struct {
 	id     string
 	remote string
 	path   string
-	header http.Header // as received, credentials included: never hand it out
+	header http.Header // as received, credentials included: see Header
+	start  time.Time
+	log    *slog.Logger
 
 	headerOnce sync.Once
 	redacted   http.Header // header without credentials, made on first use
-	start      time.Time
-	log        *slog.Logger
 
 	// subject is the verified identity; it is set once, before the session
 	// is registered or handed to the callback, and never changes.

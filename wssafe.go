@@ -52,8 +52,8 @@
 //     1008 instead of making the server write pongs without end.
 //   - Keepalive: a ping every 20 s, close 3008 "timeout" when no pong
 //     arrives within 20 s, so dead peers do not hold resources.
-//   - Write timeout: 10 s per message; a peer that stops reading is dropped
-//     instead of blocking a writer forever.
+//   - Write timeout: a write blocked for 10 s (15 s at most: the deadline is
+//     renewed lazily) drops the peer instead of blocking a writer forever.
 //   - Panics in the callback are recovered, logged with their stack, and
 //     close only their own session with 1011.
 //   - Logs never contain payloads or tokens: [Redacted] values log a length
