@@ -18,7 +18,7 @@ go build -o "$out/server" ./cmd/server
 go build -o "$out/load" ./cmd/load
 
 if [ -n "${BENCH_QUICK:-}" ]; then
-	args=(-rounds 1 -duration 1s -warmup 200ms -idle 200)
+	args=(-rounds 1 -duration 1s -warmup 200ms -idle 200 -attempts 1)
 else
 	args=(-rounds 7 -duration 1500ms -warmup 300ms -idle 1000)
 fi

@@ -54,6 +54,7 @@ type config struct {
 	base       string
 	jsonOut    string
 	target     string
+	attempts   int
 }
 
 func main() {
@@ -64,6 +65,7 @@ func main() {
 	flag.DurationVar(&cfg.duration, "duration", 3*time.Second, "measured time per implementation and size")
 	flag.DurationVar(&cfg.warmup, "warmup", 300*time.Millisecond, "unmeasured time before each measurement")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds; medians are reported")
+	flag.IntVar(&cfg.attempts, "attempts", 3, "attempts per run while other processes disturb it (see maxOthers)")
 	flag.IntVar(&cfg.idle, "idle", 1000, "idle connections for the memory measurement (0 skips it)")
 	flag.StringVar(&cfg.serverBin, "server", "", "path to the cmd/server binary (required)")
 	flag.StringVar(&cfg.serverCPUs, "server-cpus", "", "taskset CPU list to pin the server to (empty: no pinning)")
@@ -406,12 +408,12 @@ func measureIdle(cfg config, s *server, impl string) (idleResult, error) {
 // decide the ratios.
 const maxOthers = 0.15
 
-// measureEcho measures one run, repeating it (up to three attempts) while
+// measureEcho measures one run, repeating it (up to cfg.attempts) while
 // other processes used more than maxOthers of a CPU, and keeps the attempt
 // they disturbed least.
 func measureEcho(cfg config, s *server, impl string, size int) (echoResult, error) {
 	var best echoResult
-	for attempt := 1; attempt <= 3; attempt++ {
+	for attempt := 1; attempt <= max(cfg.attempts, 1); attempt++ {
 		r, err := measureEchoOnce(cfg, s, impl, size)
 		if err != nil {
 			return echoResult{}, err
