@@ -365,6 +365,14 @@ func rejections() []rejection {
 	return []rejection{
 		{"garbage", func(f *authFixture) string { return f.remember("not-a-token") }, "malformed"},
 		{"four segments", func(f *authFixture) string { return f.remember(f.token(nil) + ".x") }, "malformed"},
+		{"non-canonical signature encoding", func(f *authFixture) string {
+			// The same signature bytes, spelled differently: the last
+			// character's two unused bits set (found by FuzzVerify).
+			tok := f.token(nil)
+			const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+			last := strings.IndexByte(alphabet, tok[len(tok)-1])
+			return f.remember(tok[:len(tok)-1] + string(alphabet[last^1]))
+		}, "malformed"},
 		{"wrong key", func(f *authFixture) string { return f.sign(jwa.HS256(), other, f.claims(nil), nil) }, "signature"},
 		{"tampered payload", func(f *authFixture) string {
 			parts := strings.Split(f.token(nil), ".")

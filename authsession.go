@@ -215,7 +215,7 @@ func (s *Session) readFirstMessage(a *authenticator) (MessageType, []byte, error
 	typ, r, err := s.conn.Reader(context.Background())
 	var data []byte
 	if err == nil {
-		data, err = readAll(r, make([]byte, 0, 1024))
+		data, err = readAll(r, make([]byte, 0, 1024), false)
 	}
 	if err != nil {
 		return typ, nil, s.firstMessageError(err, a)

@@ -109,10 +109,10 @@ func TestSpoofedForwardingHeadersIgnored(t *testing.T) {
 	_, url := server(t, echo, &wssafe.Options{AllowIPs: []string{"203.0.113.0/24"}})
 	assert.Equal(t, http.StatusForbidden, dialRefused(t, url, spoof).StatusCode)
 
-	ep, url := server(t, echo, &wssafe.Options{DenyIPs: []string{"127.0.0.0/8"}})
+	_, url = server(t, echo, &wssafe.Options{DenyIPs: []string{"127.0.0.0/8"}})
 	assert.Equal(t, http.StatusForbidden, dialRefused(t, url, spoof).StatusCode)
 
-	ep, url = server(t, echo, &wssafe.Options{DenyIPs: []string{"203.0.113.0/24"}})
+	ep, url := server(t, echo, &wssafe.Options{DenyIPs: []string{"203.0.113.0/24"}})
 	c := dialWith(t, url, spoof)
 	echoOnce(t, c, "hi")
 	ss := ep.Hub().Sessions()

@@ -124,3 +124,29 @@ func logEvent(ctx context.Context, l *slog.Logger, level slog.Level, event, msg 
 	}
 	l.LogAttrs(ctx, level, msg, append([]slog.Attr{slog.String("event", event)}, attrs...)...)
 }
+
+// sessionHandler adds a session's ID and remote address to each record as
+// it is logged. Logger.With would pre-format them into a cloned handler per
+// session, a cost every idle session pays although few ever log.
+type sessionHandler struct {
+	slog.Handler
+	id, remote string
+}
+
+func (h *sessionHandler) Handle(ctx context.Context, r slog.Record) error {
+	r = r.Clone() // the caller's record must not see our attributes
+	r.AddAttrs(slog.String("session", h.id), slog.String("remote", h.remote))
+	return h.Handler.Handle(ctx, r)
+}
+
+// WithAttrs and WithGroup fall back to pre-formatting, so that the session
+// attributes stay outside any group the caller opens.
+func (h *sessionHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return h.fixed().WithAttrs(attrs)
+}
+
+func (h *sessionHandler) WithGroup(name string) slog.Handler { return h.fixed().WithGroup(name) }
+
+func (h *sessionHandler) fixed() slog.Handler {
+	return h.Handler.WithAttrs([]slog.Attr{slog.String("session", h.id), slog.String("remote", h.remote)})
+}

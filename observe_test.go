@@ -112,7 +112,10 @@ func TestObserverAndStats(t *testing.T) {
 	}
 	sendExpectClose(t, b, "4")
 
-	require.Eventually(t, func() bool { return ep.Stats().Active == 0 }, 5*time.Second, 10*time.Millisecond)
+	// The close is observed just after the session leaves the Hub.
+	require.Eventually(t, func() bool {
+		return ep.Stats().Active == 0 && tally(rec.all())["session_closed"] == 2
+	}, 5*time.Second, 10*time.Millisecond)
 	obs := rec.all()
 	assert.Equal(t, map[string]int{
 		"handshake_refused/ip_denied":       1,

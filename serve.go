@@ -15,19 +15,27 @@ import (
 	"github.com/coder/websocket"
 )
 
-// hijackCapture keeps the net.Conn that Accept hijacks, so the serve loop
-// can use deadlines (one runtime timer per connection) instead of a context
-// per read or write (a timer and a goroutine hand-off per call in
-// coder/websocket).
+// hijackCapture keeps the net.Conn that Accept hijacks, wrapped in a
+// deadlineConn, so the serve loop can use deadlines (one runtime timer per
+// connection) instead of a context per read or write (a timer and a
+// goroutine hand-off per call in coder/websocket).
 type hijackCapture struct {
 	http.ResponseWriter
+	cfg  *config
 	conn net.Conn
 }
 
 func (h *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
-	h.conn = c
-	return c, brw, err
+	if err != nil {
+		return c, brw, err
+	}
+	dc := newDeadlineConn(c, h.cfg.MessageTimeout, h.cfg.WriteTimeout)
+	// coder/websocket writes through brw.Writer; route it through dc too.
+	// It is empty: net/http flushed the 101 response before hijacking.
+	brw.Writer.Reset(dc)
+	h.conn = dc
+	return dc, brw, nil
 }
 
 func (h *hijackCapture) Unwrap() http.ResponseWriter { return h.ResponseWriter }
@@ -44,6 +52,7 @@ func (h *hijackCapture) WriteHeaderNow() {
 func (s *Session) attach(conn *websocket.Conn, nc net.Conn) {
 	s.conn = conn
 	s.nc = nc
+	s.dc, _ = nc.(*deadlineConn)
 	conn.SetReadLimit(s.ep.cfg.ReadLimit)
 	s.timerMu.Lock()
 	defer s.timerMu.Unlock()
@@ -79,7 +88,7 @@ func (s *Session) keepalive() {
 // onPing is coder/websocket's OnPingReceived hook; it runs on the read
 // goroutine, so a flood is answered by closing from another goroutine.
 func (s *Session) onPing(context.Context, []byte) bool {
-	if s.pings == nil || s.pings.Allow() {
+	if l := s.pingLimiter(); l == nil || l.Allow() {
 		return true
 	}
 	if s.ctx.Err() == nil {
@@ -89,8 +98,9 @@ func (s *Session) onPing(context.Context, []byte) bool {
 	return false
 }
 
-// bufPool holds read buffers between messages so an idle session holds none
-// and a busy one allocates none.
+// bufPool holds read buffers between messages: a session borrows one when a
+// message starts and returns it when its callback returns, so an idle
+// session holds none and a busy one allocates none.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 const maxPooledBuf = 64 << 10
@@ -121,20 +131,16 @@ func (s *Session) open() error {
 }
 
 func (s *Session) loop() error {
-	bp := bufPool.Get().(*[]byte)
-	defer func() {
-		if cap(*bp) <= maxPooledBuf {
-			bufPool.Put(bp)
-		}
-	}()
+	defer s.releaseBuf(nil)
 	for {
-		m, err := s.read(*bp)
+		m, err := s.read(nil)
 		if err != nil {
 			return err
 		}
-		*bp = m.Data[:0]
 		s.traffic.received(len(m.Data))
-		if err := s.ep.handler.ServeMessage(s.ctx, s, m); err != nil {
+		err = s.ep.handler.ServeMessage(s.ctx, s, m)
+		s.releaseBuf(m.Data)
+		if err != nil {
 			if err := s.handleError(err); err != nil {
 				return err
 			}
@@ -142,7 +148,32 @@ func (s *Session) loop() error {
 	}
 }
 
-// read returns the next data message, read into buf's storage.
+// borrowBuf returns the pooled buffer the session holds, borrowing one if
+// it holds none. Only the serve goroutine calls it.
+func (s *Session) borrowBuf() []byte {
+	if s.rbuf == nil {
+		s.rbuf = bufPool.Get().(*[]byte)
+	}
+	return (*s.rbuf)[:0]
+}
+
+// releaseBuf returns the held buffer to the pool, keeping data's storage
+// (a message read into it, possibly grown) unless it grew too large.
+func (s *Session) releaseBuf(data []byte) {
+	if s.rbuf == nil {
+		return
+	}
+	if cap(data) > cap(*s.rbuf) {
+		*s.rbuf = data[:0]
+	}
+	if cap(*s.rbuf) <= maxPooledBuf {
+		bufPool.Put(s.rbuf)
+	}
+	s.rbuf = nil
+}
+
+// read returns the next data message, read into buf's storage; a nil buf
+// borrows a pooled buffer, which the caller gives back with releaseBuf.
 func (s *Session) read(buf []byte) (Message, error) {
 	cfg := s.ep.cfg
 	if cfg.IdleTimeout > 0 {
@@ -157,35 +188,50 @@ func (s *Session) read(buf []byte) (Message, error) {
 			slog.String("type", typ.String()))
 		return Message{}, ErrUnsupportedType
 	}
-	if cfg.MessageTimeout > 0 {
-		s.nc.SetReadDeadline(time.Now().Add(cfg.MessageTimeout))
-	} else if cfg.IdleTimeout > 0 {
+	if cfg.IdleTimeout > 0 {
 		s.nc.SetReadDeadline(time.Time{})
 	}
-	data, err := readAll(r, buf)
-	if cfg.MessageTimeout > 0 {
-		s.nc.SetReadDeadline(time.Time{})
+	if buf == nil {
+		buf = s.borrowBuf()
 	}
-	if err != nil {
-		return Message{}, s.readError(err, ErrMessageTimeout)
-	}
-	if typ == MessageText && !cfg.InsecureSkipUTF8Check && !utf8.Valid(data) {
+	// The message timeout is armed by the deadlineConn, and only if the
+	// message needs another read from the socket.
+	s.dc.beginMessage()
+	data, err := readAll(r, buf, typ == MessageText && !cfg.InsecureSkipUTF8Check)
+	s.dc.endMessage()
+	if err == ErrInvalidUTF8 {
 		logEvent(s.ctx, s.log, slog.LevelWarn, EventInvalidUTF8, "wssafe: invalid UTF-8 in a text message",
 			slog.Int("len", len(data)))
 		return Message{}, ErrInvalidUTF8
 	}
+	if err != nil {
+		return Message{}, s.readError(err, ErrMessageTimeout)
+	}
 	return Message{Type: typ, Data: data}, nil
 }
 
-// readAll is io.ReadAll into buf's storage.
-func readAll(r io.Reader, buf []byte) ([]byte, error) {
+// readAll is io.ReadAll into buf's storage. With checkUTF8 it validates the
+// text as it arrives and returns ErrInvalidUTF8 at the first bad chunk, so
+// an invalid message fails fast instead of when (or if) the peer finishes it.
+func readAll(r io.Reader, buf []byte, checkUTF8 bool) ([]byte, error) {
 	b := buf[:0]
+	valid := 0 // b[:valid] is known to be valid UTF-8
 	for {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]
 		}
 		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
+		if checkUTF8 {
+			end := len(b)
+			if err != io.EOF {
+				end = fullRunes(b, valid)
+			}
+			if !utf8.Valid(b[valid:end]) {
+				return b, ErrInvalidUTF8
+			}
+			valid = end
+		}
 		if err == io.EOF {
 			return b, nil
 		}
@@ -193,6 +239,21 @@ func readAll(r io.Reader, buf []byte) ([]byte, error) {
 			return b, err
 		}
 	}
+}
+
+// fullRunes returns the end of b without an incomplete encoding at its end
+// (at most UTFMax-1 bytes, which the next chunk may complete), never before
+// from. An invalid tail counts as complete, so it is rejected at once.
+func fullRunes(b []byte, from int) int {
+	for i := len(b) - 1; i >= from && i > len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if utf8.FullRune(b[i:]) {
+				return len(b)
+			}
+			return i
+		}
+	}
+	return len(b)
 }
 
 // readError classifies a read failure. timeoutErr is what a deadline
@@ -240,7 +301,7 @@ func (s *Session) handleError(err error) error {
 	}
 	logEvent(s.ctx, s.log, slog.LevelWarn, EventInvalidMessage, "wssafe: invalid message",
 		slog.String("code", me.Code), slog.String("field", me.Field), slog.String("rule", me.Rule))
-	if s.ep.cfg.strictMode || (s.invalid != nil && !s.invalid.AllowN(s.ep.cfg.now(), 1)) {
+	if s.ep.cfg.strictMode || (s.invalidLimiter() != nil && !s.invalid.AllowN(s.ep.cfg.now(), 1)) {
 		return ErrTooManyInvalid
 	}
 	return s.WriteJSON(s.ctx, errorReply{Type: "error", Code: me.Code, Field: me.Field, Message: me.Message})

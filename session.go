@@ -26,9 +26,12 @@ type Session struct {
 	id     string
 	remote string
 	path   string
-	header http.Header
+	header http.Header // as received, credentials included: see Header
 	start  time.Time
 	log    *slog.Logger
+
+	headerOnce sync.Once
+	redacted   http.Header // header without credentials, made on first use
 
 	// subject is the verified identity; it is set once, before the session
 	// is registered or handed to the callback, and never changes.
@@ -45,9 +48,10 @@ type Session struct {
 	cancel context.CancelCauseFunc
 
 	conn *websocket.Conn
-	nc   net.Conn // the hijacked connection, for deadlines
-
-	wmu sync.Mutex // serializes data writes so one write deadline covers one write
+	nc   net.Conn      // the hijacked connection, for deadlines
+	dc   *deadlineConn // nc, which arms the message and write deadlines
+	rbuf *[]byte       // the pooled read buffer held while a message is handled
+	wmu  sync.Mutex    // orders direct writes with the send queue's drain (queue.go)
 
 	values sync.Map
 
@@ -76,20 +80,34 @@ func newSession(e *Endpoint, r *http.Request) *Session {
 		id:     newID(),
 		remote: r.RemoteAddr,
 		path:   r.URL.Path,
-		header: redactHeader(r.Header),
+		header: r.Header,
 		start:  e.cfg.now(),
 		hungUp: make(chan struct{}),
 	}
 	base := context.WithValue(context.WithoutCancel(r.Context()), sessionKey{}, s)
 	s.ctx, s.cancel = context.WithCancelCause(base)
-	s.log = e.log.With(slog.String("session", s.id), slog.String("remote", s.remote))
-	if pr := e.cfg.PingRate; pr.PerSecond >= 0 {
+	// The ping and invalid-message limiters are made on first use, the
+	// redacted header on first call: an idle session costs neither.
+	s.log = slog.New(&sessionHandler{Handler: e.log.Handler(), id: s.id, remote: s.remote})
+	return s
+}
+
+// pingLimiter returns the session's ping limiter, or nil when pings are
+// not limited. Only the read goroutine calls it.
+func (s *Session) pingLimiter() *rate.Limiter {
+	if pr := s.ep.cfg.PingRate; s.pings == nil && pr.PerSecond >= 0 {
 		s.pings = rate.NewLimiter(rate.Limit(pr.PerSecond), pr.Burst)
 	}
-	if ir := e.cfg.InvalidMessages; ir.Burst > 0 {
+	return s.pings
+}
+
+// invalidLimiter returns the session's invalid-message budget, or nil when
+// there is none. Only the serve goroutine calls it.
+func (s *Session) invalidLimiter() *rate.Limiter {
+	if ir := s.ep.cfg.InvalidMessages; s.invalid == nil && ir.Burst > 0 {
 		s.invalid = rate.NewLimiter(rate.Limit(ir.PerSecond), ir.Burst)
 	}
-	return s
+	return s.invalid
 }
 
 // newID returns 128 random bits, base64url encoded: unguessable, so an ID
@@ -122,7 +140,10 @@ func (s *Session) Path() string { return s.path }
 // Header returns the handshake request's headers, minus Authorization,
 // Cookie, Sec-WebSocket-Protocol and Sec-WebSocket-Key, which can carry
 // credentials. Do not modify it.
-func (s *Session) Header() http.Header { return s.header }
+func (s *Session) Header() http.Header {
+	s.headerOnce.Do(func() { s.redacted = redactHeader(s.header) })
+	return s.redacted
+}
 
 // Subject returns the verified identity the session is bound to (a JWT's
 // subject claim), or "" when the endpoint does not authenticate.
@@ -210,16 +231,10 @@ func (s *Session) Write(ctx context.Context, typ MessageType, p []byte) error {
 	return s.writeLocked(wctx, typ, p)
 }
 
-// writeLocked writes one message under the write deadline; s.wmu is held.
+// writeLocked writes one message; s.wmu is held. The deadlineConn keeps
+// the write deadline armed.
 func (s *Session) writeLocked(wctx context.Context, typ MessageType, p []byte) error {
-	wt := s.ep.cfg.WriteTimeout
-	if wt > 0 {
-		s.nc.SetWriteDeadline(time.Now().Add(wt))
-	}
 	err := s.conn.Write(wctx, typ, p)
-	if wt > 0 {
-		s.nc.SetWriteDeadline(time.Time{})
-	}
 	if err != nil {
 		if isTimeout(err) {
 			s.fail(ErrWriteTimeout)

@@ -204,6 +204,13 @@ func splitToken(raw []byte) (header, payload []byte, err error) {
 	if payload, err = decodeSegment(parts[1]); err != nil {
 		return nil, nil, err
 	}
+	// The signature must be canonical base64url too: jwx decodes it
+	// leniently, so "...cvIY" and "...cvIZ" would carry the same bytes and
+	// one token would have several spellings, each slipping past a deny
+	// list or replay cache keyed by the token string.
+	if _, err = decodeSegment(parts[2]); err != nil {
+		return nil, nil, err
+	}
 	return header, payload, nil
 }
 

@@ -69,8 +69,8 @@
 //     1008 instead of making the server write pongs without end.
 //   - Keepalive: a ping every 20 s, close 3008 "timeout" when no pong
 //     arrives within 20 s, so dead peers do not hold resources.
-//   - Write timeout: 10 s per message; a peer that stops reading is dropped
-//     instead of blocking a writer forever.
+//   - Write timeout: a write blocked for 10 s (15 s at most: the deadline is
+//     renewed lazily) drops the peer instead of blocking a writer forever.
 //   - Panics in the callback are recovered, logged with their stack, and
 //     close only their own session with 1011.
 //   - Logs never contain payloads or tokens: [Redacted] values log a length
@@ -179,8 +179,11 @@ type Options struct {
 	// the session with an endless fragmented message.
 	MessageTimeout time.Duration
 
-	// WriteTimeout bounds each write to the peer. A write that takes longer
-	// drops the connection. Zero means 10 s; negative disables it.
+	// WriteTimeout bounds how long a write may stay blocked on a peer that
+	// does not read; the connection is then dropped. The deadline is renewed
+	// lazily (not per message), so a blocked write fails after between
+	// WriteTimeout and 1.5 x WriteTimeout. Zero means 10 s; negative
+	// disables it.
 	WriteTimeout time.Duration
 
 	// PingInterval is how often the server pings the peer; PongTimeout how
@@ -506,7 +509,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !e.identify(w, r, s) {
 		return
 	}
-	hw := &hijackCapture{ResponseWriter: w}
+	hw := &hijackCapture{ResponseWriter: w, cfg: e.cfg}
 	opts := e.accept
 	opts.OnPingReceived = s.onPing
 	conn, err := websocket.Accept(hw, r, &opts)

@@ -119,7 +119,7 @@ func TestInvalidUTF8Closes1007(t *testing.T) {
 	t.Run("invalid across fragments", func(t *testing.T) {
 		c := dialRaw(t, url, nil)
 		require.NoError(t, c.frame(false, opText, []byte("ok \xe1")))
-		require.NoError(t, c.frame(true, opContinuation, []byte("\x28\xa1"))) // broken 3-byte sequence
+		require.NoError(t, c.frame(true, opCont, []byte("\x28\xa1"))) // broken 3-byte sequence
 		code, _ := c.closeCode(5 * time.Second)
 		assert.Equal(t, 1007, code)
 	})
@@ -128,7 +128,7 @@ func TestInvalidUTF8Closes1007(t *testing.T) {
 		msg := []byte("chào") // "à" is 2 bytes: split it
 		i := strings.Index(string(msg), "à") + 1
 		require.NoError(t, c.frame(false, opText, msg[:i]))
-		require.NoError(t, c.frame(true, opContinuation, msg[i:]))
+		require.NoError(t, c.frame(true, opCont, msg[i:]))
 		f, err := c.readFrame()
 		require.NoError(t, err)
 		assert.Equal(t, "Server received: chào", string(f.payload))
@@ -177,7 +177,7 @@ func TestEndlessFragmentsClose1008(t *testing.T) {
 			case <-stop:
 				return
 			case <-tick.C:
-				if c.frame(false, opContinuation, nil) != nil {
+				if c.frame(false, opCont, nil) != nil {
 					return
 				}
 			}

@@ -191,12 +191,12 @@ func TestSeedClientMigration(t *testing.T) {
 	_, _, err := newHandler(config{secret: seedSecret}, slog.New(slog.DiscardHandler))
 	require.ErrorContains(t, err, "InsecureAllowWeakSecret")
 
-	url, logs := start(t, []string{"-allow-weak-secret"}, seedSecret)
+	url, _ := start(t, []string{"-allow-weak-secret"}, seedSecret)
 	c := connect(t, url)
 	c.send(tok)
 	c.expectClose(3000, "invalid token") // no exp
 
-	url, logs = start(t, []string{"-allow-weak-secret", "-allow-missing-exp"}, seedSecret)
+	url, logs := start(t, []string{"-allow-weak-secret", "-allow-missing-exp"}, seedSecret)
 	c = connect(t, url)
 	c.send(tok)
 	c.expect("Authenticated!")

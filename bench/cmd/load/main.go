@@ -1,0 +1,610 @@
+// Command load compares echo servers under the same load. Each round
+// starts one fresh server per implementation (cmd/server, pinned with
+// taskset when -server-cpus is set) and then:
+//
+//   - holds -idle connections open after their handshake and reports the
+//     server's memory per connection (Go heap + goroutine stacks after GC,
+//     from the server's debug endpoint, and RSS from /proc/<pid>/status);
+//   - for each message size, drives each implementation in turn with -conns
+//     connections, each echoing one message at a time, for -duration after
+//     -warmup, and reports messages/s, p50/p99 round-trip latency, the
+//     server's CPU time per message (utime+stime from /proc/<pid>/stat) and
+//     its allocations per message (runtime.MemStats.Mallocs).
+//
+// The order of the implementations rotates between rounds, so none always
+// runs first or on a warmer machine. It prints the medians over the rounds
+// as Markdown tables with ratios against -base (the bare coder/websocket
+// echo), and checks wssafe against the targets of the performance issue
+// without failing on them.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/wssafe/wssafe/bench/internal/wsclient"
+)
+
+type config struct {
+	impls      []string
+	sizes      []int
+	conns      int
+	duration   time.Duration
+	warmup     time.Duration
+	rounds     int
+	idle       int
+	serverBin  string
+	serverCPUs string
+	base       string
+	jsonOut    string
+	target     string
+	attempts   int
+}
+
+func main() {
+	var cfg config
+	impls := flag.String("impls", "wssafe,coder,gorilla,gws,tcp", "implementations to compare, comma-separated")
+	sizes := flag.String("sizes", "64,1024,16384", "message sizes in bytes, comma-separated")
+	flag.IntVar(&cfg.conns, "conns", 100, "concurrent connections during the echo runs")
+	flag.DurationVar(&cfg.duration, "duration", 3*time.Second, "measured time per implementation and size")
+	flag.DurationVar(&cfg.warmup, "warmup", 300*time.Millisecond, "unmeasured time before each measurement")
+	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds; medians are reported")
+	flag.IntVar(&cfg.attempts, "attempts", 3, "attempts per run while other processes disturb it (see maxOthers)")
+	flag.IntVar(&cfg.idle, "idle", 1000, "idle connections for the memory measurement (0 skips it)")
+	flag.StringVar(&cfg.serverBin, "server", "", "path to the cmd/server binary (required)")
+	flag.StringVar(&cfg.serverCPUs, "server-cpus", "", "taskset CPU list to pin the server to (empty: no pinning)")
+	flag.StringVar(&cfg.base, "base", "coder", "the implementation ratios are relative to")
+	flag.StringVar(&cfg.jsonOut, "json", "", "also write every run's raw results to this file")
+	flag.StringVar(&cfg.target, "target", "", "drive the echo server already listening at this address instead of starting -server (for profiling; no CPU or memory figures)")
+	flag.Parse()
+	cfg.impls = strings.Split(*impls, ",")
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			log.Fatalf("bad -sizes entry %q", s)
+		}
+		cfg.sizes = append(cfg.sizes, n)
+	}
+	if cfg.serverBin == "" && cfg.target == "" {
+		log.Fatal("-server (the cmd/server binary) or -target is required")
+	}
+	log.SetFlags(0)
+	res, err := runAll(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if cfg.jsonOut != "" {
+		b, _ := json.MarshalIndent(res, "", "  ")
+		if err := os.WriteFile(cfg.jsonOut, b, 0o644); err != nil {
+			log.Fatal(err)
+		}
+	}
+	report(os.Stdout, cfg, res)
+}
+
+// echoResult is one measured echo run.
+type echoResult struct {
+	Impl       string  `json:"impl"`
+	Size       int     `json:"size"`
+	Round      int     `json:"round"`
+	MsgsPerSec float64 `json:"msgs_per_sec"`
+	P50us      float64 `json:"p50_us"`
+	P99us      float64 `json:"p99_us"`
+	CPUus      float64 `json:"server_cpu_us_per_msg"`
+	Allocs     float64 `json:"server_allocs_per_msg"`
+	Busy       float64 `json:"server_cpu_busy"` // server CPU time / wall time
+	Others     float64 `json:"others_cpu"`      // CPU used by other processes / wall time
+	Attempts   int     `json:"attempts"`
+}
+
+// idleResult is one idle-memory measurement.
+type idleResult struct {
+	Impl          string  `json:"impl"`
+	Round         int     `json:"round"`
+	GoBytes       float64 `json:"go_heap_stack_bytes_per_conn"`
+	RSSBytes      float64 `json:"rss_bytes_per_conn"`
+	GoroutinesPer float64 `json:"goroutines_per_conn"`
+}
+
+type results struct {
+	Echo []echoResult `json:"echo"`
+	Idle []idleResult `json:"idle"`
+}
+
+// runAll runs the rounds. Each round starts a fresh server per
+// implementation (all idle at first, pinned to the same CPUs), measures
+// their idle memory, then runs every size against every implementation in
+// turn, so that the runs compared with each other are close in time and
+// share whatever else the machine is doing.
+func runAll(cfg config) (*results, error) {
+	res := &results{}
+	for round := 0; round < cfg.rounds; round++ {
+		if err := runRound(cfg, round, res); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func runRound(cfg config, round int, res *results) error {
+	order := make([]string, len(cfg.impls))
+	for i := range cfg.impls {
+		order[i] = cfg.impls[(i+round)%len(cfg.impls)]
+	}
+	servers := make(map[string]*server)
+	defer func() {
+		for _, s := range servers {
+			s.stop()
+		}
+	}()
+	for _, impl := range order {
+		s, err := startServer(cfg, impl)
+		if err != nil {
+			return fmt.Errorf("%s: %w", impl, err)
+		}
+		servers[impl] = s
+	}
+	for _, impl := range order {
+		if cfg.idle == 0 || servers[impl].cmd == nil {
+			break
+		}
+		r, err := measureIdle(cfg, servers[impl], impl)
+		if err != nil {
+			return fmt.Errorf("%s: %w", impl, err)
+		}
+		r.Round = round
+		log.Printf("round %d %-8s idle: %6.0f B/conn (Go heap+stacks) %6.0f B/conn (RSS) %.1f goroutines/conn",
+			round+1, impl, r.GoBytes, r.RSSBytes, r.GoroutinesPer)
+		res.Idle = append(res.Idle, r)
+	}
+	for _, size := range cfg.sizes {
+		for _, impl := range order {
+			r, err := measureEcho(cfg, servers[impl], impl, size)
+			if err != nil {
+				return fmt.Errorf("%s: %w", impl, err)
+			}
+			r.Round = round
+			log.Printf("round %d %-8s %5d B: %9.0f msgs/s p50 %6.1f µs p99 %7.1f µs cpu %5.2f µs/msg (%3.0f%% busy) allocs %5.2f/msg; others %3.0f%% (attempt %d)",
+				round+1, impl, size, r.MsgsPerSec, r.P50us, r.P99us, r.CPUus, r.Busy*100, r.Allocs, r.Others*100, r.Attempts)
+			res.Echo = append(res.Echo, r)
+		}
+	}
+	return nil
+}
+
+// server is a running cmd/server process.
+type server struct {
+	cmd   *exec.Cmd
+	addr  string
+	debug string
+	raw   bool
+}
+
+func startServer(cfg config, impl string) (*server, error) {
+	if cfg.target != "" {
+		return &server{addr: cfg.target, raw: impl == "tcp"}, nil
+	}
+	args := []string{cfg.serverBin, "-impl", impl}
+	if cfg.serverCPUs != "" {
+		args = append([]string{"taskset", "-c", cfg.serverCPUs}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("server did not start: %w", err)
+	}
+	s := &server{cmd: cmd, raw: impl == "tcp"}
+	for _, f := range strings.Fields(line) {
+		if v, ok := strings.CutPrefix(f, "ws="); ok {
+			s.addr = v
+		}
+		if v, ok := strings.CutPrefix(f, "debug="); ok {
+			s.debug = v
+		}
+	}
+	if s.addr == "" || s.debug == "" {
+		s.stop()
+		return nil, fmt.Errorf("server printed %q", line)
+	}
+	return s, nil
+}
+
+func (s *server) stop() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		s.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// cpuTime is the server's user+system CPU time so far.
+func (s *server) cpuTime() (time.Duration, error) {
+	if s.cmd == nil {
+		return 0, nil
+	}
+	return procCPU(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+}
+
+const ticksPerSecond = 100 // USER_HZ, 100 on every Linux configuration Go supports
+
+// procCPU is a process's user+system CPU time from its /proc stat file.
+func procCPU(path string) (time.Duration, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return time.Duration(utime+stime) * time.Second / ticksPerSecond, nil
+}
+
+// machineBusy is the CPU time all processes have used, from /proc/stat.
+func machineBusy() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 9 {
+		return 0, errors.New("short /proc/stat")
+	}
+	var busy int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		v, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		busy += v
+	}
+	return time.Duration(busy) * time.Second / ticksPerSecond, nil
+}
+
+// cpuSnapshot is what a run's interference check compares.
+type cpuSnapshot struct{ server, self, machine time.Duration }
+
+func snapshot(s *server) (cpuSnapshot, error) {
+	srv, err1 := s.cpuTime()
+	self, err2 := procCPU("/proc/self/stat")
+	m, err3 := machineBusy()
+	return cpuSnapshot{srv, self, m}, errors.Join(err1, err2, err3)
+}
+
+// rss is the server's resident set size in bytes.
+func (s *server) rss() (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc status")
+}
+
+type memStats struct {
+	HeapInuse  float64 `json:"heap_inuse"`
+	StackInuse float64 `json:"stack_inuse"`
+	Mallocs    float64 `json:"mallocs"`
+	Goroutines float64 `json:"goroutines"`
+}
+
+func (s *server) mem(gc bool) (memStats, error) {
+	if s.cmd == nil {
+		return memStats{}, nil
+	}
+	url := "http://" + s.debug + "/mem"
+	if gc {
+		url += "?gc=1"
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		return memStats{}, err
+	}
+	defer resp.Body.Close()
+	var m memStats
+	err = json.NewDecoder(resp.Body).Decode(&m)
+	return m, err
+}
+
+func (s *server) dial(n int) ([]*wsclient.Conn, error) {
+	conns := make([]*wsclient.Conn, 0, n)
+	for range n {
+		c, err := wsclient.Dial(s.addr, "/", s.raw)
+		if err != nil {
+			closeAll(conns)
+			return nil, err
+		}
+		conns = append(conns, c)
+	}
+	return conns, nil
+}
+
+func closeAll(conns []*wsclient.Conn) {
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+func measureIdle(cfg config, s *server, impl string) (idleResult, error) {
+	before, err := s.mem(true)
+	if err != nil {
+		return idleResult{}, err
+	}
+	rss0, err := s.rss()
+	if err != nil {
+		return idleResult{}, err
+	}
+	conns, err := s.dial(cfg.idle)
+	if err != nil {
+		return idleResult{}, err
+	}
+	defer closeAll(conns)
+	// Let the server finish each upgrade and block in its first read.
+	time.Sleep(300 * time.Millisecond)
+	after, err := s.mem(true)
+	if err != nil {
+		return idleResult{}, err
+	}
+	rss1, err := s.rss()
+	if err != nil {
+		return idleResult{}, err
+	}
+	n := float64(cfg.idle)
+	return idleResult{
+		Impl:          impl,
+		GoBytes:       (after.HeapInuse + after.StackInuse - before.HeapInuse - before.StackInuse) / n,
+		RSSBytes:      (rss1 - rss0) / n,
+		GoroutinesPer: (after.Goroutines - before.Goroutines) / n,
+	}, nil
+}
+
+// maxOthers is the share of a CPU that other processes may use during a run
+// before it is repeated: on a shared machine their bursts would otherwise
+// decide the ratios.
+const maxOthers = 0.15
+
+// measureEcho measures one run, repeating it (up to cfg.attempts) while
+// other processes used more than maxOthers of a CPU, and keeps the attempt
+// they disturbed least.
+func measureEcho(cfg config, s *server, impl string, size int) (echoResult, error) {
+	var best echoResult
+	for attempt := 1; attempt <= max(cfg.attempts, 1); attempt++ {
+		r, err := measureEchoOnce(cfg, s, impl, size)
+		if err != nil {
+			return echoResult{}, err
+		}
+		if attempt == 1 || r.Others < best.Others {
+			best = r
+		}
+		best.Attempts = attempt
+		if r.Others <= maxOthers || s.cmd == nil {
+			break
+		}
+	}
+	return best, nil
+}
+
+func measureEchoOnce(cfg config, s *server, impl string, size int) (echoResult, error) {
+	conns, err := s.dial(cfg.conns)
+	if err != nil {
+		return echoResult{}, err
+	}
+	defer closeAll(conns)
+	msg := bytes.Repeat([]byte("a"), size)
+	var measuring, stop atomic.Bool
+	var count atomic.Int64
+	lat := make([][]time.Duration, len(conns))
+	errs := make([]error, len(conns))
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		c.SetMessage(msg, true)
+		wg.Go(func() {
+			for !stop.Load() {
+				t0 := time.Now()
+				if err := c.Echo(); err != nil {
+					errs[i] = err
+					return
+				}
+				if measuring.Load() {
+					lat[i] = append(lat[i], time.Since(t0))
+					count.Add(1)
+				}
+			}
+		})
+	}
+	time.Sleep(cfg.warmup)
+	c0, err1 := snapshot(s)
+	m0, err2 := s.mem(false)
+	t0 := time.Now()
+	measuring.Store(true)
+	time.Sleep(cfg.duration)
+	measuring.Store(false)
+	elapsed := time.Since(t0)
+	msgs := count.Load()
+	c1, err3 := snapshot(s)
+	m1, err4 := s.mem(false)
+	stop.Store(true)
+	wg.Wait()
+	if err := errors.Join(append(errs, err1, err2, err3, err4)...); err != nil {
+		return echoResult{}, err
+	}
+	if msgs == 0 {
+		return echoResult{}, errors.New("no message was echoed")
+	}
+	all := make([]time.Duration, 0, msgs)
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	return echoResult{
+		Impl:       impl,
+		Size:       size,
+		MsgsPerSec: float64(msgs) / elapsed.Seconds(),
+		P50us:      micros(all[len(all)/2]),
+		P99us:      micros(all[len(all)*99/100]),
+		CPUus:      micros(c1.server-c0.server) / float64(msgs),
+		Busy:       float64(c1.server-c0.server) / float64(elapsed),
+		Others: float64((c1.machine-c0.machine)-(c1.server-c0.server)-(c1.self-c0.self)) /
+			float64(elapsed),
+		// The two debug requests allocate a little; over a run that is noise.
+		Allocs: (m1.Mallocs - m0.Mallocs) / float64(msgs),
+	}, nil
+}
+
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// echoMedian is the median of every field over the rounds of one impl and size.
+func echoMedian(res *results, impl string, size int) (echoResult, bool) {
+	var mps, p50, p99, cpu, allocs, busy []float64
+	for _, r := range res.Echo {
+		if r.Impl == impl && r.Size == size {
+			mps, p50, p99 = append(mps, r.MsgsPerSec), append(p50, r.P50us), append(p99, r.P99us)
+			cpu, allocs, busy = append(cpu, r.CPUus), append(allocs, r.Allocs), append(busy, r.Busy)
+		}
+	}
+	if len(mps) == 0 {
+		return echoResult{}, false
+	}
+	return echoResult{Impl: impl, Size: size, MsgsPerSec: median(mps), P50us: median(p50),
+		P99us: median(p99), CPUus: median(cpu), Allocs: median(allocs), Busy: median(busy)}, true
+}
+
+func idleMedian(res *results, impl string) (idleResult, bool) {
+	var gob, rss, g []float64
+	for _, r := range res.Idle {
+		if r.Impl == impl {
+			gob, rss, g = append(gob, r.GoBytes), append(rss, r.RSSBytes), append(g, r.GoroutinesPer)
+		}
+	}
+	if len(gob) == 0 {
+		return idleResult{}, false
+	}
+	return idleResult{Impl: impl, GoBytes: median(gob), RSSBytes: median(rss), GoroutinesPer: median(g)}, true
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", a/b)
+}
+
+func report(w io.Writer, cfg config, res *results) {
+	fmt.Fprintf(w, "\nEcho over loopback, %d connections, median of %d rounds of %s (ratios against %s).\n\n",
+		cfg.conns, cfg.rounds, cfg.duration, cfg.base)
+	fmt.Fprintln(w, "| size | impl | msgs/s | vs "+cfg.base+" | p50 µs | p99 µs | server CPU µs/msg | vs "+cfg.base+" | server busy | allocs/msg |")
+	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, size := range cfg.sizes {
+		base, _ := echoMedian(res, cfg.base, size)
+		for _, impl := range cfg.impls {
+			r, ok := echoMedian(res, impl, size)
+			if !ok {
+				continue
+			}
+			fmt.Fprintf(w, "| %d | %s | %.0f | %s | %.0f | %.0f | %.2f | %s | %.0f%% | %.2f |\n", size, impl, r.MsgsPerSec,
+				ratio(r.MsgsPerSec, base.MsgsPerSec), r.P50us, r.P99us, r.CPUus, ratio(r.CPUus, base.CPUus), r.Busy*100, r.Allocs)
+		}
+	}
+	if cfg.idle > 0 {
+		base, _ := idleMedian(res, cfg.base)
+		fmt.Fprintf(w, "\nIdle connections: %d held open after the handshake, median of %d rounds.\n\n", cfg.idle, cfg.rounds)
+		fmt.Fprintln(w, "| impl | Go heap+stacks B/conn | vs "+cfg.base+" | RSS B/conn | goroutines/conn |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
+		for _, impl := range cfg.impls {
+			r, ok := idleMedian(res, impl)
+			if !ok {
+				continue
+			}
+			fmt.Fprintf(w, "| %s | %.0f | %+.0f B | %.0f | %.1f |\n", impl, r.GoBytes, r.GoBytes-base.GoBytes, r.RSSBytes, r.GoroutinesPer)
+		}
+	}
+	targets(w, cfg, res)
+}
+
+// targets checks wssafe against the performance issue's targets. Missing
+// one is reported, not fatal: the numbers move with the machine.
+func targets(w io.Writer, cfg config, res *results) {
+	fmt.Fprintln(w, "\nTargets for wssafe (measured, not enforced):")
+	check := func(ok bool, format string, args ...any) {
+		mark := "MET   "
+		if !ok {
+			mark = "MISSED"
+		}
+		fmt.Fprintf(w, "  %s %s\n", mark, fmt.Sprintf(format, args...))
+	}
+	for _, size := range cfg.sizes {
+		ws, ok1 := echoMedian(res, "wssafe", size)
+		coder, ok2 := echoMedian(res, "coder", size)
+		if !ok1 || !ok2 {
+			continue
+		}
+		check(ws.MsgsPerSec >= coder.MsgsPerSec, "%5d B: msgs/s %.2fx coder (target >= 1.00x)", size, ws.MsgsPerSec/coder.MsgsPerSec)
+		check(ws.CPUus <= coder.CPUus, "%5d B: server CPU/msg %.2fx coder (target <= 1.00x)", size, ws.CPUus/coder.CPUus)
+		check(ws.Allocs <= coder.Allocs+1, "%5d B: allocs/msg %.2f vs coder %.2f (target <= coder + 1)", size, ws.Allocs, coder.Allocs)
+		if g, ok := echoMedian(res, "gorilla", size); ok {
+			check(ws.MsgsPerSec >= g.MsgsPerSec, "%5d B: msgs/s %.2fx gorilla (target >= 1.00x)", size, ws.MsgsPerSec/g.MsgsPerSec)
+		}
+	}
+	ws, ok1 := idleMedian(res, "wssafe")
+	coder, ok2 := idleMedian(res, "coder")
+	if ok1 && ok2 {
+		check(ws.GoBytes-coder.GoBytes <= 2048, "idle connection: %+.0f B vs coder (target <= +2048 B)", ws.GoBytes-coder.GoBytes)
+	}
+}

@@ -1,0 +1,99 @@
+// Command server runs one echo implementation for the load tool:
+//
+//	server -impl wssafe|coder|gorilla|gws|tcp [-addr 127.0.0.1:0] [-debug-addr 127.0.0.1:0]
+//
+// It prints "ws=ADDR debug=ADDR" on its first line of stdout once both
+// listeners are up, serves the echo on ADDR (path /, or raw TCP for -impl
+// tcp), and on the debug address serves /mem: Go memory statistics as
+// JSON (?gc=1 runs a garbage collection first), and /debug/pprof/ for
+// CPU and heap profiles under load. It exits on SIGINT/SIGTERM.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/wssafe/wssafe/bench/peers"
+)
+
+func main() {
+	impl := flag.String("impl", "wssafe", "echo implementation: one of wssafe, coder, gorilla, gws, tcp")
+	addr := flag.String("addr", "127.0.0.1:0", "echo listen address")
+	debugAddr := flag.String("debug-addr", "127.0.0.1:0", "debug (memory statistics) listen address")
+	flag.Parse()
+	if err := run(*impl, *addr, *debugAddr); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(impl, addr, debugAddr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	dln, err := net.Listen("tcp", debugAddr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/mem", memStats)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	dbg := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go dbg.Serve(dln)
+	errc := make(chan error, 1)
+	if impl == "tcp" {
+		go func() { errc <- peers.ServeTCP(ln) }()
+	} else {
+		mk, ok := peers.Handlers()[impl]
+		if !ok {
+			return fmt.Errorf("unknown -impl %q (want one of %v)", impl, peers.Names())
+		}
+		h, err := mk()
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	fmt.Printf("ws=%s debug=%s\n", ln.Addr(), dln.Addr())
+	select {
+	case <-ctx.Done():
+		return nil // hijacked connections die with the process
+	case err := <-errc:
+		return err
+	}
+}
+
+// memStats reports the numbers the load tool turns into per-connection and
+// per-message costs.
+func memStats(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("gc") == "1" {
+		runtime.GC()
+		runtime.GC()
+	}
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]uint64{
+		"heap_inuse":  m.HeapInuse,
+		"heap_alloc":  m.HeapAlloc,
+		"stack_inuse": m.StackInuse,
+		"mallocs":     m.Mallocs,
+		"goroutines":  uint64(runtime.NumGoroutine()),
+	})
+}

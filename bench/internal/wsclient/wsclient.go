@@ -1,0 +1,153 @@
+// Package wsclient is the benchmark's WebSocket client: a minimal,
+// allocation-free echo driver that speaks just enough RFC 6455 to load a
+// server. Every peer is driven by the same client, so the client's cost is
+// the same in every column of the comparison.
+package wsclient
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Conn is one client connection. It is not safe for concurrent use.
+type Conn struct {
+	nc    net.Conn
+	br    *bufio.Reader
+	frame []byte // the masked frame Echo sends, built once
+	size  int    // its payload length
+	hdr   [14]byte
+}
+
+// Dial connects to addr. With raw, no handshake is made (the TCP echo
+// ceiling); otherwise a WebSocket handshake for path is performed.
+func Dial(addr, path string, raw bool) (*Conn, error) {
+	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Handshake(nc, addr, path, raw)
+	if err != nil {
+		nc.Close()
+	}
+	return c, err
+}
+
+// Handshake performs the client handshake on an established connection.
+func Handshake(nc net.Conn, host, path string, raw bool) (*Conn, error) {
+	c := &Conn{nc: nc, br: bufio.NewReaderSize(nc, 32<<10)}
+	if raw {
+		return c, nil
+	}
+	var key [16]byte
+	rand.Read(key[:])
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + host +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " +
+		base64.StdEncoding.EncodeToString(key[:]) + "\r\n\r\n"
+	if _, err := io.WriteString(nc, req); err != nil {
+		return nil, err
+	}
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		return nil, fmt.Errorf("wsclient: handshake answered %s", resp.Status)
+	}
+	return c, nil
+}
+
+// SetMessage prepares the message Echo sends: p in a masked text (or
+// binary) frame.
+func (c *Conn) SetMessage(p []byte, text bool) {
+	op := byte(0x2)
+	if text {
+		op = 0x1
+	}
+	f := []byte{0x80 | op}
+	switch n := len(p); {
+	case n < 126:
+		f = append(f, 0x80|byte(n))
+	case n <= 0xFFFF:
+		f = append(f, 0x80|126)
+		f = binary.BigEndian.AppendUint16(f, uint16(n))
+	default:
+		f = append(f, 0x80|127)
+		f = binary.BigEndian.AppendUint64(f, uint64(n))
+	}
+	var key [4]byte
+	rand.Read(key[:])
+	f = append(f, key[:]...)
+	for i, b := range p {
+		f = append(f, b^key[i%4])
+	}
+	c.frame, c.size = f, len(p)
+}
+
+// Echo sends the prepared message and reads the server's echo of it.
+func (c *Conn) Echo() error {
+	if _, err := c.nc.Write(c.frame); err != nil {
+		return err
+	}
+	got := 0
+	for {
+		op, fin, n, err := c.readHeader()
+		if err != nil {
+			return err
+		}
+		if op == 0x8 {
+			return errors.New("wsclient: server closed the connection")
+		}
+		if _, err := c.br.Discard(n); err != nil {
+			return err
+		}
+		if op >= 0x8 { // ping or pong: not part of the echo
+			continue
+		}
+		got += n
+		if fin {
+			break
+		}
+	}
+	if got != c.size {
+		return fmt.Errorf("wsclient: echo of %d bytes came back as %d", c.size, got)
+	}
+	return nil
+}
+
+// readHeader reads a frame header and returns its opcode, FIN bit and
+// payload length. A masked frame (the raw TCP echo returns the client's
+// own frames) has its key skipped.
+func (c *Conn) readHeader() (op byte, fin bool, n int, err error) {
+	h := c.hdr[:2]
+	if _, err = io.ReadFull(c.br, h); err != nil {
+		return 0, false, 0, err
+	}
+	op, fin = h[0]&0x0F, h[0]&0x80 != 0
+	n = int(h[1] & 0x7F)
+	switch n {
+	case 126:
+		if _, err = io.ReadFull(c.br, c.hdr[2:4]); err == nil {
+			n = int(binary.BigEndian.Uint16(c.hdr[2:4]))
+		}
+	case 127:
+		if _, err = io.ReadFull(c.br, c.hdr[2:10]); err == nil {
+			n = int(binary.BigEndian.Uint64(c.hdr[2:10]))
+		}
+	}
+	if err == nil && h[1]&0x80 != 0 {
+		_, err = c.br.Discard(4)
+	}
+	return op, fin, n, err
+}
+
+// Close drops the connection.
+func (c *Conn) Close() error { return c.nc.Close() }

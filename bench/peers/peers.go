@@ -1,0 +1,206 @@
+// Package peers holds the echo servers compared in the benchmarks: wssafe
+// with every guard on, and its peers written the way each library's own
+// documentation recommends for a fast echo (read into a reused buffer,
+// write the same bytes back, no per-message context or timer).
+package peers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+
+	"github.com/coder/websocket"
+	gorilla "github.com/gorilla/websocket"
+	"github.com/lxzan/gws"
+	"golang.org/x/time/rate"
+
+	"github.com/wssafe/wssafe"
+)
+
+// ReadLimit is the read limit every peer is given (wssafe's default).
+const ReadLimit = 32 << 10
+
+// Handlers returns the HTTP echo handlers by name; "tcp" is not among them
+// (see ServeTCP).
+func Handlers() map[string]func() (http.Handler, error) {
+	return map[string]func() (http.Handler, error){
+		"wssafe":  Wssafe,
+		"coder":   func() (http.Handler, error) { return Coder(), nil },
+		"gorilla": func() (http.Handler, error) { return Gorilla(), nil },
+		"gws":     func() (http.Handler, error) { return GWS(), nil },
+	}
+}
+
+// Names lists every implementation, the TCP ceiling included, sorted.
+func Names() []string {
+	names := []string{"tcp"}
+	for n := range Handlers() {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Wssafe is the wssafe echo with every guard on: the defaults (same-origin
+// check, UTF-8 check, 32 KiB read limit, message timeout, ping rate limit,
+// keepalive, write timeout, panic recovery, logging at Info to a JSON
+// handler) plus a per-session message rate limit set high enough never to
+// trigger. The rate limit is a Middleware with the limiters in a map (the
+// cost of one limiter per session, like a field would have); it moves to
+// the Options once the endpoint offers one.
+func Wssafe() (http.Handler, error) {
+	echo := wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
+		return s.Write(ctx, m.Type, m.Data)
+	})
+	var mu sync.Mutex
+	limiters := make(map[*wssafe.Session]*rate.Limiter)
+	limit := func(next wssafe.Handler) wssafe.Handler {
+		return wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
+			mu.Lock()
+			l := limiters[s]
+			mu.Unlock()
+			if !l.Allow() {
+				return wssafe.ErrRateLimited
+			}
+			return next.ServeMessage(ctx, s, m)
+		})
+	}
+	return wssafe.New(wssafe.Chain(echo, limit), &wssafe.Options{
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		OnOpen: func(s *wssafe.Session) error {
+			mu.Lock()
+			limiters[s] = rate.NewLimiter(1e9, 1e9)
+			mu.Unlock()
+			return nil
+		},
+		OnClose: func(s *wssafe.Session, _ error) {
+			mu.Lock()
+			delete(limiters, s)
+			mu.Unlock()
+		},
+	})
+}
+
+// Coder is the bare github.com/coder/websocket echo, the base wssafe builds
+// on: Reader into a reused buffer, Write back, one background context.
+func Coder() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		c.SetReadLimit(ReadLimit)
+		ctx := context.Background()
+		var buf []byte
+		for {
+			typ, rd, err := c.Reader(ctx)
+			if err != nil {
+				return
+			}
+			if buf, err = readAll(rd, buf[:0]); err != nil {
+				return
+			}
+			if err := c.Write(ctx, typ, buf); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// Gorilla is the github.com/gorilla/websocket echo: NextReader into a
+// reused buffer, WriteMessage back.
+func Gorilla() http.Handler {
+	up := gorilla.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetReadLimit(ReadLimit)
+		var buf []byte
+		for {
+			typ, rd, err := c.NextReader()
+			if err != nil {
+				return
+			}
+			if buf, err = readAll(rd, buf[:0]); err != nil {
+				return
+			}
+			if err := c.WriteMessage(typ, buf); err != nil {
+				return
+			}
+		}
+	})
+}
+
+type gwsEcho struct{ gws.BuiltinEventHandler }
+
+func (gwsEcho) OnMessage(s *gws.Conn, m *gws.Message) {
+	s.WriteMessage(m.Opcode, m.Bytes())
+	m.Close()
+}
+
+// GWS is the github.com/lxzan/gws echo with its default options (pooled
+// buffers, no UTF-8 check, no parallel processing).
+func GWS() http.Handler {
+	up := gws.NewUpgrader(gwsEcho{}, &gws.ServerOption{ReadMaxPayloadSize: ReadLimit})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := up.Upgrade(w, r)
+		if err != nil {
+			return
+		}
+		s.ReadLoop()
+	})
+}
+
+// ServeTCP echoes raw bytes on every connection ln accepts: the ceiling no
+// WebSocket server can beat (no framing, no masking, no handshake).
+func ServeTCP(ln net.Listener) error {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		go func() {
+			defer c.Close()
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := c.Read(buf)
+				if err != nil {
+					return
+				}
+				if _, err := c.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// readAll is io.ReadAll into buf's storage.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, fmt.Errorf("read: %w", err)
+		}
+	}
+}

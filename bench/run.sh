@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs the peer comparison and prints its tables: wssafe (every guard on),
+# bare coder/websocket (the base of every ratio), gorilla/websocket,
+# lxzan/gws and a raw TCP echo (the ceiling), over loopback.
+#
+#   bench/run.sh                 full run, about 4 minutes on 2 cores
+#   BENCH_QUICK=1 bench/run.sh   one short round, under a minute (CI)
+#
+# The server is pinned to CPU 0 and the load generator to CPU 1 when taskset
+# and a second CPU are available. Results (the table and every run as JSON)
+# are written to bench/results/ (BENCH_OUT overrides).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+out=${BENCH_OUT:-results}
+mkdir -p "$out"
+go build -o "$out/server" ./cmd/server
+go build -o "$out/load" ./cmd/load
+
+if [ -n "${BENCH_QUICK:-}" ]; then
+	args=(-rounds 1 -duration 1s -warmup 200ms -idle 200 -attempts 1)
+else
+	args=(-rounds 7 -duration 1500ms -warmup 300ms -idle 1000)
+fi
+
+client=()
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ] && taskset -c 1 true 2>/dev/null; then
+	args+=(-server-cpus 0)
+	client=(taskset -c 1)
+	pinning="server on CPU 0, load on CPU 1"
+else
+	pinning="not pinned (no taskset or a single CPU)"
+fi
+
+{
+	echo "# wssafe peer comparison"
+	echo
+	echo "$(go version), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $pinning."
+} | tee "$out/table.md"
+"${client[@]}" "$out/load" -server "$out/server" -json "$out/results.json" "${args[@]}" "$@" | tee -a "$out/table.md"
+
+if [ -z "${BENCH_QUICK:-}" ]; then
+	echo
+	echo "Go benchmarks (in-process; allocs/op is the server's, the client allocates nothing):"
+	go test -run '^$' -bench . -benchtime 20000x -benchmem . | tee "$out/gobench.txt"
+fi
