@@ -1,16 +1,16 @@
 module github.com/wssafe/wssafe
 
-go 1.25.0
+go 1.26.0
 
 require (
 	github.com/coder/websocket v1.8.15
 	github.com/lestrrat-go/httprc/v3 v3.0.6
 	github.com/lestrrat-go/jwx/v3 v3.4.0
-	golang.org/x/net v0.58.0
-	golang.org/x/time v0.15.0
+	golang.org/x/net v0.62.0
+	golang.org/x/time v0.16.0
 )
 
-require golang.org/x/text v0.41.0 // indirect
+require golang.org/x/text v0.43.0 // indirect
 
 require (
 	github.com/decred/dcrd/dcrec/secp256k1/v4 v4.4.1 // indirect
@@ -22,7 +22,7 @@ require (
 	github.com/lestrrat-go/option/v2 v2.0.0 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
 	github.com/valyala/fastjson v1.6.10 // indirect
-	golang.org/x/sys v0.47.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
 )
 
 require (
