@@ -22,11 +22,32 @@
 // # Errors and close codes
 //
 // A callback's error ends its session with the close code that [CloseFrame]
-// assigns: a [*CloseError] keeps its code, the package's sentinels map to the
-// codes in the table below, anything else closes 1011 with a generic reason.
-// A [*MessageError] is the exception: the client gets a JSON error reply and
-// the session goes on. Close reasons are short fixed strings; error text,
-// tokens and payloads are never sent to the peer.
+// assigns: a [*CloseError] keeps its code, the package's sentinels map to
+// theirs (ErrMessageTooBig 1009, ErrInvalidUTF8 1007, ErrUnsupportedType
+// 1003, ErrRateLimited and the other policy errors 1008, ErrInvalidToken and
+// ErrTokenExpired 3000, ErrForbidden 3003, ErrAuthTimeout and
+// ErrPongTimeout 3008, ErrShutdown 1001), anything else closes 1011 with a
+// generic reason. A [*MessageError] or [*FieldError] is the exception: the
+// client gets a JSON error reply and the session goes on. Close reasons are
+// short fixed strings; error text, tokens and payloads are never sent to the
+// peer. Handshake refusals are HTTP statuses: 403 (origin, IP, TLS), 401
+// (token), 429 and 503 (caps and rates, with Retry-After).
+//
+// # Authentication
+//
+// [Options.Auth] binds every session to a JWT verified with
+// github.com/lestrrat-go/jwx/v3 before the callback sees a message: from
+// the Authorization header, a subprotocol, a cookie or the first message.
+// [Session.Subject] and [Session.Claims] (or [ClaimsFromContext]) carry the
+// verified identity; the session closes 3000 when the token expires, unless
+// the client refreshes it in-band; [Endpoint.CloseSubject] revokes.
+//
+// # Sessions, the Hub and monitoring
+//
+// Every live [Session] is in the endpoint's [Hub]: count, list, find by ID
+// or subject, close, broadcast through bounded send queues, and publish to
+// a cluster through a [Backplane]. [Endpoint.Stats] counts what happened;
+// an [Observer] sees each event as it happens.
 //
 // # Validation and hashing
 //
