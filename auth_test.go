@@ -921,3 +921,46 @@ func TestAuthErrorsMatchSentinels(t *testing.T) {
 	assert.ErrorIs(t, err, jwt.TokenExpiredError())
 	assert.NotContains(t, err.Error(), "alice")
 }
+
+// The per-subject connection cap with real tokens: a handshake token is
+// counted before the upgrade (429), a first-message token after it (1008),
+// and a user's sessions share one message budget.
+func TestAuthSubjectCapAndBudget(t *testing.T) {
+	t.Parallel()
+	f := newAuthFixture(t)
+	o := f.options(nil)
+	o.MaxConnsPerSubject = 2
+	o.SubjectMessageRate = wssafe.Rate{PerSecond: 0.001, Burst: 3}
+	o.OnOpen = authenticated
+	ep, url := server(t, echo, o)
+
+	a1 := dial(t, url, bearer(f.token(nil)))
+	assert.Equal(t, "Authenticated!", readText(t, a1))
+	a2 := dial(t, url, nil)
+	sendMsg(t, a2, websocket.MessageText, f.token(nil))
+	assert.Equal(t, "Authenticated!", readText(t, a2))
+
+	resp := handshake(t, url, bearer(f.token(nil)))
+	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+
+	a3 := dial(t, url, nil)
+	sendMsg(t, a3, websocket.MessageText, f.token(nil))
+	ce := readClose(t, a3)
+	assert.Equal(t, websocket.StatusPolicyViolation, ce.Code)
+	assert.Equal(t, "too many connections", ce.Reason)
+
+	bob := dial(t, url, bearer(f.token(claims{"sub": "bob"})))
+	assert.Equal(t, "Authenticated!", readText(t, bob))
+	assert.Len(t, ep.Hub().BySubject("alice"), 2)
+
+	// Alice's two sessions share three messages; Bob has his own budget.
+	assert.Equal(t, "Server received: 1", roundTrip(t, a1, "1"))
+	assert.Equal(t, "Server received: 2", roundTrip(t, a2, "2"))
+	assert.Equal(t, "Server received: 3", roundTrip(t, a1, "3"))
+	assert.Equal(t, "Server received: b", roundTrip(t, bob, "b"))
+	sendMsg(t, a2, websocket.MessageText, "4")
+	ce = readClose(t, a2)
+	assert.Equal(t, websocket.StatusPolicyViolation, ce.Code)
+	assert.Equal(t, "rate limit exceeded", ce.Reason)
+}
