@@ -18,14 +18,12 @@ import (
 	"context"
 	"crypto/rand"
 	"embed"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/wssafe/wssafe"
@@ -46,16 +44,7 @@ type config struct {
 	secret   []byte
 }
 
-func main() {
-	ctx, stop := serve.SignalContext()
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "chat:", err)
-		}
-		os.Exit(1)
-	}
-}
+func main() { serve.Main("chat", run) }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	cfg, err := parse(args, getenv, stderr)

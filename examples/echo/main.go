@@ -11,30 +11,25 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
-	"os"
 
 	"github.com/wssafe/wssafe"
 	"github.com/wssafe/wssafe/examples/internal/serve"
 )
 
-func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "echo:", err)
-		os.Exit(1)
-	}
-}
+func main() { serve.Main("echo", run) }
 
 // config is every flag of the example, in one place.
 type config struct {
 	serve.Flags
 }
 
-func parse(args []string) (*config, error) {
+func parse(args []string, stderr io.Writer) (*config, error) {
 	var c config
 	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	c.Register(fs, serve.Flags{Addr: "127.0.0.1:8765"})
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -42,12 +37,12 @@ func parse(args []string) (*config, error) {
 	return &c, nil
 }
 
-func run(args []string) error {
-	c, err := parse(args)
+func run(ctx context.Context, args []string, _ func(string) string, stderr io.Writer) error {
+	c, err := parse(args, stderr)
 	if err != nil {
 		return err
 	}
-	log, err := c.Logger(os.Stderr)
+	log, err := c.Logger(stderr)
 	if err != nil {
 		return err
 	}
@@ -57,8 +52,6 @@ func run(args []string) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", ep) // WebSocket on every path, as the seed's server
-	ctx, stop := serve.SignalContext()
-	defer stop()
 	return serve.Run(ctx, log, &c.Flags, mux, ep)
 }
 

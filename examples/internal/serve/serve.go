@@ -115,6 +115,24 @@ func list(v string) []string {
 	return out
 }
 
+// RunFunc is an example's whole program, with its environment passed in so
+// that tests can drive it.
+type RunFunc func(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error
+
+// Main runs run until SIGINT or SIGTERM and exits non-zero, with one line
+// on stderr, if it fails.
+func Main(name string, run RunFunc) {
+	ctx, stop := SignalContext()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		}
+		os.Exit(1)
+	}
+}
+
 // SignalContext returns a context cancelled by SIGINT or SIGTERM.
 func SignalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
