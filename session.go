@@ -237,6 +237,7 @@ func (s *Session) writeLocked(wctx context.Context, typ MessageType, p []byte) e
 	err := s.conn.Write(wctx, typ, p)
 	if err != nil {
 		if isTimeout(err) {
+			logEvent(s.ctx, s.log, slog.LevelWarn, EventWriteTimeout, "wssafe: write timed out; dropping a peer that does not read")
 			s.fail(ErrWriteTimeout)
 			return ErrWriteTimeout
 		}

@@ -402,6 +402,7 @@ func TestMaxLifetimeCloses1001(t *testing.T) {
 
 func TestWriteTimeoutDropsAPeerThatDoesNotRead(t *testing.T) {
 	t.Parallel()
+	log, logs := newLogger()
 	writeErr := make(chan error, 1)
 	closed := make(chan error, 1)
 	_, url := server(t, wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
@@ -415,11 +416,13 @@ func TestWriteTimeoutDropsAPeerThatDoesNotRead(t *testing.T) {
 	}), &wssafe.Options{
 		WriteTimeout: 100 * time.Millisecond,
 		OnClose:      func(s *wssafe.Session, err error) { closed <- err },
+		Logger:       log,
 	})
 	c := dial(t, url, nil)
 	require.NoError(t, c.Write(ctxT(t), websocket.MessageText, []byte("flood me"))) // and never read
 	assert.ErrorIs(t, <-writeErr, wssafe.ErrWriteTimeout)
 	assert.ErrorIs(t, <-closed, wssafe.ErrWriteTimeout)
+	assert.Contains(t, logs.String(), `"event":"write_timeout"`)
 }
 
 func TestConcurrentWrites(t *testing.T) {
