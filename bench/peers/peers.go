@@ -13,12 +13,10 @@ import (
 	"net"
 	"net/http"
 	"sort"
-	"sync"
 
 	"github.com/coder/websocket"
 	gorilla "github.com/gorilla/websocket"
 	"github.com/lxzan/gws"
-	"golang.org/x/time/rate"
 
 	"github.com/wssafe/wssafe"
 )
@@ -50,40 +48,15 @@ func Names() []string {
 // Wssafe is the wssafe echo with every guard on: the defaults (same-origin
 // check, UTF-8 check, 32 KiB read limit, message timeout, ping rate limit,
 // keepalive, write timeout, panic recovery, logging at Info to a JSON
-// handler) plus a per-session message rate limit set high enough never to
-// trigger. The rate limit is a Middleware with the limiters in a map (the
-// cost of one limiter per session, like a field would have); it moves to
-// the Options once the endpoint offers one.
+// handler) plus the per-session message rate limit (Options.MessageRate),
+// set high enough never to trigger but checked on every message.
 func Wssafe() (http.Handler, error) {
 	echo := wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
 		return s.Write(ctx, m.Type, m.Data)
 	})
-	var mu sync.Mutex
-	limiters := make(map[*wssafe.Session]*rate.Limiter)
-	limit := func(next wssafe.Handler) wssafe.Handler {
-		return wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
-			mu.Lock()
-			l := limiters[s]
-			mu.Unlock()
-			if !l.Allow() {
-				return wssafe.ErrRateLimited
-			}
-			return next.ServeMessage(ctx, s, m)
-		})
-	}
-	return wssafe.New(wssafe.Chain(echo, limit), &wssafe.Options{
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		OnOpen: func(s *wssafe.Session) error {
-			mu.Lock()
-			limiters[s] = rate.NewLimiter(1e9, 1e9)
-			mu.Unlock()
-			return nil
-		},
-		OnClose: func(s *wssafe.Session, _ error) {
-			mu.Lock()
-			delete(limiters, s)
-			mu.Unlock()
-		},
+	return wssafe.New(echo, &wssafe.Options{
+		Logger:      slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		MessageRate: wssafe.Rate{PerSecond: 1e9, Burst: 1e9},
 	})
 }
 
