@@ -30,7 +30,7 @@ func (h *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return c, brw, err
 	}
-	dc := newDeadlineConn(c, h.cfg.MessageTimeout, h.cfg.WriteTimeout)
+	dc := newDeadlineConn(c, h.cfg.MessageTimeout, h.cfg.writeTicks)
 	// coder/websocket writes through brw.Writer; route it through dc too.
 	// It is empty: net/http flushed the 101 response before hijacking.
 	brw.Writer.Reset(dc)

@@ -342,6 +342,8 @@ type config struct {
 	strictMode bool
 	auth       *authenticator // nil when Options.Auth is nil
 	guardConfig
+	writeTicks *writeTicker     // nil when WriteTimeout is negative; see deadline.go
+	limitNow   func() time.Time // the message limiters' clock; see limit.go
 }
 
 func (o *Options) resolve() (*config, error) {
@@ -386,9 +388,12 @@ func (o *Options) resolve() (*config, error) {
 		c.FingerprintKey = make([]byte, 32)
 		rand.Read(c.FingerprintKey)
 	}
+	c.limitNow = c.now
 	if c.now == nil {
 		c.now = time.Now
+		c.limitNow = monotonicClock()
 	}
+	c.writeTicks = newWriteTicker(c.WriteTimeout)
 	if c.afterFunc == nil {
 		c.afterFunc = afterFunc
 	}
