@@ -1,7 +1,6 @@
 package wssafe
 
 import (
-	"context"
 	"log/slog"
 	"math"
 	"net/netip"
@@ -116,19 +115,6 @@ func newLimiter(r Rate) *rate.Limiter {
 
 func (e *Endpoint) newLimits() messageLimits {
 	return messageLimits{msgs: newLimiter(e.cfg.MessageRate), bytes: newLimiter(e.cfg.ByteRate)}
-}
-
-// limitMessages is installed by New only when a message rate is set, so an
-// endpoint without one pays nothing per message. It is the outermost
-// wrapper: a message over the limit reaches neither the callback nor the
-// Observer's MessageHandled.
-func limitMessages(next Handler) Handler {
-	return HandlerFunc(func(ctx context.Context, s *Session, m Message) error {
-		if err := s.checkLimits(len(m.Data)); err != nil {
-			return err
-		}
-		return next.ServeMessage(ctx, s, m)
-	})
 }
 
 // monotonicClock returns the clock the message limiters read, once per
