@@ -231,6 +231,7 @@ type authenticator struct {
 	algs         map[string]bool // header algorithms a key is bound to; nil: any but none
 	parseOptions []jwt.ParseOption
 	log          *slog.Logger
+	jobs         chan *verifyJob // to idle verifier goroutines; see verifypool.go
 }
 
 // resolveAuth validates Options.Auth and builds the authenticator.
@@ -240,7 +241,7 @@ func (c *config) resolveAuth() error {
 	}
 	o := *c.Auth
 	c.Auth = &o // never keep or mutate the caller's struct
-	a := &authenticator{log: c.Logger, refresh: o.AllowRefresh, authorizeFn: o.Authorize}
+	a := &authenticator{log: c.Logger, refresh: o.AllowRefresh, authorizeFn: o.Authorize, jobs: make(chan *verifyJob)}
 	if err := a.resolveSources(c, &o); err != nil {
 		return err
 	}
@@ -553,37 +554,6 @@ func (a *authenticator) verify(ctx context.Context, raw []byte) (*identity, erro
 	}
 	exp, _ := tok.Expiration()
 	return &identity{subject: sub, claims: tok, exp: exp}, nil
-}
-
-// verifyAside is verify on a goroutine of its own, which the caller waits
-// for. jwx's parse and verify path is deep enough to grow a goroutine's
-// stack from 8 to 16 KiB, and the runtime gives a grown stack back only
-// when less than a quarter of it is in use, which an idle session's
-// goroutine (parked in its read) never gets below: verifying on the
-// session's goroutine cost every authenticated session 8 KiB for as long
-// as it lived. The helper's stack is freed when it returns. A panic in the
-// helper is raised again on the caller's goroutine, where it would have
-// happened.
-func (a *authenticator) verifyAside(ctx context.Context, raw []byte) (*identity, error) {
-	type result struct {
-		id       *identity
-		err      error
-		panicked any
-	}
-	done := make(chan result, 1)
-	go func() {
-		var r result
-		defer func() {
-			r.panicked = recover()
-			done <- r
-		}()
-		r.id, r.err = a.verify(ctx, raw)
-	}()
-	r := <-done
-	if r.panicked != nil {
-		panic(r.panicked)
-	}
-	return r.id, r.err
 }
 
 // checkHeader applies the rules jwx leaves to the caller, before any key

@@ -228,9 +228,11 @@ func decodeSegment(seg []byte) ([]byte, error) {
 // of what wssafe itself allocated per verified token.
 func decodeObject(b []byte) (map[string]json.RawMessage, error) {
 	b = bytes.TrimLeft(b, " \t\r\n")
-	if len(b) == 0 || b[0] != '{' || !json.Valid(b) {
+	if len(b) == 0 || b[0] != '{' {
 		return nil, errNotObject
 	}
+	// Unmarshal checks that all of b is valid JSON before it decodes, so
+	// countMembers walks a valid object.
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, err
