@@ -13,50 +13,85 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strings"
 
 	"github.com/coder/websocket"
 	gorilla "github.com/gorilla/websocket"
 	"github.com/lxzan/gws"
 
 	"github.com/wssafe/wssafe"
+	"github.com/wssafe/wssafe/bench/internal/benchjwt"
 )
 
 // ReadLimit is the read limit every peer is given (wssafe's default).
 const ReadLimit = 32 << 10
 
 // Handlers returns the HTTP echo handlers by name; "tcp" is not among them
-// (see ServeTCP).
+// (see ServeTCP). "wssafe-hs256" is the wssafe echo behind first-message
+// authentication (see WssafeAuth), with the benchmarks' HS256 secret.
 func Handlers() map[string]func() (http.Handler, error) {
 	return map[string]func() (http.Handler, error){
-		"wssafe":  Wssafe,
-		"coder":   func() (http.Handler, error) { return Coder(), nil },
-		"gorilla": func() (http.Handler, error) { return Gorilla(), nil },
-		"gws":     func() (http.Handler, error) { return GWS(), nil },
+		"wssafe":       Wssafe,
+		"wssafe-hs256": func() (http.Handler, error) { return WssafeAuth(&wssafe.AuthOptions{HMACSecret: benchjwt.Secret}) },
+		"coder":        func() (http.Handler, error) { return Coder(), nil },
+		"gorilla":      func() (http.Handler, error) { return Gorilla(), nil },
+		"gws":          func() (http.Handler, error) { return GWS(), nil },
 	}
 }
 
-// Names lists every implementation, the TCP ceiling included, sorted.
+// Names lists every implementation that echoes right after the handshake,
+// the TCP ceiling included, sorted.
 func Names() []string {
 	names := []string{"tcp"}
 	for n := range Handlers() {
-		names = append(names, n)
+		if !NeedsToken(n) {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	return names
 }
+
+// NeedsToken reports whether impl expects an HS256 token (signed with
+// benchjwt.Secret) as its first message and answers it with Ack.
+func NeedsToken(impl string) bool { return strings.HasSuffix(impl, "-hs256") }
+
+// Ack is what an authenticating peer answers a valid first-message token
+// with: the seed's reply.
+const Ack = "Authenticated!"
 
 // Wssafe is the wssafe echo with every guard on: the defaults (same-origin
 // check, UTF-8 check, 32 KiB read limit, message timeout, ping rate limit,
 // keepalive, write timeout, panic recovery, logging at Info to a JSON
 // handler) plus the per-session message rate limit (Options.MessageRate),
 // set high enough never to trigger but checked on every message.
-func Wssafe() (http.Handler, error) {
+func Wssafe() (http.Handler, error) { return newWssafe(nil) }
+
+// newWssafe is the wssafe echo with every guard on, configured by more.
+func newWssafe(more func(*wssafe.Options)) (http.Handler, error) {
 	echo := wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
 		return s.Write(ctx, m.Type, m.Data)
 	})
-	return wssafe.New(echo, &wssafe.Options{
+	o := &wssafe.Options{
 		Logger:      slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		MessageRate: wssafe.Rate{PerSecond: 1e9, Burst: 1e9},
+	}
+	if more != nil {
+		more(o)
+	}
+	return wssafe.New(echo, o)
+}
+
+// WssafeAuth is [Wssafe] behind first-message authentication, the seed's
+// protocol: the client's first message is its JWT, verified with auth
+// (Sources is set to FromFirstMessage), and the session answers [Ack]
+// before it echoes.
+func WssafeAuth(auth *wssafe.AuthOptions) (http.Handler, error) {
+	a := *auth
+	a.Sources = wssafe.FromFirstMessage
+	return newWssafe(func(o *wssafe.Options) {
+		o.Auth = &a
+		o.OnOpen = func(s *wssafe.Session) error { return s.WriteText(s.Context(), Ack) }
 	})
 }
 
