@@ -231,6 +231,7 @@ type authenticator struct {
 	algs         map[string]bool // header algorithms a key is bound to; nil: any but none
 	parseOptions []jwt.ParseOption
 	log          *slog.Logger
+	jobs         chan *verifyJob // to idle verifier goroutines; see verifypool.go
 }
 
 // resolveAuth validates Options.Auth and builds the authenticator.
@@ -240,7 +241,7 @@ func (c *config) resolveAuth() error {
 	}
 	o := *c.Auth
 	c.Auth = &o // never keep or mutate the caller's struct
-	a := &authenticator{log: c.Logger, refresh: o.AllowRefresh, authorizeFn: o.Authorize}
+	a := &authenticator{log: c.Logger, refresh: o.AllowRefresh, authorizeFn: o.Authorize, jobs: make(chan *verifyJob)}
 	if err := a.resolveSources(c, &o); err != nil {
 		return err
 	}

@@ -84,7 +84,7 @@ func (e *Endpoint) authenticateHandshake(w http.ResponseWriter, r *http.Request,
 	}
 	var id *identity
 	if err == nil {
-		id, err = a.verify(r.Context(), raw)
+		id, err = a.verifyAside(r.Context(), raw)
 	}
 	if err == nil {
 		err = a.authorize(r.Context(), id)
@@ -185,7 +185,7 @@ func (s *Session) authenticateFirstMessage(a *authenticator) error {
 	raw, err := firstMessageToken(typ, data)
 	var id *identity
 	if err == nil {
-		id, err = a.verify(s.ctx, raw)
+		id, err = a.verifyAside(s.ctx, raw)
 	} else {
 		err = invalidToken("malformed", err)
 	}
@@ -200,6 +200,7 @@ func (s *Session) authenticateFirstMessage(a *authenticator) error {
 		return err
 	}
 	s.ep.bindIdentity(s, id)
+	s.releaseBuf(data) // only now: a refused token's bytes are logged (fingerprinted) above
 	logEvent(s.ctx, s.log, slog.LevelInfo, EventAuthenticated, "wssafe: authenticated",
 		slog.String("source", "first_message"), slog.String("subject", id.subject))
 	return nil
@@ -215,7 +216,9 @@ func (s *Session) readFirstMessage(a *authenticator) (MessageType, []byte, error
 	typ, r, err := s.conn.Reader(context.Background())
 	var data []byte
 	if err == nil {
-		data, err = readAll(r, make([]byte, 0, 1024), false)
+		// A pooled buffer, given back once the token is verified; a
+		// session refused here drops it to the garbage collector.
+		data, err = readAll(r, s.borrowBuf(), false)
 	}
 	if err != nil {
 		return typ, nil, s.firstMessageError(err, a)
@@ -291,7 +294,7 @@ type refreshReply struct {
 // refresh replaces the session's token with raw after verifying it fully
 // and checking that it names the same subject.
 func (s *Session) refresh(ctx context.Context, a *authenticator, raw []byte) error {
-	id, err := a.verify(ctx, raw)
+	id, err := a.verifyAside(ctx, raw)
 	if err == nil && id.subject != s.subject {
 		err = &authError{reason: "subject_changed", kind: ErrForbidden}
 	}

@@ -1,7 +1,6 @@
 package wssafe
 
 import (
-	"math"
 	"net"
 	"sync/atomic"
 	"time"
@@ -19,9 +18,12 @@ import (
 //     continuation frames), is cut off MessageTimeout after that read.
 //   - The write deadline is renewed lazily: before any write reaches the
 //     socket (data, pong, ping or close, whoever writes it) the deadline is
-//     moved to 1.5 x WriteTimeout ahead if less than WriteTimeout remains.
-//     A blocked write therefore fails after between WriteTimeout and
-//     1.5 x WriteTimeout, never sooner.
+//     moved to 1.5 x WriteTimeout ahead once a quarter of WriteTimeout has
+//     passed since it was last moved, so at least 1.25 x WriteTimeout
+//     remains at every write. A blocked write therefore fails after between
+//     WriteTimeout and 1.5 x WriteTimeout, never sooner. Whether a quarter
+//     has passed is told by the endpoint's writeTicker, not by the clock: a
+//     clock read per write was the largest single cost of the reply path.
 //
 // Reads happen on the serve goroutine or, during the close handshake, under
 // coder/websocket's read lock; writes under its write lock. The state is
@@ -30,17 +32,19 @@ import (
 type deadlineConn struct {
 	net.Conn
 	msgTimeout   time.Duration // <= 0: no message timeout
-	writeTimeout time.Duration // <= 0: no write deadline
-	epoch        time.Time     // origin of the monotonic offsets below
+	writeTimeout time.Duration
+	ticks        *writeTicker // nil: no write deadline
 
-	inMessage    atomic.Bool  // a data message has started and not ended
-	readArmed    atomic.Bool  // the message deadline is set
-	writeRenewed atomic.Int64 // offset from epoch of the last write-deadline renewal
+	inMessage atomic.Bool   // a data message has started and not ended
+	readArmed atomic.Bool   // the message deadline is set
+	renewedAt atomic.Uint64 // ticks.count when the write deadline was last moved; 0: never
 }
 
-func newDeadlineConn(c net.Conn, msgTimeout, writeTimeout time.Duration) *deadlineConn {
-	dc := &deadlineConn{Conn: c, msgTimeout: msgTimeout, writeTimeout: writeTimeout, epoch: time.Now()}
-	dc.writeRenewed.Store(math.MinInt64 / 2) // never renewed: the first write arms it
+func newDeadlineConn(c net.Conn, msgTimeout time.Duration, ticks *writeTicker) *deadlineConn {
+	dc := &deadlineConn{Conn: c, msgTimeout: msgTimeout, ticks: ticks}
+	if ticks != nil {
+		dc.writeTimeout = ticks.timeout
+	}
 	return dc
 }
 
@@ -72,12 +76,62 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 }
 
 func (c *deadlineConn) Write(p []byte) (int, error) {
-	if c.writeTimeout > 0 {
-		now := time.Since(c.epoch)
-		if now-time.Duration(c.writeRenewed.Load()) > c.writeTimeout/2 {
-			c.writeRenewed.Store(int64(now))
-			c.Conn.SetWriteDeadline(c.epoch.Add(now + c.writeTimeout*3/2))
+	if c.ticks != nil {
+		if n := c.ticks.count.Load(); n != c.renewedAt.Load() {
+			c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout * 3 / 2))
+			c.renewedAt.Store(n)
+			c.ticks.renewed()
 		}
 	}
 	return c.Conn.Write(p)
+}
+
+// A writeTicker counts quarters of WriteTimeout for all the connections of
+// an endpoint. A connection that renewed its write deadline at count n
+// renews again at its first write after the count has moved on, which is at
+// most a quarter of WriteTimeout (plus the timer's lateness) later. The
+// ticker runs only while connections renew: a quarter without a renewal
+// stops it, the next renewal restarts it, so an idle endpoint has no timer
+// pending. It is safe for concurrent use.
+type writeTicker struct {
+	timeout   time.Duration
+	afterFunc func(time.Duration, func()) timer // time.AfterFunc; tests inject one
+	count     atomic.Uint64                     // starts at 1, so a zero renewedAt is always stale
+	running   atomic.Bool                       // a tick is pending or running; only its owner arms the next
+	active    atomic.Bool                       // a connection renewed since the last tick
+}
+
+// newWriteTicker returns nil when writes have no deadline.
+func newWriteTicker(timeout time.Duration) *writeTicker {
+	if timeout <= 0 {
+		return nil
+	}
+	t := &writeTicker{timeout: timeout, afterFunc: afterFunc}
+	t.count.Store(1)
+	return t
+}
+
+// renewed records a renewal and starts the ticker if it is not running.
+func (t *writeTicker) renewed() {
+	t.active.Store(true)
+	if !t.running.Load() && t.running.CompareAndSwap(false, true) {
+		t.afterFunc(t.timeout/4, t.tick)
+	}
+}
+
+// tick runs on the timer's goroutine: it moves the count, so that every
+// connection renews at its next write, and goes on only while connections
+// are writing. A renewal racing with a stopping tick sees running false
+// and restarts the ticker, or the tick sees active and restarts itself:
+// the two stores and loads are ordered, so one of them sees the other.
+func (t *writeTicker) tick() {
+	t.count.Add(1)
+	if t.active.Swap(false) {
+		t.afterFunc(t.timeout/4, t.tick)
+		return
+	}
+	t.running.Store(false)
+	if t.active.Load() && t.running.CompareAndSwap(false, true) {
+		t.afterFunc(t.timeout/4, t.tick)
+	}
 }

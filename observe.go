@@ -1,7 +1,6 @@
 package wssafe
 
 import (
-	"context"
 	"log/slog"
 	"maps"
 	"net/netip"
@@ -259,17 +258,15 @@ func (e *Endpoint) recordAuth(s *Session, ip netip.Addr, reason string) {
 	e.record(Observation{Kind: AuthFailed, Reason: reason, Session: s, ClientIP: ip})
 }
 
-// observeMessages times each message for the Observer. New installs it only
+// observeMessage times one message for the Observer; dispatch calls it only
 // when there is an Observer, so that a nil Observer costs nothing per
 // message.
-func observeMessages(e *Endpoint, next Handler) Handler {
-	obs, now := e.cfg.Observer, e.cfg.now
-	return HandlerFunc(func(ctx context.Context, s *Session, m Message) error {
-		start := now()
-		err := next.ServeMessage(ctx, s, m)
-		obs.Observe(Observation{Kind: MessageHandled, Session: s, ClientIP: s.ip, Duration: now().Sub(start)})
-		return err
-	})
+func (s *Session) observeMessage(m Message) error {
+	now := s.ep.cfg.now
+	start := now()
+	err := s.serveRecovered(m)
+	s.ep.cfg.Observer.Observe(Observation{Kind: MessageHandled, Session: s, ClientIP: s.ip, Duration: now().Sub(start)})
+	return err
 }
 
 // logLimiter rate-limits Warn lines per client source and event: at most

@@ -30,7 +30,7 @@ func (h *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return c, brw, err
 	}
-	dc := newDeadlineConn(c, h.cfg.MessageTimeout, h.cfg.WriteTimeout)
+	dc := newDeadlineConn(c, h.cfg.MessageTimeout, h.cfg.writeTicks)
 	// coder/websocket writes through brw.Writer; route it through dc too.
 	// It is empty: net/http flushed the 101 response before hijacking.
 	brw.Writer.Reset(dc)
@@ -138,7 +138,7 @@ func (s *Session) loop() error {
 			return err
 		}
 		s.traffic.received(len(m.Data))
-		err = s.ep.handler.ServeMessage(s.ctx, s, m)
+		err = s.dispatch(m)
 		s.releaseBuf(m.Data)
 		if err != nil {
 			if err := s.handleError(err); err != nil {
@@ -146,6 +146,23 @@ func (s *Session) loop() error {
 			}
 		}
 	}
+}
+
+// dispatch hands one message to the handler chain: the message limits
+// first (a message over them reaches neither the callback nor the
+// Observer), then the Observer's timing, then the callback under panic
+// recovery. Each is a direct call, present only when configured.
+func (s *Session) dispatch(m Message) error {
+	cfg := s.ep.cfg
+	if cfg.limited {
+		if err := s.checkLimits(len(m.Data)); err != nil {
+			return err
+		}
+	}
+	if cfg.Observer != nil {
+		return s.observeMessage(m)
+	}
+	return s.serveRecovered(m)
 }
 
 // borrowBuf returns the pooled buffer the session holds, borrowing one if

@@ -204,16 +204,19 @@ func (s *Session) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if err := s.ctx.Err(); err != nil {
 		return ErrSessionClosed
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	// The session's own context needs no watcher: its end closes the
 	// connection anyway. Passing a context without Done to coder/websocket
 	// keeps it from arming a timer per write; the write deadline below does
-	// that job.
+	// that job. The callback's ctx is the session's (checked above), so
+	// the common case skips the other checks.
 	wctx := context.Background()
-	if ctx.Done() != s.ctx.Done() {
-		wctx = ctx
+	if ctx != s.ctx {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if ctx.Done() != s.ctx.Done() {
+			wctx = ctx
+		}
 	}
 	// While messages queued by Send are unwritten, take a place behind
 	// them: one goroutine's Send then Write arrive in order, and a Write

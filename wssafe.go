@@ -363,6 +363,9 @@ type config struct {
 	strictMode bool
 	auth       *authenticator // nil when Options.Auth is nil
 	guardConfig
+	writeTicks *writeTicker     // nil when WriteTimeout is negative; see deadline.go
+	limitNow   func() time.Time // the message limiters' clock; see limit.go
+	limited    bool             // a message or byte rate is set
 }
 
 func (o *Options) resolve() (*config, error) {
@@ -407,9 +410,13 @@ func (o *Options) resolve() (*config, error) {
 		c.FingerprintKey = make([]byte, 32)
 		rand.Read(c.FingerprintKey)
 	}
+	c.limitNow = c.now
 	if c.now == nil {
 		c.now = time.Now
+		c.limitNow = monotonicClock()
 	}
+	c.writeTicks = newWriteTicker(c.WriteTimeout)
+	c.limited = c.limitsMessages()
 	if c.afterFunc == nil {
 		c.afterFunc = afterFunc
 	}
@@ -490,13 +497,7 @@ func New(h Handler, opts *Options) (*Endpoint, error) {
 		logs:       newLogLimiter(cfg),
 	}
 	e.hub = newHub(e)
-	e.handler = recoverer(e)(e.refresher(h))
-	if cfg.Observer != nil {
-		e.handler = observeMessages(e, e.handler)
-	}
-	if cfg.limitsMessages() {
-		e.handler = limitMessages(e.handler)
-	}
+	e.handler = e.refresher(h) // the serve loop adds limits, timing and recovery: see dispatch
 	e.accept = websocket.AcceptOptions{
 		Subprotocols:       cfg.Subprotocols,
 		OriginPatterns:     cfg.OriginPatterns,

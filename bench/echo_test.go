@@ -81,6 +81,11 @@ func serve(b *testing.B, impl string, ln net.Listener) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	serveHTTP(b, h, ln)
+}
+
+// serveHTTP serves h on ln until b ends.
+func serveHTTP(b *testing.B, h http.Handler, ln net.Listener) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	b.Cleanup(func() {

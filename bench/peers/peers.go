@@ -13,77 +13,85 @@ import (
 	"net"
 	"net/http"
 	"sort"
-	"sync"
+	"strings"
 
 	"github.com/coder/websocket"
 	gorilla "github.com/gorilla/websocket"
 	"github.com/lxzan/gws"
-	"golang.org/x/time/rate"
 
 	"github.com/wssafe/wssafe"
+	"github.com/wssafe/wssafe/bench/internal/benchjwt"
 )
 
 // ReadLimit is the read limit every peer is given (wssafe's default).
 const ReadLimit = 32 << 10
 
 // Handlers returns the HTTP echo handlers by name; "tcp" is not among them
-// (see ServeTCP).
+// (see ServeTCP). "wssafe-hs256" is the wssafe echo behind first-message
+// authentication (see WssafeAuth), with the benchmarks' HS256 secret.
 func Handlers() map[string]func() (http.Handler, error) {
 	return map[string]func() (http.Handler, error){
-		"wssafe":  Wssafe,
-		"coder":   func() (http.Handler, error) { return Coder(), nil },
-		"gorilla": func() (http.Handler, error) { return Gorilla(), nil },
-		"gws":     func() (http.Handler, error) { return GWS(), nil },
+		"wssafe":       Wssafe,
+		"wssafe-hs256": func() (http.Handler, error) { return WssafeAuth(&wssafe.AuthOptions{HMACSecret: benchjwt.Secret}) },
+		"coder":        func() (http.Handler, error) { return Coder(), nil },
+		"gorilla":      func() (http.Handler, error) { return Gorilla(), nil },
+		"gws":          func() (http.Handler, error) { return GWS(), nil },
 	}
 }
 
-// Names lists every implementation, the TCP ceiling included, sorted.
+// Names lists every implementation that echoes right after the handshake,
+// the TCP ceiling included, sorted.
 func Names() []string {
 	names := []string{"tcp"}
 	for n := range Handlers() {
-		names = append(names, n)
+		if !NeedsToken(n) {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	return names
 }
 
+// NeedsToken reports whether impl expects an HS256 token (signed with
+// benchjwt.Secret) as its first message and answers it with Ack.
+func NeedsToken(impl string) bool { return strings.HasSuffix(impl, "-hs256") }
+
+// Ack is what an authenticating peer answers a valid first-message token
+// with: the seed's reply.
+const Ack = "Authenticated!"
+
 // Wssafe is the wssafe echo with every guard on: the defaults (same-origin
 // check, UTF-8 check, 32 KiB read limit, message timeout, ping rate limit,
 // keepalive, write timeout, panic recovery, logging at Info to a JSON
-// handler) plus a per-session message rate limit set high enough never to
-// trigger. The rate limit is a Middleware with the limiters in a map (the
-// cost of one limiter per session, like a field would have); it moves to
-// the Options once the endpoint offers one.
-func Wssafe() (http.Handler, error) {
+// handler) plus the per-session message rate limit (Options.MessageRate),
+// set high enough never to trigger but checked on every message.
+func Wssafe() (http.Handler, error) { return newWssafe(nil) }
+
+// newWssafe is the wssafe echo with every guard on, configured by more.
+func newWssafe(more func(*wssafe.Options)) (http.Handler, error) {
 	echo := wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
 		return s.Write(ctx, m.Type, m.Data)
 	})
-	var mu sync.Mutex
-	limiters := make(map[*wssafe.Session]*rate.Limiter)
-	limit := func(next wssafe.Handler) wssafe.Handler {
-		return wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
-			mu.Lock()
-			l := limiters[s]
-			mu.Unlock()
-			if !l.Allow() {
-				return wssafe.ErrRateLimited
-			}
-			return next.ServeMessage(ctx, s, m)
-		})
+	o := &wssafe.Options{
+		Logger:      slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		MessageRate: wssafe.Rate{PerSecond: 1e9, Burst: 1e9},
 	}
-	return wssafe.New(wssafe.Chain(echo, limit), &wssafe.Options{
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		OnOpen: func(s *wssafe.Session) error {
-			mu.Lock()
-			limiters[s] = rate.NewLimiter(1e9, 1e9)
-			mu.Unlock()
-			return nil
-		},
-		OnClose: func(s *wssafe.Session, _ error) {
-			mu.Lock()
-			delete(limiters, s)
-			mu.Unlock()
-		},
+	if more != nil {
+		more(o)
+	}
+	return wssafe.New(echo, o)
+}
+
+// WssafeAuth is [Wssafe] behind first-message authentication, the seed's
+// protocol: the client's first message is its JWT, verified with auth
+// (Sources is set to FromFirstMessage), and the session answers [Ack]
+// before it echoes.
+func WssafeAuth(auth *wssafe.AuthOptions) (http.Handler, error) {
+	a := *auth
+	a.Sources = wssafe.FromFirstMessage
+	return newWssafe(func(o *wssafe.Options) {
+		o.Auth = &a
+		o.OnOpen = func(s *wssafe.Session) error { return s.WriteText(s.Context(), Ack) }
 	})
 }
 

@@ -9,13 +9,21 @@
 //     connections, each echoing one message at a time, for -duration after
 //     -warmup, and reports messages/s, p50/p99 round-trip latency, the
 //     server's CPU time per message (utime+stime from /proc/<pid>/stat) and
-//     its allocations per message (runtime.MemStats.Mallocs).
+//     its allocations per message (runtime.MemStats.Mallocs);
+//   - with -mode handshake (or all), drives each of -handshake-impls in
+//     turn with -handshake-conns concurrent dialers for -duration, each
+//     connecting, for an authenticating implementation (wssafe-hs256)
+//     sending an HS256 token as the first message and waiting for the
+//     server's "Authenticated!", and closing cleanly, again and again; and
+//     reports handshakes/s, p50/p99 time per connection and the server's
+//     CPU time and allocations per handshake.
 //
-// The order of the implementations rotates between rounds, so none always
-// runs first or on a warmer machine. It prints the medians over the rounds
-// as Markdown tables with ratios against -base (the bare coder/websocket
-// echo), and checks wssafe against the targets of the performance issue
-// without failing on them.
+// Idle connections to an authenticating implementation are authenticated
+// before they are counted. The order of the implementations rotates between
+// rounds, so none always runs first or on a warmer machine. It prints the
+// medians over the rounds as Markdown tables with ratios against -base (the
+// bare coder/websocket echo), and checks wssafe against the targets of the
+// performance issue without failing on them.
 package main
 
 import (
@@ -38,11 +46,18 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wssafe/wssafe/bench/internal/benchjwt"
 	"github.com/wssafe/wssafe/bench/internal/wsclient"
+	"github.com/wssafe/wssafe/bench/peers"
 )
 
 type config struct {
-	impls      []string
+	mode       string
+	impls      []string // echo runs
+	idleImpls  []string
+	hsImpls    []string
+	hsConns    int
+	token      []byte // the HS256 token for authenticating implementations
 	sizes      []int
 	conns      int
 	duration   time.Duration
@@ -59,7 +74,11 @@ type config struct {
 
 func main() {
 	var cfg config
-	impls := flag.String("impls", "wssafe,coder,gorilla,gws,tcp", "implementations to compare, comma-separated")
+	flag.StringVar(&cfg.mode, "mode", "echo", "what to measure: echo (idle memory and echo), handshake, or all")
+	impls := flag.String("impls", "wssafe,coder,gorilla,gws,tcp", "implementations to compare in the echo runs, comma-separated")
+	idleImpls := flag.String("idle-impls", "wssafe,wssafe-hs256,coder,gorilla,gws,tcp", "implementations whose idle connections are measured")
+	hsImpls := flag.String("handshake-impls", "wssafe,wssafe-hs256,coder", "implementations compared in the handshake runs")
+	flag.IntVar(&cfg.hsConns, "handshake-conns", 16, "concurrent dialers during the handshake runs")
 	sizes := flag.String("sizes", "64,1024,16384", "message sizes in bytes, comma-separated")
 	flag.IntVar(&cfg.conns, "conns", 100, "concurrent connections during the echo runs")
 	flag.DurationVar(&cfg.duration, "duration", 3*time.Second, "measured time per implementation and size")
@@ -74,6 +93,20 @@ func main() {
 	flag.StringVar(&cfg.target, "target", "", "drive the echo server already listening at this address instead of starting -server (for profiling; no CPU or memory figures)")
 	flag.Parse()
 	cfg.impls = strings.Split(*impls, ",")
+	cfg.idleImpls = strings.Split(*idleImpls, ",")
+	cfg.hsImpls = strings.Split(*hsImpls, ",")
+	switch cfg.mode {
+	case "echo":
+		cfg.hsImpls = nil
+	case "handshake":
+		cfg.impls, cfg.idleImpls = nil, nil
+	case "all":
+	default:
+		log.Fatalf("bad -mode %q (want echo, handshake or all)", cfg.mode)
+	}
+	if cfg.idle == 0 {
+		cfg.idleImpls = nil
+	}
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {
@@ -85,6 +118,13 @@ func main() {
 		log.Fatal("-server (the cmd/server binary) or -target is required")
 	}
 	log.SetFlags(0)
+	key, err := benchjwt.New("HS256")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if cfg.token, err = key.Token("bench-user"); err != nil {
+		log.Fatal(err)
+	}
 	res, err := runAll(cfg)
 	if err != nil {
 		log.Fatal(err)
@@ -117,14 +157,31 @@ type echoResult struct {
 type idleResult struct {
 	Impl          string  `json:"impl"`
 	Round         int     `json:"round"`
-	GoBytes       float64 `json:"go_heap_stack_bytes_per_conn"`
+	GoBytes       float64 `json:"go_heap_stack_bytes_per_conn"`      // heap spans in use + stacks
+	LiveBytes     float64 `json:"go_live_heap_stack_bytes_per_conn"` // live heap objects + stacks
 	RSSBytes      float64 `json:"rss_bytes_per_conn"`
 	GoroutinesPer float64 `json:"goroutines_per_conn"`
 }
 
+// hsResult is one measured handshake run.
+type hsResult struct {
+	Impl          string  `json:"impl"`
+	Round         int     `json:"round"`
+	PerSec        float64 `json:"handshakes_per_sec"`
+	P50us         float64 `json:"p50_us"`
+	P99us         float64 `json:"p99_us"`
+	CPUus         float64 `json:"server_cpu_us_per_handshake"`
+	Allocs        float64 `json:"server_allocs_per_handshake"`
+	Busy          float64 `json:"server_cpu_busy"`
+	Others        float64 `json:"others_cpu"`
+	Attempts      int     `json:"attempts"`
+	Authenticated bool    `json:"authenticated"`
+}
+
 type results struct {
-	Echo []echoResult `json:"echo"`
-	Idle []idleResult `json:"idle"`
+	Echo      []echoResult `json:"echo"`
+	Idle      []idleResult `json:"idle"`
+	Handshake []hsResult   `json:"handshake"`
 }
 
 // runAll runs the rounds. Each round starts a fresh server per
@@ -143,25 +200,21 @@ func runAll(cfg config) (*results, error) {
 }
 
 func runRound(cfg config, round int, res *results) error {
-	order := make([]string, len(cfg.impls))
-	for i := range cfg.impls {
-		order[i] = cfg.impls[(i+round)%len(cfg.impls)]
-	}
 	servers := make(map[string]*server)
 	defer func() {
 		for _, s := range servers {
 			s.stop()
 		}
 	}()
-	for _, impl := range order {
+	for _, impl := range rotate(union(cfg.impls, cfg.idleImpls, cfg.hsImpls), round) {
 		s, err := startServer(cfg, impl)
 		if err != nil {
 			return fmt.Errorf("%s: %w", impl, err)
 		}
 		servers[impl] = s
 	}
-	for _, impl := range order {
-		if cfg.idle == 0 || servers[impl].cmd == nil {
+	for _, impl := range rotate(cfg.idleImpls, round) {
+		if servers[impl].cmd == nil {
 			break
 		}
 		r, err := measureIdle(cfg, servers[impl], impl)
@@ -169,23 +222,58 @@ func runRound(cfg config, round int, res *results) error {
 			return fmt.Errorf("%s: %w", impl, err)
 		}
 		r.Round = round
-		log.Printf("round %d %-8s idle: %6.0f B/conn (Go heap+stacks) %6.0f B/conn (RSS) %.1f goroutines/conn",
-			round+1, impl, r.GoBytes, r.RSSBytes, r.GoroutinesPer)
+		log.Printf("round %d %-12s idle: %6.0f B/conn (Go heap+stacks) %6.0f B/conn (live) %6.0f B/conn (RSS) %.1f goroutines/conn",
+			round+1, impl, r.GoBytes, r.LiveBytes, r.RSSBytes, r.GoroutinesPer)
 		res.Idle = append(res.Idle, r)
 	}
 	for _, size := range cfg.sizes {
-		for _, impl := range order {
+		for _, impl := range rotate(cfg.impls, round) {
 			r, err := measureEcho(cfg, servers[impl], impl, size)
 			if err != nil {
 				return fmt.Errorf("%s: %w", impl, err)
 			}
 			r.Round = round
-			log.Printf("round %d %-8s %5d B: %9.0f msgs/s p50 %6.1f µs p99 %7.1f µs cpu %5.2f µs/msg (%3.0f%% busy) allocs %5.2f/msg; others %3.0f%% (attempt %d)",
+			log.Printf("round %d %-12s %5d B: %9.0f msgs/s p50 %6.1f µs p99 %7.1f µs cpu %5.2f µs/msg (%3.0f%% busy) allocs %5.2f/msg; others %3.0f%% (attempt %d)",
 				round+1, impl, size, r.MsgsPerSec, r.P50us, r.P99us, r.CPUus, r.Busy*100, r.Allocs, r.Others*100, r.Attempts)
 			res.Echo = append(res.Echo, r)
 		}
 	}
+	for _, impl := range rotate(cfg.hsImpls, round) {
+		r, err := measureHandshakes(cfg, servers[impl], impl)
+		if err != nil {
+			return fmt.Errorf("%s: %w", impl, err)
+		}
+		r.Round = round
+		log.Printf("round %d %-12s handshakes: %7.0f/s p50 %7.1f µs p99 %8.1f µs cpu %6.1f µs (%3.0f%% busy) allocs %5.0f; others %3.0f%% (attempt %d)",
+			round+1, impl, r.PerSec, r.P50us, r.P99us, r.CPUus, r.Busy*100, r.Allocs, r.Others*100, r.Attempts)
+		res.Handshake = append(res.Handshake, r)
+	}
 	return nil
+}
+
+// rotate returns impls starting at round's position, so that no
+// implementation always runs first.
+func rotate(impls []string, round int) []string {
+	out := make([]string, len(impls))
+	for i := range impls {
+		out[i] = impls[(i+round)%len(impls)]
+	}
+	return out
+}
+
+// union returns the names in lists, each once, in order of appearance.
+func union(lists ...[]string) []string {
+	var out []string
+	seen := make(map[string]bool)
+	for _, l := range lists {
+		for _, n := range l {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	return out
 }
 
 // server is a running cmd/server process.
@@ -194,11 +282,12 @@ type server struct {
 	addr  string
 	debug string
 	raw   bool
+	token []byte // sent as the first message, for an authenticating implementation
 }
 
 func startServer(cfg config, impl string) (*server, error) {
 	if cfg.target != "" {
-		return &server{addr: cfg.target, raw: impl == "tcp"}, nil
+		return &server{addr: cfg.target, raw: impl == "tcp", token: tokenFor(cfg, impl)}, nil
 	}
 	args := []string{cfg.serverBin, "-impl", impl}
 	if cfg.serverCPUs != "" {
@@ -219,7 +308,7 @@ func startServer(cfg config, impl string) (*server, error) {
 		cmd.Wait()
 		return nil, fmt.Errorf("server did not start: %w", err)
 	}
-	s := &server{cmd: cmd, raw: impl == "tcp"}
+	s := &server{cmd: cmd, raw: impl == "tcp", token: tokenFor(cfg, impl)}
 	for _, f := range strings.Fields(line) {
 		if v, ok := strings.CutPrefix(f, "ws="); ok {
 			s.addr = v
@@ -233,6 +322,13 @@ func startServer(cfg config, impl string) (*server, error) {
 		return nil, fmt.Errorf("server printed %q", line)
 	}
 	return s, nil
+}
+
+func tokenFor(cfg config, impl string) []byte {
+	if peers.NeedsToken(impl) {
+		return cfg.token
+	}
+	return nil
 }
 
 func (s *server) stop() {
@@ -328,6 +424,7 @@ func (s *server) rss() (float64, error) {
 
 type memStats struct {
 	HeapInuse  float64 `json:"heap_inuse"`
+	HeapAlloc  float64 `json:"heap_alloc"`
 	StackInuse float64 `json:"stack_inuse"`
 	Mallocs    float64 `json:"mallocs"`
 	Goroutines float64 `json:"goroutines"`
@@ -354,7 +451,7 @@ func (s *server) mem(gc bool) (memStats, error) {
 func (s *server) dial(n int) ([]*wsclient.Conn, error) {
 	conns := make([]*wsclient.Conn, 0, n)
 	for range n {
-		c, err := wsclient.Dial(s.addr, "/", s.raw)
+		c, err := s.connect()
 		if err != nil {
 			closeAll(conns)
 			return nil, err
@@ -362,6 +459,24 @@ func (s *server) dial(n int) ([]*wsclient.Conn, error) {
 		conns = append(conns, c)
 	}
 	return conns, nil
+}
+
+// connect opens one connection and, for an authenticating implementation,
+// authenticates it.
+func (s *server) connect() (*wsclient.Conn, error) {
+	c, err := wsclient.Dial(s.addr, "/", s.raw)
+	if err != nil || s.token == nil {
+		return c, err
+	}
+	ack, err := c.Request(s.token)
+	if err == nil && string(ack) != peers.Ack {
+		err = fmt.Errorf("server answered %q to the token", ack)
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 func closeAll(conns []*wsclient.Conn) {
@@ -398,6 +513,7 @@ func measureIdle(cfg config, s *server, impl string) (idleResult, error) {
 	return idleResult{
 		Impl:          impl,
 		GoBytes:       (after.HeapInuse + after.StackInuse - before.HeapInuse - before.StackInuse) / n,
+		LiveBytes:     (after.HeapAlloc + after.StackInuse - before.HeapAlloc - before.StackInuse) / n,
 		RSSBytes:      (rss1 - rss0) / n,
 		GoroutinesPer: (after.Goroutines - before.Goroutines) / n,
 	}, nil
@@ -408,25 +524,40 @@ func measureIdle(cfg config, s *server, impl string) (idleResult, error) {
 // decide the ratios.
 const maxOthers = 0.15
 
-// measureEcho measures one run, repeating it (up to cfg.attempts) while
-// other processes used more than maxOthers of a CPU, and keeps the attempt
-// they disturbed least.
+// measureEcho measures one echo run; see leastDisturbed.
 func measureEcho(cfg config, s *server, impl string, size int) (echoResult, error) {
-	var best echoResult
-	for attempt := 1; attempt <= max(cfg.attempts, 1); attempt++ {
-		r, err := measureEchoOnce(cfg, s, impl, size)
+	r, attempts, err := leastDisturbed(cfg, s, func() (echoResult, error) { return measureEchoOnce(cfg, s, impl, size) },
+		func(r echoResult) float64 { return r.Others })
+	r.Attempts = attempts
+	return r, err
+}
+
+// measureHandshakes measures one handshake run; see leastDisturbed.
+func measureHandshakes(cfg config, s *server, impl string) (hsResult, error) {
+	r, attempts, err := leastDisturbed(cfg, s, func() (hsResult, error) { return measureHandshakesOnce(cfg, s, impl) },
+		func(r hsResult) float64 { return r.Others })
+	r.Attempts = attempts
+	return r, err
+}
+
+// leastDisturbed runs once, repeating it (up to cfg.attempts) while other
+// processes used more than maxOthers of a CPU, and keeps the attempt they
+// disturbed least. It returns how many attempts it made.
+func leastDisturbed[R any](cfg config, s *server, once func() (R, error), others func(R) float64) (R, int, error) {
+	var best R
+	attempt := 1
+	for ; ; attempt++ {
+		r, err := once()
 		if err != nil {
-			return echoResult{}, err
+			return r, attempt, err
 		}
-		if attempt == 1 || r.Others < best.Others {
+		if attempt == 1 || others(r) < others(best) {
 			best = r
 		}
-		best.Attempts = attempt
-		if r.Others <= maxOthers || s.cmd == nil {
-			break
+		if others(r) <= maxOthers || s.cmd == nil || attempt >= max(cfg.attempts, 1) {
+			return best, attempt, nil
 		}
 	}
-	return best, nil
 }
 
 func measureEchoOnce(cfg config, s *server, impl string, size int) (echoResult, error) {
@@ -496,6 +627,68 @@ func measureEchoOnce(cfg config, s *server, impl string, size int) (echoResult, 
 	}, nil
 }
 
+func measureHandshakesOnce(cfg config, s *server, impl string) (hsResult, error) {
+	var measuring, stop atomic.Bool
+	var count atomic.Int64
+	lat := make([][]time.Duration, cfg.hsConns)
+	errs := make([]error, cfg.hsConns)
+	var wg sync.WaitGroup
+	for i := range cfg.hsConns {
+		wg.Go(func() {
+			for !stop.Load() {
+				t0 := time.Now()
+				c, err := s.connect()
+				if err == nil {
+					err = c.CloseHandshake()
+				}
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				if measuring.Load() {
+					lat[i] = append(lat[i], time.Since(t0))
+					count.Add(1)
+				}
+			}
+		})
+	}
+	time.Sleep(cfg.warmup)
+	c0, err1 := snapshot(s)
+	m0, err2 := s.mem(false)
+	t0 := time.Now()
+	measuring.Store(true)
+	time.Sleep(cfg.duration)
+	measuring.Store(false)
+	elapsed := time.Since(t0)
+	n := count.Load()
+	c1, err3 := snapshot(s)
+	m1, err4 := s.mem(false)
+	stop.Store(true)
+	wg.Wait()
+	if err := errors.Join(append(errs, err1, err2, err3, err4)...); err != nil {
+		return hsResult{}, err
+	}
+	if n == 0 {
+		return hsResult{}, errors.New("no handshake completed")
+	}
+	all := make([]time.Duration, 0, n)
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	return hsResult{
+		Impl:          impl,
+		PerSec:        float64(n) / elapsed.Seconds(),
+		P50us:         micros(all[len(all)/2]),
+		P99us:         micros(all[len(all)*99/100]),
+		CPUus:         micros(c1.server-c0.server) / float64(n),
+		Busy:          float64(c1.server-c0.server) / float64(elapsed),
+		Others:        float64((c1.machine-c0.machine)-(c1.server-c0.server)-(c1.self-c0.self)) / float64(elapsed),
+		Allocs:        (m1.Mallocs - m0.Mallocs) / float64(n),
+		Authenticated: s.token != nil,
+	}, nil
+}
+
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
 func median(v []float64) float64 {
@@ -527,16 +720,17 @@ func echoMedian(res *results, impl string, size int) (echoResult, bool) {
 }
 
 func idleMedian(res *results, impl string) (idleResult, bool) {
-	var gob, rss, g []float64
+	var gob, live, rss, g []float64
 	for _, r := range res.Idle {
 		if r.Impl == impl {
-			gob, rss, g = append(gob, r.GoBytes), append(rss, r.RSSBytes), append(g, r.GoroutinesPer)
+			gob, live = append(gob, r.GoBytes), append(live, r.LiveBytes)
+			rss, g = append(rss, r.RSSBytes), append(g, r.GoroutinesPer)
 		}
 	}
 	if len(gob) == 0 {
 		return idleResult{}, false
 	}
-	return idleResult{Impl: impl, GoBytes: median(gob), RSSBytes: median(rss), GoroutinesPer: median(g)}, true
+	return idleResult{Impl: impl, GoBytes: median(gob), LiveBytes: median(live), RSSBytes: median(rss), GoroutinesPer: median(g)}, true
 }
 
 func ratio(a, b float64) string {
@@ -547,6 +741,19 @@ func ratio(a, b float64) string {
 }
 
 func report(w io.Writer, cfg config, res *results) {
+	if len(cfg.impls) > 0 {
+		reportEcho(w, cfg, res)
+	}
+	if len(cfg.idleImpls) > 0 {
+		reportIdle(w, cfg, res)
+	}
+	if len(cfg.hsImpls) > 0 {
+		reportHandshakes(w, cfg, res)
+	}
+	targets(w, cfg, res)
+}
+
+func reportEcho(w io.Writer, cfg config, res *results) {
 	fmt.Fprintf(w, "\nEcho over loopback, %d connections, median of %d rounds of %s (ratios against %s).\n\n",
 		cfg.conns, cfg.rounds, cfg.duration, cfg.base)
 	fmt.Fprintln(w, "| size | impl | msgs/s | vs "+cfg.base+" | p50 µs | p99 µs | server CPU µs/msg | vs "+cfg.base+" | server busy | allocs/msg |")
@@ -562,20 +769,54 @@ func report(w io.Writer, cfg config, res *results) {
 				ratio(r.MsgsPerSec, base.MsgsPerSec), r.P50us, r.P99us, r.CPUus, ratio(r.CPUus, base.CPUus), r.Busy*100, r.Allocs)
 		}
 	}
-	if cfg.idle > 0 {
-		base, _ := idleMedian(res, cfg.base)
-		fmt.Fprintf(w, "\nIdle connections: %d held open after the handshake, median of %d rounds.\n\n", cfg.idle, cfg.rounds)
-		fmt.Fprintln(w, "| impl | Go heap+stacks B/conn | vs "+cfg.base+" | RSS B/conn | goroutines/conn |")
-		fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
-		for _, impl := range cfg.impls {
-			r, ok := idleMedian(res, impl)
-			if !ok {
-				continue
-			}
-			fmt.Fprintf(w, "| %s | %.0f | %+.0f B | %.0f | %.1f |\n", impl, r.GoBytes, r.GoBytes-base.GoBytes, r.RSSBytes, r.GoroutinesPer)
+}
+
+func reportIdle(w io.Writer, cfg config, res *results) {
+	base, _ := idleMedian(res, cfg.base)
+	fmt.Fprintf(w, "\nIdle connections: %d held open after the handshake (and, for -hs256, after authenticating), median of %d rounds.\n\n", cfg.idle, cfg.rounds)
+	fmt.Fprintln(w, "Go heap+stacks counts the heap spans in use (what the process holds, fragmentation included); live counts the live heap objects only.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| impl | Go heap+stacks B/conn | vs "+cfg.base+" | live heap+stacks B/conn | vs "+cfg.base+" | RSS B/conn | goroutines/conn |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
+	for _, impl := range cfg.idleImpls {
+		r, ok := idleMedian(res, impl)
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %+.0f B | %.0f | %+.0f B | %.0f | %.1f |\n", impl, r.GoBytes, r.GoBytes-base.GoBytes,
+			r.LiveBytes, r.LiveBytes-base.LiveBytes, r.RSSBytes, r.GoroutinesPer)
+	}
+}
+
+func reportHandshakes(w io.Writer, cfg config, res *results) {
+	fmt.Fprintf(w, "\nHandshakes over loopback, %d concurrent dialers, median of %d rounds of %s: connect, (-hs256: send an HS256 token as the first message and read \"Authenticated!\"), close cleanly.\n\n",
+		cfg.hsConns, cfg.rounds, cfg.duration)
+	base, _ := hsMedian(res, cfg.base)
+	fmt.Fprintln(w, "| impl | handshakes/s | vs "+cfg.base+" | p50 µs | p99 µs | server CPU µs/handshake | server busy | allocs/handshake |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
+	for _, impl := range cfg.hsImpls {
+		r, ok := hsMedian(res, impl)
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %s | %.0f | %.0f | %.1f | %.0f%% | %.0f |\n", impl, r.PerSec, ratio(r.PerSec, base.PerSec),
+			r.P50us, r.P99us, r.CPUus, r.Busy*100, r.Allocs)
+	}
+}
+
+func hsMedian(res *results, impl string) (hsResult, bool) {
+	var ps, p50, p99, cpu, allocs, busy []float64
+	for _, r := range res.Handshake {
+		if r.Impl == impl {
+			ps, p50, p99 = append(ps, r.PerSec), append(p50, r.P50us), append(p99, r.P99us)
+			cpu, allocs, busy = append(cpu, r.CPUus), append(allocs, r.Allocs), append(busy, r.Busy)
 		}
 	}
-	targets(w, cfg, res)
+	if len(ps) == 0 {
+		return hsResult{}, false
+	}
+	return hsResult{Impl: impl, PerSec: median(ps), P50us: median(p50), P99us: median(p99),
+		CPUus: median(cpu), Allocs: median(allocs), Busy: median(busy)}, true
 }
 
 // targets checks wssafe against the performance issue's targets. Missing
@@ -602,9 +843,17 @@ func targets(w io.Writer, cfg config, res *results) {
 			check(ws.MsgsPerSec >= g.MsgsPerSec, "%5d B: msgs/s %.2fx gorilla (target >= 1.00x)", size, ws.MsgsPerSec/g.MsgsPerSec)
 		}
 	}
-	ws, ok1 := idleMedian(res, "wssafe")
-	coder, ok2 := idleMedian(res, "coder")
+	if coder, ok := idleMedian(res, "coder"); ok {
+		for _, impl := range []string{"wssafe", "wssafe-hs256"} {
+			if ws, ok := idleMedian(res, impl); ok {
+				check(ws.GoBytes-coder.GoBytes <= 2048, "idle connection (%s): %+.0f B heap+stacks in use vs coder (target <= +2048 B)", impl, ws.GoBytes-coder.GoBytes)
+				check(ws.LiveBytes-coder.LiveBytes <= 2048, "idle connection (%s): %+.0f B live heap+stacks vs coder (target <= +2048 B)", impl, ws.LiveBytes-coder.LiveBytes)
+			}
+		}
+	}
+	plain, ok1 := hsMedian(res, "wssafe")
+	auth, ok2 := hsMedian(res, "wssafe-hs256")
 	if ok1 && ok2 {
-		check(ws.GoBytes-coder.GoBytes <= 2048, "idle connection: %+.0f B vs coder (target <= +2048 B)", ws.GoBytes-coder.GoBytes)
+		check(auth.PerSec >= 0.6*plain.PerSec, "handshake + HS256 first-message auth: %.2fx the plain handshake rate (target >= 0.60x)", auth.PerSec/plain.PerSec)
 	}
 }

@@ -24,6 +24,8 @@ type Conn struct {
 	frame []byte // the masked frame Echo sends, built once
 	size  int    // its payload length
 	hdr   [14]byte
+	out   []byte // the frame Request sends, reused
+	in    []byte // the message Request returns, reused
 }
 
 // Dial connects to addr. With raw, no handshake is made (the TCP echo
@@ -72,7 +74,12 @@ func (c *Conn) SetMessage(p []byte, text bool) {
 	if text {
 		op = 0x1
 	}
-	f := []byte{0x80 | op}
+	c.frame, c.size = appendFrame(nil, op, p), len(p)
+}
+
+// appendFrame appends p to f as one masked frame with opcode op.
+func appendFrame(f []byte, op byte, p []byte) []byte {
+	f = append(f, 0x80|op)
 	switch n := len(p); {
 	case n < 126:
 		f = append(f, 0x80|byte(n))
@@ -89,7 +96,59 @@ func (c *Conn) SetMessage(p []byte, text bool) {
 	for i, b := range p {
 		f = append(f, b^key[i%4])
 	}
-	c.frame, c.size = f, len(p)
+	return f
+}
+
+// Request sends p as a text message and returns the next data message the
+// server sends, which is valid until the next call.
+func (c *Conn) Request(p []byte) ([]byte, error) {
+	c.out = appendFrame(c.out[:0], 0x1, p)
+	if _, err := c.nc.Write(c.out); err != nil {
+		return nil, err
+	}
+	c.in = c.in[:0]
+	for {
+		op, fin, n, err := c.readHeader()
+		if err != nil {
+			return nil, err
+		}
+		if op == 0x8 {
+			return nil, errors.New("wsclient: server closed the connection")
+		}
+		start := len(c.in)
+		c.in = append(c.in, make([]byte, n)...)
+		if _, err := io.ReadFull(c.br, c.in[start:]); err != nil {
+			return nil, err
+		}
+		if op >= 0x8 { // ping or pong
+			c.in = c.in[:start]
+			continue
+		}
+		if fin {
+			return c.in, nil
+		}
+	}
+}
+
+// CloseHandshake closes cleanly: a close frame (1000), the server's close
+// frame back, then the connection.
+func (c *Conn) CloseHandshake() error {
+	defer c.nc.Close()
+	if _, err := c.nc.Write(appendFrame(c.out[:0], 0x8, []byte{0x03, 0xE8})); err != nil {
+		return err
+	}
+	for {
+		op, _, n, err := c.readHeader()
+		if err != nil {
+			return err
+		}
+		if _, err := c.br.Discard(n); err != nil {
+			return err
+		}
+		if op == 0x8 {
+			return nil
+		}
+	}
 }
 
 // Echo sends the prepared message and reads the server's echo of it.

@@ -1,0 +1,161 @@
+package bench_test
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/wssafe/wssafe"
+)
+
+// The typed messages of the JSON benchmarks: a small chat line and a
+// medium order (about 1 KiB, with a nested array of objects). Each has a
+// Validate method of the usual kind.
+
+type say struct {
+	Type string `json:"type"`
+	Room string `json:"room"`
+	Text string `json:"text"`
+}
+
+func (s say) Validate() error {
+	return cmp.Or(wssafe.Length("room", s.Room, 1, 64), wssafe.Length("text", s.Text, 1, 500))
+}
+
+// sayBody is say as a Router route sees it: the members beside "type".
+type sayBody struct {
+	Room string `json:"room"`
+	Text string `json:"text"`
+}
+
+func (s sayBody) Validate() error { return say{Room: s.Room, Text: s.Text}.Validate() }
+
+type item struct {
+	SKU      string  `json:"sku"`
+	Name     string  `json:"name"`
+	Quantity int     `json:"quantity"`
+	Price    float64 `json:"price"`
+}
+
+type order struct {
+	Type     string            `json:"type"`
+	ID       string            `json:"id"`
+	Customer string            `json:"customer"`
+	Email    string            `json:"email"`
+	Notes    string            `json:"notes"`
+	Items    []item            `json:"items"`
+	Tags     []string          `json:"tags"`
+	Meta     map[string]string `json:"meta"`
+}
+
+func (o order) Validate() error {
+	if err := cmp.Or(wssafe.Length("id", o.ID, 1, 64), wssafe.Email("email", o.Email),
+		wssafe.Length("notes", o.Notes, 0, 500)); err != nil {
+		return err
+	}
+	for i, it := range o.Items {
+		if err := wssafe.Range(fmt.Sprintf("items[%d].quantity", i), float64(it.Quantity), 1, 1000); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type orderBody struct {
+	ID       string            `json:"id"`
+	Customer string            `json:"customer"`
+	Email    string            `json:"email"`
+	Notes    string            `json:"notes"`
+	Items    []item            `json:"items"`
+	Tags     []string          `json:"tags"`
+	Meta     map[string]string `json:"meta"`
+}
+
+func (o orderBody) Validate() error {
+	return order{ID: o.ID, Email: o.Email, Notes: o.Notes, Items: o.Items}.Validate()
+}
+
+var smallMessage = []byte(`{"type":"say","room":"lobby","text":"hello, world"}`)
+
+var mediumMessage = func() []byte {
+	o := order{Type: "order", ID: "ord-20261125-0001", Customer: "Ada Lovelace", Email: "ada@example.com",
+		Notes: strings.Repeat("leave at the door, ", 8), Tags: []string{"priority", "gift", "fragile"},
+		Meta: map[string]string{"channel": "web", "campaign": "autumn"}}
+	for i := range 8 {
+		o.Items = append(o.Items, item{SKU: fmt.Sprintf("SKU-%05d", i), Name: "Analytical engine part", Quantity: i + 1, Price: 12.5})
+	}
+	b, err := json.Marshal(o)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}()
+
+// BenchmarkJSON decodes a small (about 50 B) and a medium (about 1 KiB)
+// message: plain json.Unmarshal (no limits, no strictness), json.Unmarshal
+// then Validate, wssafe.DecodeJSON, and the Handlers an application mounts,
+// wssafe.JSON and a Router with one route (the envelope decoded, "type"
+// removed, the rest decoded strictly). Every wssafe row does the whole
+// check: UTF-8, the structure limits, duplicate keys in any case, unknown
+// fields, trailing data, Validate.
+func BenchmarkJSON(b *testing.B) {
+	ctx := context.Background()
+	run := func(b *testing.B, msg []byte, decode func([]byte) error) {
+		b.SetBytes(int64(len(msg)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := decode(msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	handler := func(h wssafe.Handler) func([]byte) error {
+		return func(p []byte) error {
+			return h.ServeMessage(ctx, nil, wssafe.Message{Type: wssafe.MessageText, Data: p})
+		}
+	}
+	sayRouter, orderRouter := wssafe.NewRouter(), wssafe.NewRouter()
+	wssafe.Route(sayRouter, "say", func(context.Context, *wssafe.Session, sayBody) error { return nil })
+	wssafe.Route(orderRouter, "order", func(context.Context, *wssafe.Session, orderBody) error { return nil })
+
+	type row struct {
+		name   string
+		decode func([]byte) error
+	}
+	cases := []struct {
+		size string
+		msg  []byte
+		rows []row
+	}{
+		{"small", smallMessage, []row{
+			{"json.Unmarshal", func(p []byte) error { var v say; return json.Unmarshal(p, &v) }},
+			{"json.Unmarshal+Validate", func(p []byte) error {
+				var v say
+				return cmp.Or(json.Unmarshal(p, &v), v.Validate())
+			}},
+			{"wssafe.DecodeJSON", func(p []byte) error { _, err := wssafe.DecodeJSON[say](p, wssafe.JSONLimits{}); return err }},
+			{"wssafe.JSON", handler(wssafe.JSON(func(context.Context, *wssafe.Session, say) error { return nil }))},
+			{"wssafe.Router", handler(sayRouter)},
+		}},
+		{"medium", mediumMessage, []row{
+			{"json.Unmarshal", func(p []byte) error { var v order; return json.Unmarshal(p, &v) }},
+			{"json.Unmarshal+Validate", func(p []byte) error {
+				var v order
+				return cmp.Or(json.Unmarshal(p, &v), v.Validate())
+			}},
+			{"wssafe.DecodeJSON", func(p []byte) error { _, err := wssafe.DecodeJSON[order](p, wssafe.JSONLimits{}); return err }},
+			{"wssafe.JSON", handler(wssafe.JSON(func(context.Context, *wssafe.Session, order) error { return nil }))},
+			{"wssafe.Router", handler(orderRouter)},
+		}},
+	}
+	for _, c := range cases {
+		for _, row := range c.rows {
+			b.Run(fmt.Sprintf("%s/decoder=%s", c.size, row.name), func(b *testing.B) {
+				run(b, c.msg, row.decode)
+			})
+		}
+	}
+}
