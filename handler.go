@@ -54,17 +54,19 @@ func Chain(h Handler, mws ...Middleware) Handler {
 	return h
 }
 
-// serveRecovered runs the handler chain for one message. A panic below it
-// is logged once with its stack and ends only its own session, with 1011
-// and a generic reason. It is a method the serve loop calls rather than a
-// Middleware: on the echo path, a wrapper's indirect call was measurable.
-func (s *Session) serveRecovered(m Message) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			logEvent(s.ctx, s.log, slog.LevelError, EventPanic, "wssafe: handler panicked",
-				slog.String("panic", fmt.Sprint(v)), slog.String("stack", string(debug.Stack())))
-			err = ErrPanic
-		}
-	}()
-	return s.ep.handler.ServeMessage(s.ctx, s, m)
+// recoverer is the outermost middleware of every endpoint's chain, always
+// installed by New: a panic below it, in the callback or in any other
+// middleware, is logged once with its stack and ends only its own session,
+// with 1011 and a generic reason.
+func recoverer(next Handler) Handler {
+	return HandlerFunc(func(ctx context.Context, s *Session, m Message) (err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				logEvent(ctx, s.log, slog.LevelError, EventPanic, "wssafe: handler panicked",
+					slog.String("panic", fmt.Sprint(v)), slog.String("stack", string(debug.Stack())))
+				err = ErrPanic
+			}
+		}()
+		return next.ServeMessage(ctx, s, m)
+	})
 }

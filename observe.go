@@ -264,7 +264,7 @@ func (e *Endpoint) recordAuth(s *Session, ip netip.Addr, reason string) {
 func (s *Session) observeMessage(m Message) error {
 	now := s.ep.cfg.now
 	start := now()
-	err := s.serveRecovered(m)
+	err := s.ep.handler.ServeMessage(s.ctx, s, m)
 	s.ep.cfg.Observer.Observe(Observation{Kind: MessageHandled, Session: s, ClientIP: s.ip, Duration: now().Sub(start)})
 	return err
 }

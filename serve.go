@@ -150,8 +150,9 @@ func (s *Session) loop() error {
 
 // dispatch hands one message to the handler chain: the message limits
 // first (a message over them reaches neither the callback nor the
-// Observer), then the Observer's timing, then the callback under panic
-// recovery. Each is a direct call, present only when configured.
+// Observer), then the Observer's timing, then the chain, whose outermost
+// middleware recovers panics. The limits and the timing are direct calls,
+// present only when configured.
 func (s *Session) dispatch(m Message) error {
 	cfg := s.ep.cfg
 	if cfg.limited {
@@ -162,7 +163,7 @@ func (s *Session) dispatch(m Message) error {
 	if cfg.Observer != nil {
 		return s.observeMessage(m)
 	}
-	return s.serveRecovered(m)
+	return s.ep.handler.ServeMessage(s.ctx, s, m)
 }
 
 // borrowBuf returns the pooled buffer the session holds, borrowing one if

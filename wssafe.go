@@ -497,7 +497,9 @@ func New(h Handler, opts *Options) (*Endpoint, error) {
 		logs:       newLogLimiter(cfg),
 	}
 	e.hub = newHub(e)
-	e.handler = e.refresher(h) // the serve loop adds limits, timing and recovery: see dispatch
+	// Recovery is the outermost middleware; the serve loop adds the message
+	// limits and the Observer's timing around it: see dispatch.
+	e.handler = recoverer(e.refresher(h))
 	e.accept = websocket.AcceptOptions{
 		Subprotocols:       cfg.Subprotocols,
 		OriginPatterns:     cfg.OriginPatterns,
