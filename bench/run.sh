@@ -6,8 +6,8 @@
 # (wssafe also authenticated, as wssafe-hs256); and the handshake rate of
 # wssafe plain, wssafe with HS256 first-message authentication, and bare
 # coder. The full run then adds the Go benchmarks (echo over a pipe and
-# loopback, handshakes with HS256/RS256/ES256/EdDSA first-message tokens,
-# typed JSON, the refused handshake).
+# loopback, the server loop alone, handshakes with HS256/RS256/ES256/EdDSA
+# first-message tokens, typed JSON, the refused handshake).
 #
 #   bench/run.sh                 full run, about 6 minutes on 2 cores
 #   BENCH_QUICK=1 bench/run.sh   one short round, under a minute (CI)
@@ -50,7 +50,7 @@ if [ -z "${BENCH_QUICK:-}" ]; then
 	echo "Go benchmarks (in-process). Echo: allocs/op is the server's, the client allocates nothing."
 	echo "Handshake: allocs/op includes the client's HTTP handshake, the same in every row."
 	{
-		go test -run '^$' -bench 'Echo|RefusedHandshake|JSON' -benchtime 20000x -benchmem .
+		go test -run '^$' -bench 'Echo|ServerLoop|RefusedHandshake|JSON' -benchtime 20000x -benchmem .
 		go test -run '^$' -bench '^BenchmarkHandshake$' -benchtime 3000x -benchmem .
 	} | tee "$out/gobench.txt"
 fi
