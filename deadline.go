@@ -35,10 +35,17 @@ type deadlineConn struct {
 	writeTimeout time.Duration
 	ticks        *writeTicker // nil: no write deadline
 
-	inMessage atomic.Bool   // a data message has started and not ended
-	readArmed atomic.Bool   // the message deadline is set
+	msgState  atomic.Uint32 // msgIdle, msgOpen or msgArmed
 	renewedAt atomic.Uint64 // ticks.count when the write deadline was last moved; 0: never
 }
+
+// The states of a message's deadline, in one word so that a message costs
+// two atomic writes (begin, end) rather than three.
+const (
+	msgIdle  uint32 = iota // between messages
+	msgOpen                // a data message has started and not ended
+	msgArmed               // and its deadline is set
+)
 
 func newDeadlineConn(c net.Conn, msgTimeout time.Duration, ticks *writeTicker) *deadlineConn {
 	dc := &deadlineConn{Conn: c, msgTimeout: msgTimeout, ticks: ticks}
@@ -52,24 +59,20 @@ func newDeadlineConn(c net.Conn, msgTimeout time.Duration, ticks *writeTicker) *
 // header has been read.
 func (c *deadlineConn) beginMessage() {
 	if c != nil && c.msgTimeout > 0 {
-		c.inMessage.Store(true)
+		c.msgState.Store(msgOpen)
 	}
 }
 
 // endMessage marks the end of the message and disarms its deadline.
 func (c *deadlineConn) endMessage() {
-	if c == nil {
-		return
-	}
-	c.inMessage.Store(false)
-	if c.readArmed.Swap(false) {
+	if c != nil && c.msgState.Swap(msgIdle) == msgArmed {
 		c.Conn.SetReadDeadline(time.Time{})
 	}
 }
 
 func (c *deadlineConn) Read(p []byte) (int, error) {
-	if c.inMessage.Load() && !c.readArmed.Load() {
-		c.readArmed.Store(true)
+	if c.msgState.Load() == msgOpen {
+		c.msgState.Store(msgArmed)
 		c.Conn.SetReadDeadline(time.Now().Add(c.msgTimeout))
 	}
 	return c.Conn.Read(p)

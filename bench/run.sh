@@ -6,10 +6,10 @@
 # (wssafe also authenticated, as wssafe-hs256); and the handshake rate of
 # wssafe plain, wssafe with HS256 first-message authentication, and bare
 # coder. The full run then adds the Go benchmarks (echo over a pipe and
-# loopback, handshakes with HS256/RS256/ES256/EdDSA first-message tokens,
-# typed JSON, the refused handshake).
+# loopback, the server loop alone, handshakes with HS256/RS256/ES256/EdDSA
+# first-message tokens, typed JSON, the refused handshake).
 #
-#   bench/run.sh                 full run, about 6 minutes on 2 cores
+#   bench/run.sh                 full run, about 11 minutes on 2 cores
 #   BENCH_QUICK=1 bench/run.sh   one short round, under a minute (CI)
 #
 # The server is pinned to CPU 0 and the load generator to CPU 1 when taskset
@@ -47,10 +47,16 @@ fi
 
 if [ -z "${BENCH_QUICK:-}" ]; then
 	echo
-	echo "Go benchmarks (in-process). Echo: allocs/op is the server's, the client allocates nothing."
+	echo "Go benchmarks (in-process, on one CPU). Echo: allocs/op is the server's, the client allocates nothing."
 	echo "Handshake: allocs/op includes the client's HTTP handshake, the same in every row."
+	pin=()
+	if [ ${#client[@]} -gt 0 ]; then
+		pin=(taskset -c 0)
+	fi
+	go test -c -o "$out/bench.test" .
 	{
-		go test -run '^$' -bench 'Echo|RefusedHandshake|JSON' -benchtime 20000x -benchmem .
-		go test -run '^$' -bench '^BenchmarkHandshake$' -benchtime 3000x -benchmem .
+		"${pin[@]}" "$out/bench.test" -test.run '^$' -test.bench 'ServerLoop' -test.benchtime 1000000x -test.count 3 -test.benchmem
+		"${pin[@]}" "$out/bench.test" -test.run '^$' -test.bench 'Echo|RefusedHandshake|JSON' -test.benchtime 20000x -test.benchmem
+		"${pin[@]}" "$out/bench.test" -test.run '^$' -test.bench '^BenchmarkHandshake$' -test.benchtime 3000x -test.count 3 -test.benchmem
 	} | tee "$out/gobench.txt"
 fi
