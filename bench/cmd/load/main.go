@@ -589,81 +589,85 @@ func measureEchoOnce(cfg config, s *server, impl string, size int) (echoResult, 
 	}
 	defer closeAll(conns)
 	msg := bytes.Repeat([]byte("a"), size)
-	var measuring, stop atomic.Bool
-	var count atomic.Int64
-	lat := make([][]time.Duration, len(conns))
-	errs := make([]error, len(conns))
-	var wg sync.WaitGroup
-	for i, c := range conns {
+	for _, c := range conns {
 		c.SetMessage(msg, true)
-		wg.Go(func() {
-			for !stop.Load() {
-				t0 := time.Now()
-				if err := c.Echo(); err != nil {
-					errs[i] = err
-					return
-				}
-				if measuring.Load() {
-					lat[i] = append(lat[i], time.Since(t0))
-					count.Add(1)
-				}
-			}
-		})
 	}
-	time.Sleep(cfg.warmup)
-	c0, err1 := snapshot(s)
-	m0, err2 := s.mem(false)
-	t0 := time.Now()
-	measuring.Store(true)
-	time.Sleep(cfg.duration)
-	measuring.Store(false)
-	elapsed := time.Since(t0)
-	msgs := count.Load()
-	c1, err3 := snapshot(s)
-	m1, err4 := s.mem(false)
-	stop.Store(true)
-	wg.Wait()
-	if err := errors.Join(append(errs, err1, err2, err3, err4)...); err != nil {
-		return echoResult{}, err
+	w, err := measureWindow(cfg, s, len(conns), func(i int) error { return conns[i].Echo() })
+	if err != nil {
+		return echoResult{}, fmt.Errorf("echo: %w", err)
 	}
-	if msgs == 0 {
-		return echoResult{}, errors.New("no message was echoed")
-	}
-	all := make([]time.Duration, 0, msgs)
-	for _, l := range lat {
-		all = append(all, l...)
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
 	return echoResult{
 		Impl:       impl,
 		Size:       size,
-		MsgsPerSec: float64(msgs) / elapsed.Seconds(),
-		P50us:      micros(all[len(all)/2]),
-		P99us:      micros(all[len(all)*99/100]),
-		CPUus:      micros(c1.server-c0.server) / float64(msgs),
-		Busy:       float64(c1.server-c0.server) / float64(elapsed),
-		Others: float64((c1.machine-c0.machine)-(c1.server-c0.server)-(c1.self-c0.self)) /
-			float64(elapsed),
+		MsgsPerSec: w.perSec(),
+		P50us:      w.p50,
+		P99us:      w.p99,
+		CPUus:      w.cpuPerOp(),
+		Busy:       w.busy(),
+		Others:     w.others(),
 		// The two debug requests allocate a little; over a run that is noise.
-		Allocs: (m1.Mallocs - m0.Mallocs) / float64(msgs),
+		Allocs: w.allocsPerOp(),
 	}, nil
 }
 
 func measureHandshakesOnce(cfg config, s *server, impl string) (hsResult, error) {
+	w, err := measureWindow(cfg, s, cfg.hsConns, func(int) error {
+		c, err := s.connect()
+		if err == nil {
+			err = c.CloseHandshake()
+		}
+		return err
+	})
+	if err != nil {
+		return hsResult{}, fmt.Errorf("handshake: %w", err)
+	}
+	return hsResult{
+		Impl:          impl,
+		PerSec:        w.perSec(),
+		P50us:         w.p50,
+		P99us:         w.p99,
+		CPUus:         w.cpuPerOp(),
+		Busy:          w.busy(),
+		Others:        w.others(),
+		Allocs:        w.allocsPerOp(),
+		Authenticated: s.token != nil,
+	}, nil
+}
+
+// window is what one measurement window saw: operations done, latency
+// percentiles, and the server's CPU and allocations over it.
+type window struct {
+	n        int64
+	elapsed  time.Duration
+	p50, p99 float64 // µs
+	c0, c1   cpuSnapshot
+	m0, m1   memStats
+}
+
+func (w window) perSec() float64      { return float64(w.n) / w.elapsed.Seconds() }
+func (w window) cpuPerOp() float64    { return micros(w.c1.server-w.c0.server) / float64(w.n) }
+func (w window) busy() float64        { return float64(w.c1.server-w.c0.server) / float64(w.elapsed) }
+func (w window) allocsPerOp() float64 { return (w.m1.Mallocs - w.m0.Mallocs) / float64(w.n) }
+func (w window) others() float64 {
+	return float64((w.c1.machine-w.c0.machine)-(w.c1.server-w.c0.server)-(w.c1.self-w.c0.self)) /
+		float64(w.elapsed)
+}
+
+// measureWindow runs op in a loop on each of workers goroutines (op gets
+// the worker's index): a warmup, then a window of cfg.duration in which
+// every completed op's latency is recorded, with CPU and allocation
+// snapshots of the server around it.
+func measureWindow(cfg config, s *server, workers int, op func(i int) error) (window, error) {
 	var measuring, stop atomic.Bool
 	var count atomic.Int64
-	lat := make([][]time.Duration, cfg.hsConns)
-	errs := make([]error, cfg.hsConns)
+	lat := make([][]time.Duration, workers)
+	errs := make([]error, workers)
 	var wg sync.WaitGroup
-	for i := range cfg.hsConns {
+	for i := range workers {
 		wg.Go(func() {
 			for !stop.Load() {
 				t0 := time.Now()
-				c, err := s.connect()
-				if err == nil {
-					err = c.CloseHandshake()
-				}
-				if err != nil {
+				if err := op(i); err != nil {
 					errs[i] = err
 					return
 				}
@@ -675,40 +679,33 @@ func measureHandshakesOnce(cfg config, s *server, impl string) (hsResult, error)
 		})
 	}
 	time.Sleep(cfg.warmup)
+	var w window
 	c0, err1 := snapshot(s)
 	m0, err2 := s.mem(false)
 	t0 := time.Now()
 	measuring.Store(true)
 	time.Sleep(cfg.duration)
 	measuring.Store(false)
-	elapsed := time.Since(t0)
-	n := count.Load()
+	w.elapsed = time.Since(t0)
+	w.n = count.Load()
 	c1, err3 := snapshot(s)
 	m1, err4 := s.mem(false)
 	stop.Store(true)
 	wg.Wait()
 	if err := errors.Join(append(errs, err1, err2, err3, err4)...); err != nil {
-		return hsResult{}, err
+		return window{}, err
 	}
-	if n == 0 {
-		return hsResult{}, errors.New("no handshake completed")
+	if w.n == 0 {
+		return window{}, errors.New("no operation completed")
 	}
-	all := make([]time.Duration, 0, n)
+	all := make([]time.Duration, 0, w.n)
 	for _, l := range lat {
 		all = append(all, l...)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	return hsResult{
-		Impl:          impl,
-		PerSec:        float64(n) / elapsed.Seconds(),
-		P50us:         micros(all[len(all)/2]),
-		P99us:         micros(all[len(all)*99/100]),
-		CPUus:         micros(c1.server-c0.server) / float64(n),
-		Busy:          float64(c1.server-c0.server) / float64(elapsed),
-		Others:        float64((c1.machine-c0.machine)-(c1.server-c0.server)-(c1.self-c0.self)) / float64(elapsed),
-		Allocs:        (m1.Mallocs - m0.Mallocs) / float64(n),
-		Authenticated: s.token != nil,
-	}, nil
+	w.p50, w.p99 = micros(all[len(all)/2]), micros(all[len(all)*99/100])
+	w.c0, w.c1, w.m0, w.m1 = c0, c1, m0, m1
+	return w, nil
 }
 
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
