@@ -774,9 +774,7 @@ func TestAuthClaimRules(t *testing.T) {
 		{"expired despite WithValidate(false)", f.sign(jwa.HS256(), f.secret, f.claims(with("exp", f.clock.Now().Add(-time.Hour))), typ), "expired"},
 		{"forged despite WithVerify(false)", f.raw(`{"alg":"HS256","typ":"at+jwt"}`, f.payload(good), []byte("forged")), "signature"},
 	} {
-		resp := handshake(t, url, bearer(tc.tok))
-		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, tc.name)
-		assert.Contains(t, f.logs.String(), `"reason":"`+tc.reason+`"`, tc.name)
+		f.refusedAtHandshake(url, tc.name, tc.tok, tc.reason)
 	}
 }
 
@@ -899,9 +897,7 @@ func TestAuthPublicKeys(t *testing.T) {
 		{"embedded jwk", f.sign(jwa.ES384(), otherEC, f.claims(nil), map[string]any{"jwk": attacker}), "key_in_header"},
 		{"other ec key", f.sign(jwa.ES384(), otherEC, f.claims(nil), nil), "signature"},
 	} {
-		resp := handshake(t, url, bearer(tc.tok))
-		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, tc.name)
-		assert.Contains(t, f.logs.String(), `"reason":"`+tc.reason+`"`, tc.name)
+		f.refusedAtHandshake(url, tc.name, tc.tok, tc.reason)
 	}
 }
 
@@ -963,4 +959,13 @@ func TestAuthSubjectCapAndBudget(t *testing.T) {
 	ce = readClose(t, a2)
 	assert.Equal(t, websocket.StatusPolicyViolation, ce.Code)
 	assert.Equal(t, "rate limit exceeded", ce.Reason)
+}
+
+// refusedAtHandshake asserts that tok, sent in the Authorization header, is
+// refused with 401 and logged with reason.
+func (f *authFixture) refusedAtHandshake(url, name, tok, reason string) {
+	f.t.Helper()
+	resp := handshake(f.t, url, bearer(tok))
+	assert.Equal(f.t, http.StatusUnauthorized, resp.StatusCode, name)
+	assert.Contains(f.t, f.logs.String(), `"reason":"`+reason+`"`, name)
 }

@@ -40,8 +40,8 @@ type item struct {
 	Price    float64 `json:"price"`
 }
 
-type order struct {
-	Type     string            `json:"type"`
+// orderBody is an order as the Router hands it over, without "type".
+type orderBody struct {
 	ID       string            `json:"id"`
 	Customer string            `json:"customer"`
 	Email    string            `json:"email"`
@@ -51,7 +51,7 @@ type order struct {
 	Meta     map[string]string `json:"meta"`
 }
 
-func (o order) Validate() error {
+func (o orderBody) Validate() error {
 	if err := cmp.Or(wssafe.Length("id", o.ID, 1, 64), wssafe.Email("email", o.Email),
 		wssafe.Length("notes", o.Notes, 0, 500)); err != nil {
 		return err
@@ -64,26 +64,18 @@ func (o order) Validate() error {
 	return nil
 }
 
-type orderBody struct {
-	ID       string            `json:"id"`
-	Customer string            `json:"customer"`
-	Email    string            `json:"email"`
-	Notes    string            `json:"notes"`
-	Items    []item            `json:"items"`
-	Tags     []string          `json:"tags"`
-	Meta     map[string]string `json:"meta"`
-}
-
-func (o orderBody) Validate() error {
-	return order{ID: o.ID, Email: o.Email, Notes: o.Notes, Items: o.Items}.Validate()
+// order is the whole message, as JSON[T] decodes it; Validate is orderBody's.
+type order struct {
+	Type string `json:"type"`
+	orderBody
 }
 
 var smallMessage = []byte(`{"type":"say","room":"lobby","text":"hello, world"}`)
 
 var mediumMessage = func() []byte {
-	o := order{Type: "order", ID: "ord-20261125-0001", Customer: "Ada Lovelace", Email: "ada@example.com",
+	o := order{Type: "order", orderBody: orderBody{ID: "ord-20261125-0001", Customer: "Ada Lovelace", Email: "ada@example.com",
 		Notes: strings.Repeat("leave at the door, ", 8), Tags: []string{"priority", "gift", "fragile"},
-		Meta: map[string]string{"channel": "web", "campaign": "autumn"}}
+		Meta: map[string]string{"channel": "web", "campaign": "autumn"}}}
 	for i := range 8 {
 		o.Items = append(o.Items, item{SKU: fmt.Sprintf("SKU-%05d", i), Name: "Analytical engine part", Quantity: i + 1, Price: 12.5})
 	}
