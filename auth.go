@@ -1,6 +1,7 @@
 package wssafe
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -73,7 +74,11 @@ type AuthOptions struct {
 	// HMACSecret verifies HMAC-signed tokens with HMACAlgorithm. It must be
 	// at least as long as the hash (32 bytes for HS256, RFC 7518 section
 	// 3.2) or New fails; a short or guessable secret lets anyone who sees
-	// one token brute-force it offline and mint tokens. New copies it.
+	// one token brute-force it offline and mint tokens. New also refuses a
+	// secret that is plainly not random whatever its length: fewer than 6
+	// distinct bytes (32 zero bytes), a short block repeated
+	// ("secretsecret..."), or a run in regular steps ("0123...", "abcd...").
+	// New copies it.
 	HMACSecret []byte
 
 	// HMACAlgorithm is the one algorithm HMACSecret is bound to: HS256,
@@ -81,9 +86,10 @@ type AuthOptions struct {
 	HMACAlgorithm jwa.SignatureAlgorithm
 
 	// InsecureAllowWeakSecret accepts an HMACSecret shorter than the
-	// minimum, with a warning logged by New, so a deployment can migrate
-	// from a weak secret (such as the seed's "secret_key"). Tokens signed
-	// with a weak secret can be forged by whoever cracks it.
+	// minimum or plainly not random, with a warning logged by New, so a
+	// deployment can migrate from a weak secret (such as the seed's
+	// "secret_key"). Tokens signed with a weak secret can be forged by
+	// whoever cracks it.
 	InsecureAllowWeakSecret bool
 
 	// PublicKeys verify asymmetrically signed tokens, each with the one
@@ -112,7 +118,9 @@ type AuthOptions struct {
 	InsecureQueryParam string
 
 	// AuthTimeout bounds the wait for a first-message token; a client that
-	// sends nothing is closed with 3008. Zero means 10 s.
+	// sends nothing is closed with 3008. Zero means 10 s. Over a minute,
+	// New logs a warning (event "insecure_config"): an unauthenticated
+	// client holds its connection, and its slot under the caps, that long.
 	AuthTimeout time.Duration
 
 	// AuthReadLimit is the read limit while a session waits for its
@@ -201,6 +209,10 @@ type PublicKey struct {
 	// KeyID, if set, must equal the token's "kid" when the token has one.
 	KeyID string
 }
+
+// maxQuietAuthTimeout is the longest AuthTimeout New accepts without a
+// warning.
+const maxQuietAuthTimeout = time.Minute
 
 // hmacMinimum is the shortest secret per algorithm: the hash size.
 var hmacMinimum = map[string]int{"HS256": 32, "HS384": 48, "HS512": 64}
@@ -306,6 +318,11 @@ func (a *authenticator) resolveLimits(o *AuthOptions) error {
 	}
 	a.timeout, a.readLimit, a.maxSize, a.skew = o.AuthTimeout, o.AuthReadLimit, o.MaxTokenSize, o.AcceptableSkew
 	setDefault(&a.timeout, DefaultAuthTimeout)
+	if a.timeout > maxQuietAuthTimeout {
+		logEvent(context.Background(), a.log, slog.LevelWarn, EventInsecureConfig,
+			"wssafe: AuthTimeout over a minute; an unauthenticated client holds a connection (and a slot under the caps) that long",
+			slog.Duration("auth_timeout", a.timeout))
+	}
 	setDefault(&a.readLimit, DefaultAuthReadLimit)
 	setDefault(&a.maxSize, DefaultMaxTokenSize)
 	a.typ = o.Type
@@ -380,9 +397,64 @@ func (a *authenticator) addHMAC(o *AuthOptions) error {
 		logEvent(context.Background(), a.log, slog.LevelWarn, EventInsecureConfig,
 			"wssafe: weak HMAC secret accepted; anyone who cracks it can mint tokens",
 			slog.Int("len", len(o.HMACSecret)), slog.Int("minimum", minLen))
+	} else if pattern := lowEntropy(o.HMACSecret); pattern != "" {
+		if !o.InsecureAllowWeakSecret {
+			return fmt.Errorf("wssafe: Auth.HMACSecret is not random (%s), so it can be guessed whatever its length; use %d random bytes, e.g. from `openssl rand -base64 %d`; set InsecureAllowWeakSecret only to migrate from an existing weak secret",
+				pattern, minLen, minLen)
+		}
+		logEvent(context.Background(), a.log, slog.LevelWarn, EventInsecureConfig,
+			"wssafe: low-entropy HMAC secret accepted; anyone who guesses it can mint tokens",
+			slog.String("pattern", pattern))
 	}
 	a.addKey(boundKey{alg: alg, key: append([]byte(nil), o.HMACSecret...)})
 	return nil
+}
+
+// lowEntropy names the pattern that makes secret trivially guessable, or
+// returns "": few distinct bytes (all one byte, a couple of symbols), a
+// repetition of a short block ("secretsecret..."), or bytes whose steps
+// repeat ("0123...", "abcd...", "acegi...", a ramp 0x00, 0x01 ...). A
+// random secret, raw or as hex or base64 text (`openssl rand -hex 16`,
+// `-base64 24`), has none of them except with negligible probability:
+// its 32 characters use 6 or more distinct symbols, repeat no block of 16
+// or fewer and step irregularly.
+func lowEntropy(secret []byte) string {
+	var seen [256]bool
+	distinct := 0
+	for _, b := range secret {
+		if !seen[b] {
+			seen[b] = true
+			distinct++
+		}
+	}
+	if distinct < 6 {
+		return fmt.Sprintf("%d distinct byte values", distinct)
+	}
+	if p := period(secret); p <= len(secret)/2 {
+		return fmt.Sprintf("a block of %d bytes repeated", p)
+	}
+	steps := make([]byte, len(secret)-1)
+	var count [256]int
+	common := 0
+	for i := range steps {
+		steps[i] = secret[i+1] - secret[i]
+		count[steps[i]]++
+		common = max(common, count[steps[i]])
+	}
+	if p := period(steps); p <= len(steps)/4 || common >= len(steps)*3/4 {
+		return "a run of bytes in regular steps"
+	}
+	return ""
+}
+
+// period returns the smallest p such that b[i] == b[i-p] for every i.
+func period(b []byte) int {
+	for p := 1; p < len(b); p++ {
+		if bytes.Equal(b[p:], b[:len(b)-p]) {
+			return p
+		}
+	}
+	return len(b)
 }
 
 // resolveClaims builds the jwt.Parse options once. The caller's options

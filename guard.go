@@ -65,35 +65,79 @@ func (c *config) resolveGuards() error {
 	return nil
 }
 
+// resolveRates applies [Rate]'s rules to every Rate field, through one
+// function, and the two named switches of the limits that are on by
+// default.
 func (c *config) resolveRates() error {
+	const offByDefault = "a zero Rate leaves the limit off"
 	var err error
-	if c.HandshakeRate, err = c.HandshakeRate.resolve("HandshakeRate", 0); err != nil {
+	if c.HandshakeRate, err = c.HandshakeRate.resolve(rateField{name: "HandshakeRate", off: offByDefault}); err != nil {
 		return err
 	}
-	if c.MessageRate, err = c.MessageRate.resolve("MessageRate", 0); err != nil {
+	if c.MessageRate, err = c.MessageRate.resolve(rateField{name: "MessageRate", off: offByDefault}); err != nil {
 		return err
 	}
-	if c.SubjectMessageRate, err = c.SubjectMessageRate.resolve("SubjectMessageRate", 0); err != nil {
+	if c.SubjectMessageRate, err = c.SubjectMessageRate.resolve(rateField{name: "SubjectMessageRate", off: offByDefault}); err != nil {
 		return err
 	}
-	c.ByteRate, err = c.ByteRate.resolve("ByteRate", c.ReadLimit)
+	if c.ByteRate, err = c.ByteRate.resolve(rateField{name: "ByteRate", minBurst: c.ReadLimit, off: offByDefault}); err != nil {
+		return err
+	}
+	switch {
+	case c.InsecureNoPingLimit && c.PingRate != (Rate{}):
+		return errors.New("wssafe: PingRate and InsecureNoPingLimit contradict each other: leave PingRate zero to turn the ping limit off, or unset InsecureNoPingLimit")
+	case !c.InsecureNoPingLimit:
+		c.PingRate, err = c.PingRate.resolve(rateField{name: "PingRate", def: Rate{PerSecond: DefaultPingRate, Burst: DefaultPingBurst},
+			off: "a zero Rate means 5/s with a burst of 20; to turn the ping limit off, set InsecureNoPingLimit instead"})
+		if err != nil {
+			return err
+		}
+	}
+	if c.CloseOnInvalidMessage {
+		if c.InvalidMessages != (Rate{}) {
+			return errors.New("wssafe: InvalidMessages and CloseOnInvalidMessage contradict each other: leave InvalidMessages zero to close at the first invalid message, or unset CloseOnInvalidMessage")
+		}
+		c.strictMode = true
+		return nil
+	}
+	c.InvalidMessages, err = c.InvalidMessages.resolve(rateField{name: "InvalidMessages", def: Rate{PerSecond: 10.0 / 60, Burst: 10},
+		off: "a zero Rate means 10 per minute with a burst of 10; to close at the first invalid message, set CloseOnInvalidMessage instead"})
 	return err
 }
 
-// resolve validates an off-by-default rate and fills in its burst: at least
-// minBurst, else the rate rounded up.
-func (r Rate) resolve(name string, minBurst int64) (Rate, error) {
+// minRate is the slowest refill a Rate may have: one event a day. Below
+// it a bucket, once spent, never refills within any session or within
+// the life of the handshake limiter's per-address state.
+const minRate = 1.0 / 86400
+
+// A rateField is what resolve needs to know about one Rate field.
+type rateField struct {
+	name     string
+	def      Rate   // what a zero Rate means; Rate{} is off
+	minBurst int64  // the smallest usable burst beyond one (ByteRate: ReadLimit)
+	off      string // what to write instead of an off switch, for errors
+}
+
+// resolve validates r under [Rate]'s rules and fills in a zero Burst: the
+// rate rounded up, at least one, at least f.minBurst.
+func (r Rate) resolve(f rateField) (Rate, error) {
 	switch {
 	case r == Rate{}:
-		return r, nil
-	case r.PerSecond <= 0 || math.IsInf(r.PerSecond, 0) || math.IsNaN(r.PerSecond):
-		return r, fmt.Errorf("wssafe: %s.PerSecond must be a positive number (zero Rate disables the limit)", name)
+		return f.def, nil
+	case math.IsNaN(r.PerSecond) || math.IsInf(r.PerSecond, 0):
+		return r, fmt.Errorf("wssafe: %s.PerSecond is %v; write a finite number of events per second, e.g. Rate{PerSecond: 10} (%s)", f.name, r.PerSecond, f.off)
+	case r.PerSecond < 0:
+		return r, fmt.Errorf("wssafe: %s.PerSecond must not be negative; write the events allowed per second, e.g. Rate{PerSecond: 10} (%s)", f.name, f.off)
+	case r.PerSecond == 0:
+		return r, fmt.Errorf("wssafe: %s.Burst is set without PerSecond, a bucket that never refills; write both, e.g. Rate{PerSecond: 1, Burst: %d} (%s)", f.name, r.Burst, f.off)
+	case r.PerSecond < minRate:
+		return r, fmt.Errorf("wssafe: %s.PerSecond %g never refills in practice; write at least one a day, PerSecond: 1.0/86400 (%s)", f.name, r.PerSecond, f.off)
 	case r.Burst < 0:
-		return r, fmt.Errorf("wssafe: %s.Burst must not be negative", name)
+		return r, fmt.Errorf("wssafe: %s.Burst must not be negative; zero means PerSecond rounded up (%s)", f.name, f.off)
 	case r.Burst == 0:
-		r.Burst = int(max(math.Ceil(r.PerSecond), float64(minBurst)))
-	case int64(r.Burst) < minBurst:
-		return r, fmt.Errorf("wssafe: %s.Burst must be at least ReadLimit (%d), or no full-size message could pass", name, minBurst)
+		r.Burst = int(min(max(math.Ceil(r.PerSecond), 1, float64(f.minBurst)), math.MaxInt32))
+	case int64(r.Burst) < f.minBurst:
+		return r, fmt.Errorf("wssafe: %s.Burst must be at least ReadLimit (%d), or no full-size message could pass; write Burst: %d, or leave it zero", f.name, f.minBurst, f.minBurst)
 	}
 	return r, nil
 }

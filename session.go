@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -56,7 +57,11 @@ type Session struct {
 	values sync.Map
 
 	pings   *rate.Limiter
+	pongs   *rate.Limiter // unsolicited pongs, in a bucket of their own at PingRate
 	invalid *rate.Limiter
+	// pingOut is set while a keepalive ping awaits its pong: the first pong
+	// to arrive then is not counted against the pong budget.
+	pingOut atomic.Bool
 
 	closeOnce sync.Once
 	hungUp    chan struct{} // closed once the connection is closed
@@ -95,17 +100,26 @@ func newSession(e *Endpoint, r *http.Request) *Session {
 // pingLimiter returns the session's ping limiter, or nil when pings are
 // not limited. Only the read goroutine calls it.
 func (s *Session) pingLimiter() *rate.Limiter {
-	if pr := s.ep.cfg.PingRate; s.pings == nil && pr.PerSecond >= 0 {
-		s.pings = rate.NewLimiter(rate.Limit(pr.PerSecond), pr.Burst)
+	if s.pings == nil {
+		s.pings = newLimiter(s.ep.cfg.PingRate)
 	}
 	return s.pings
 }
 
-// invalidLimiter returns the session's invalid-message budget, or nil when
-// there is none. Only the serve goroutine calls it.
+// pongLimiter returns the session's limiter of unsolicited pongs, or nil
+// when they are not limited. Only the read goroutine calls it.
+func (s *Session) pongLimiter() *rate.Limiter {
+	if s.pongs == nil {
+		s.pongs = newLimiter(s.ep.cfg.PingRate)
+	}
+	return s.pongs
+}
+
+// invalidLimiter returns the session's invalid-message budget, or nil in
+// strict mode. Only the serve goroutine calls it.
 func (s *Session) invalidLimiter() *rate.Limiter {
-	if ir := s.ep.cfg.InvalidMessages; s.invalid == nil && ir.Burst > 0 {
-		s.invalid = rate.NewLimiter(rate.Limit(ir.PerSecond), ir.Burst)
+	if s.invalid == nil {
+		s.invalid = newLimiter(s.ep.cfg.InvalidMessages)
 	}
 	return s.invalid
 }

@@ -359,7 +359,7 @@ func TestInvalidMessageBudgetCloses1008(t *testing.T) {
 
 func TestInvalidMessageStrictMode(t *testing.T) {
 	t.Parallel()
-	url := signUpServer(t, &wssafe.Options{InvalidMessages: wssafe.Rate{Burst: -1}})
+	url := signUpServer(t, &wssafe.Options{CloseOnInvalidMessage: true})
 	c := dial(t, url, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -88,6 +88,11 @@
 //     forever with a trickle of empty continuation frames.
 //   - Ping rate: received pings are limited (5/s, burst 20); a flood closes
 //     1008 instead of making the server write pongs without end.
+//     Unsolicited pongs get a bucket of the same rate (the pong answering
+//     the keepalive's ping is free); a flood closes 1008. Only
+//     InsecureNoPingLimit turns both off.
+//   - Invalid messages: up to 10 per minute get a JSON error reply, then
+//     the session closes 1008; CloseOnInvalidMessage closes at the first.
 //   - Keepalive: a ping every 20 s, close 3008 "timeout" when no pong
 //     arrives within 20 s, so dead peers do not hold resources.
 //   - Write timeout: a write blocked for 10 s (15 s at most: the deadline is
@@ -100,18 +105,28 @@
 //     [Hub.Broadcast]; a peer that does not keep up is closed 1008 "slow
 //     consumer" instead of stalling broadcasts or growing memory.
 //   - Client address: forwarding headers are ignored unless the peer is
-//     one of TrustedProxies, so clients cannot choose their address.
+//     one of TrustedProxies, so clients cannot choose their address. New
+//     refuses a TrustedProxies list that covers every address unless
+//     InsecureTrustAllProxies says so.
 //   - Security log lines (Warn) are limited to one per client address and
 //     event per second, with a count of the suppressed ones, and 100 per
 //     second overall: a flood of bad clients cannot flood the log.
+//
+// Every [Rate] field follows one rule: a zero Rate{} is the field's
+// default, a zero Burst is PerSecond rounded up, and New refuses NaN,
+// infinite, negative and never-refilling values. No limit is turned off by
+// a negative number: the switches that widen what a peer may do are named
+// Insecure..., and New logs those that expose the endpoint most with a
+// Warn line, event "insecure_config".
 //
 // Settings that are off until set: idle timeout, maximum session lifetime,
 // IP allow and deny lists, connection caps (total, per address, per
 // subject), handshake rate per address, message and byte rates, and
 // authentication. A public endpoint should set them; [Endpoint.Stats] and
-// an [Observer] show what they refuse. Once [Options.Auth] is set, its own
+// an [Observer] show what they refuse. The per-subject cap and rate need
+// authentication, or New fails. Once [Options.Auth] is set, its own
 // defaults are the strict ones: exp required, algorithms bound to the
-// configured keys ("none" never), HMAC secrets of at least 32 bytes,
+// configured keys ("none" never), HMAC secrets of at least 32 random bytes,
 // query-string tokens refused, 10 s to send a first-message token; see
 // [AuthOptions].
 package wssafe
@@ -153,7 +168,21 @@ const (
 )
 
 // Rate is a token-bucket limit: Burst events at once, refilled at PerSecond
-// events per second.
+// events per second. Every Rate field of [Options] follows the same rules:
+//
+//   - The zero Rate{} means the field's default: off for HandshakeRate,
+//     MessageRate, SubjectMessageRate and ByteRate; 5/s with a burst of 20
+//     for PingRate; 10 per minute with a burst of 10 for InvalidMessages.
+//   - A zero Burst means PerSecond rounded up, and never less than the
+//     smallest burst that lets one event through (one, or ReadLimit for
+//     ByteRate): Rate{PerSecond: 10} is 10/s with a burst of 10.
+//   - PerSecond must be a finite number of at least one a day (1.0/86400);
+//     Burst must not be negative, nor set without PerSecond. [New] refuses
+//     anything else with an error that says what to write.
+//
+// A negative value is never an off switch: the limits that are on by
+// default are turned off, or made strict, by named Options fields
+// (InsecureNoPingLimit, CloseOnInvalidMessage).
 type Rate struct {
 	PerSecond float64
 	Burst     int
@@ -215,10 +244,20 @@ type Options struct {
 	PingInterval time.Duration
 	PongTimeout  time.Duration
 
-	// PingRate limits the pings a peer may send. A peer that exceeds it is
-	// closed with 1008. Zero means 5 per second with a burst of 20; a
-	// negative PerSecond disables the limit.
+	// PingRate limits the pings a peer may send, and, in a bucket of its
+	// own at the same rate, the unsolicited pongs (the pong answering the
+	// keepalive's own ping is never counted). A peer that exceeds either
+	// is closed with 1008 "ping rate exceeded" or "pong rate exceeded".
+	// Zero means 5 per second with a burst of 20; see [Rate] for a zero
+	// Burst. It cannot be turned off with a Rate value: see
+	// InsecureNoPingLimit.
 	PingRate Rate
+
+	// InsecureNoPingLimit lets a peer send pings and pongs as fast as it
+	// can, making the server write a pong for each ping without end; New
+	// logs a warning. PingRate must then be zero. False (the default)
+	// limits them by PingRate.
+	InsecureNoPingLimit bool
 
 	// IdleTimeout closes a session (3008 "idle timeout") when no data
 	// message arrives for this long. Pings and pongs do not count as
@@ -230,10 +269,17 @@ type Options struct {
 	MaxLifetime time.Duration
 
 	// InvalidMessages is the budget of [MessageError] replies: exceeding
-	// Burst within the refill rate closes the session with 1008. Zero means
-	// 10 per minute; a negative Burst closes at the first invalid message
-	// (strict mode).
+	// Burst within the refill rate closes the session with 1008 "too many
+	// invalid messages". Zero means 10 per minute with a burst of 10; see
+	// [Rate] for a zero Burst. The budget cannot be turned off; a generous
+	// Rate is the most it can be widened.
 	InvalidMessages Rate
+
+	// CloseOnInvalidMessage is strict mode: the first invalid message
+	// closes the session with 1008 "too many invalid messages", without a
+	// JSON error reply. InvalidMessages must then be zero. False (the
+	// default) answers invalid messages within the InvalidMessages budget.
+	CloseOnInvalidMessage bool
 
 	// OnOpen, if set, runs after the handshake and before the first message
 	// is read. Returning an error closes the session with the code
@@ -247,8 +293,18 @@ type Options struct {
 	// TrustedProxies lists the networks (CIDR, e.g. "10.0.0.0/8") of
 	// reverse proxies whose forwarding headers (X-Forwarded-For, Forwarded,
 	// X-Forwarded-Proto) are believed. Headers from any other peer are
-	// ignored: they are trivially spoofed. Zero trusts no proxy.
+	// ignored: they are trivially spoofed. Zero trusts no proxy. New
+	// refuses a list that covers every IPv4 or every IPv6 address
+	// ("0.0.0.0/0", "::/0", or halves that add up to it): every client
+	// could then choose its own address, and with it dodge the IP lists,
+	// caps and rates, and claim TLS.
 	TrustedProxies []string
+
+	// InsecureTrustAllProxies lets TrustedProxies cover every address, for
+	// a deployment whose every peer is a proxy it runs (nothing else can
+	// reach the listener); New logs a warning. False (the default) refuses
+	// such a list.
+	InsecureTrustAllProxies bool
 
 	// RequireTLS refuses, with HTTP 403 and a Warn log (event
 	// "tls_required"), handshakes that did not arrive over TLS: the request
@@ -283,7 +339,8 @@ type Options struct {
 	// (an IPv6 client counts by its /64, which one host controls); over it
 	// the client gets HTTP 429 with Retry-After. At most a bounded number
 	// of addresses is tracked, and idle ones expire, so spoofed or rotating
-	// sources cannot grow memory. Zero disables the limit.
+	// sources cannot grow memory. Zero disables the limit; see [Rate] for
+	// a zero Burst.
 	HandshakeRate Rate
 
 	// MaxConns caps the sessions of the endpoint, handshakes in progress
@@ -292,6 +349,8 @@ type Options struct {
 	// authenticated subject; over either the answer is HTTP 429 with
 	// Retry-After, or, when the subject is only known from the first
 	// message, close 1008 "too many connections". Zero means no cap.
+	// MaxConnsPerSubject needs Auth (without it there is no subject to
+	// count by), or New fails.
 	MaxConns           int
 	MaxConnsPerIP      int
 	MaxConnsPerSubject int
@@ -301,8 +360,10 @@ type Options struct {
 	// together, so five tabs do not get five budgets; ByteRate limits the
 	// bytes per second one session may send. Exceeding any closes the
 	// session with 1008 "rate limit exceeded". A zero Burst means the
-	// PerSecond rate rounded up (for ByteRate: ReadLimit, the smallest
-	// burst that lets a full-size message through). Zero disables each.
+	// PerSecond rate rounded up (for ByteRate: at least ReadLimit, the
+	// smallest burst that lets a full-size message through); see [Rate].
+	// Zero disables each. SubjectMessageRate needs Auth (without it there
+	// is no subject), or New fails: use MessageRate instead.
 	MessageRate        Rate
 	SubjectMessageRate Rate
 	ByteRate           Rate
@@ -387,13 +448,6 @@ func (o *Options) resolve() (*config, error) {
 	setDefault(&c.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&c.PingInterval, DefaultPingInterval)
 	setDefault(&c.PongTimeout, DefaultPongTimeout)
-	if c.PingRate == (Rate{}) {
-		c.PingRate = Rate{PerSecond: DefaultPingRate, Burst: DefaultPingBurst}
-	}
-	if c.InvalidMessages == (Rate{}) {
-		c.InvalidMessages = Rate{PerSecond: 10.0 / 60, Burst: 10}
-	}
-	c.strictMode = c.InvalidMessages.Burst < 0
 	if err := c.resolveAccept(); err != nil {
 		return nil, err
 	}
@@ -403,9 +457,13 @@ func (o *Options) resolve() (*config, error) {
 	if err := c.resolveGuards(); err != nil {
 		return nil, err
 	}
+	if err := c.needSubject(); err != nil {
+		return nil, err
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.warnInsecure()
 	if len(c.FingerprintKey) == 0 {
 		c.FingerprintKey = make([]byte, 32)
 		rand.Read(c.FingerprintKey)
@@ -450,7 +508,75 @@ func (c *config) resolveTrusted() error {
 		}
 		c.trusted = append(c.trusted, pfx.Masked())
 	}
+	if family := trustsEveryone(c.trusted); family != "" && !c.InsecureTrustAllProxies {
+		return fmt.Errorf("wssafe: TrustedProxies %q cover every %s address, so any client could choose its own address (and dodge the IP lists, caps and rates) with a forwarding header; list only your proxies' networks, or set InsecureTrustAllProxies if no peer but your own proxies can reach this listener",
+			c.TrustedProxies, family)
+	}
 	return nil
+}
+
+// trustsEveryone returns "IPv4" or "IPv6" when the union of trusted covers
+// that whole address family, else "".
+func trustsEveryone(trusted []netip.Prefix) string {
+	switch {
+	case coversPrefix(trusted, netip.PrefixFrom(netip.IPv4Unspecified(), 0)):
+		return "IPv4"
+	case coversPrefix(trusted, netip.PrefixFrom(netip.IPv6Unspecified(), 0)):
+		return "IPv6"
+	}
+	return ""
+}
+
+// coversPrefix reports whether the union of set covers all of p. It halves
+// p only where some prefix of set lies strictly inside it, so the work is
+// bounded by len(set) times the address length.
+func coversPrefix(set []netip.Prefix, p netip.Prefix) bool {
+	inside := false
+	for _, q := range set {
+		if q.Bits() <= p.Bits() && q.Contains(p.Addr()) {
+			return true
+		}
+		if q.Bits() > p.Bits() && p.Contains(q.Addr()) {
+			inside = true
+		}
+	}
+	if !inside {
+		return false
+	}
+	lo := netip.PrefixFrom(p.Addr(), p.Bits()+1)
+	b := p.Addr().AsSlice()
+	b[p.Bits()/8] |= 0x80 >> (p.Bits() % 8)
+	a, _ := netip.AddrFromSlice(b)
+	return coversPrefix(set, lo) && coversPrefix(set, netip.PrefixFrom(a, p.Bits()+1))
+}
+
+// needSubject refuses the per-subject limits on an endpoint that does not
+// authenticate: every session's subject is "", so they would never apply.
+// (Tests that fake a subject count as authenticating.)
+func (c *config) needSubject() error {
+	if c.Auth != nil || c.testSubject != nil {
+		return nil
+	}
+	if c.MaxConnsPerSubject > 0 {
+		return errors.New("wssafe: MaxConnsPerSubject needs Auth: without authentication sessions have no subject and the cap never applies; set Auth, or cap by address with MaxConnsPerIP")
+	}
+	if c.SubjectMessageRate != (Rate{}) {
+		return errors.New("wssafe: SubjectMessageRate needs Auth: without authentication sessions have no subject and the limit never applies; set Auth, or limit each session with MessageRate")
+	}
+	return nil
+}
+
+// warnInsecure logs, once at New, the Insecure options that widen what a
+// peer may do.
+func (c *config) warnInsecure() {
+	if c.InsecureNoPingLimit {
+		logEvent(context.Background(), c.Logger, slog.LevelWarn, EventInsecureConfig,
+			"wssafe: ping limit disabled; a peer can make the server write pongs without end")
+	}
+	if c.InsecureTrustAllProxies && trustsEveryone(c.trusted) != "" {
+		logEvent(context.Background(), c.Logger, slog.LevelWarn, EventInsecureConfig,
+			"wssafe: every peer may be trusted as a proxy; a client that reaches the listener directly can choose its own address")
+	}
 }
 
 func setDefault[T comparable](v *T, def T) {

@@ -322,7 +322,7 @@ func TestStrictModeClosesAtFirstInvalidMessage(t *testing.T) {
 	t.Parallel()
 	_, url := server(t, wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
 		return &wssafe.MessageError{Code: "invalid_message"}
-	}), &wssafe.Options{InvalidMessages: wssafe.Rate{Burst: -1}})
+	}), &wssafe.Options{CloseOnInvalidMessage: true})
 	c := dial(t, url, nil)
 	require.NoError(t, c.Write(ctxT(t), websocket.MessageText, []byte("x")))
 	assert.Equal(t, websocket.StatusPolicyViolation, readClose(t, c).Code)

@@ -258,7 +258,7 @@ func TestConfigErrors(t *testing.T) {
 	assert.NotContains(t, err.Error(), "\n")
 	assert.Equal(t, "WSSAFE_JWT_SECRET is 5 bytes; HS256 needs at least 32 random bytes (openssl rand -base64 32); pass -allow-weak-secret only to migrate from an existing weak secret", err.Error())
 
-	strong := func(string) string { return string(bytes.Repeat([]byte("k"), 32)) }
+	strong := func(string) string { return string(testSecret()) }
 	for _, args := range [][]string{{"-log-level", "loud"}, {"-log-format", "xml"}, {"extra"}} {
 		assert.Error(t, run(context.Background(), args, strong, &out), args)
 	}
