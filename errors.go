@@ -44,7 +44,9 @@ var (
 	ErrUnsupportedType = errors.New("wssafe: message type not accepted")
 	// ErrMessageTimeout: a started message did not complete in time. Closes 1008.
 	ErrMessageTimeout = errors.New("wssafe: message not completed in time")
-	// ErrPingFlood: the peer sent pings faster than the ping rate. Closes 1008.
+	// ErrPingFlood: the peer sent pings, or unsolicited pongs, faster than
+	// the ping rate. Closes 1008 "ping rate exceeded" (or "pong rate
+	// exceeded").
 	ErrPingFlood = errors.New("wssafe: ping rate exceeded")
 	// ErrRateLimited: the peer sent messages faster than allowed. Closes 1008.
 	ErrRateLimited = errors.New("wssafe: message rate exceeded")
@@ -88,6 +90,10 @@ var (
 	// ErrAuthTimeout: no token arrived within the auth timeout. Closes 3008.
 	ErrAuthTimeout = errors.New("wssafe: no token within the auth timeout")
 )
+
+// errPongFlood is ErrPingFlood for unsolicited pongs, with its own close
+// reason.
+var errPongFlood = fmt.Errorf("wssafe: pong rate exceeded: %w", ErrPingFlood)
 
 // A CloseError ends the session with its code and reason. Return one from a
 // callback to choose the close code yourself:
@@ -157,12 +163,14 @@ type closeRule struct {
 }
 
 // closeTable is the one place that decides close codes. Order matters only
-// where one error matches several sentinels, which none does today.
+// where one error matches several sentinels: errPongFlood also matches
+// ErrPingFlood.
 var closeTable = [...]closeRule{
 	{ErrMessageTooBig, StatusMessageTooBig, "message too big"},
 	{ErrInvalidUTF8, StatusInvalidPayload, "invalid utf-8"},
 	{ErrUnsupportedType, StatusUnsupportedData, "unsupported message type"},
 	{ErrMessageTimeout, StatusPolicyViolation, "message timeout"},
+	{errPongFlood, StatusPolicyViolation, "pong rate exceeded"}, // before ErrPingFlood, which it wraps
 	{ErrPingFlood, StatusPolicyViolation, "ping rate exceeded"},
 	{ErrRateLimited, StatusPolicyViolation, "rate limit exceeded"},
 	{ErrTooManyInvalid, StatusPolicyViolation, "too many invalid messages"},

@@ -331,6 +331,7 @@ func hostileRows() []hostileRow {
 		{group: "2 pings", name: "ping with 126-byte payload", send: frames(frame{op: opPing, data: []byte(long + "b")}), code: 1002, event: wssafe.EventProtocolError},
 		{group: "2 pings", name: "unsolicited pong ignored", send: frames(frame{op: opPong, data: []byte("x")}, textFrame("after"), closeFrame(1000, "")), code: 1000, messages: []string{"after"}},
 		{group: "2 pings", name: "ping flood", send: frames(repeatFrame(frame{op: opPing, data: []byte("p")}, 100)...), code: 1008, event: wssafe.EventPingFlood, maxPongs: wssafe.DefaultPingBurst + 1},
+		{group: "2 pings", name: "unsolicited pong flood", send: frames(repeatFrame(frame{op: opPong, data: []byte("p")}, 100)...), code: 1008, event: wssafe.EventPongFlood},
 		{group: "2 pings", name: "pings unanswered by the client", opts: withKeepalive(100*time.Millisecond, 200*time.Millisecond),
 			send: frames(), code: 3008, event: wssafe.EventPongTimeout, alone: true, atLeast: 200 * time.Millisecond, bound: 300*time.Millisecond + defaultBound},
 

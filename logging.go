@@ -54,6 +54,7 @@ const (
 	EventSubjectRate  = "subject_rate_exceeded"
 	EventByteRate     = "byte_rate_exceeded"
 	EventSlowConsumer = "slow_consumer"
+	EventPongFlood    = "pong_flood" // unsolicited pongs over Options.PingRate; closes 1008
 )
 
 // fingerprinter computes keyed fingerprints: HMAC-SHA256 under a key that

@@ -235,7 +235,8 @@ func (e *Endpoint) recordEvent(s *Session, event string) {
 	var kind ObservationKind
 	switch event {
 	case EventMessageTooBig, EventMessageTimeout, EventPingFlood,
-		EventMessageRate, EventSubjectRate, EventByteRate, EventSlowConsumer:
+		EventMessageRate, EventSubjectRate, EventByteRate, EventSlowConsumer,
+		EventPongFlood:
 		kind = LimitHit
 	case EventInvalidUTF8, EventUnsupportedType, EventInvalidMessage:
 		kind = ValidationFailed

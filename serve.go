@@ -68,7 +68,9 @@ func (s *Session) attach(conn *websocket.Conn, nc net.Conn) {
 // ping is in flight: an idle session costs a timer, not a goroutine.
 func (s *Session) keepalive() {
 	ctx, cancel := context.WithTimeout(s.ctx, s.ep.cfg.PongTimeout)
+	s.pingOut.Store(true)
 	err := s.conn.Ping(ctx)
+	s.pingOut.Store(false)
 	cancel()
 	if s.ctx.Err() != nil {
 		return
@@ -96,6 +98,24 @@ func (s *Session) onPing(context.Context, []byte) bool {
 		s.fail(ErrPingFlood)
 	}
 	return false
+}
+
+// onPong is coder/websocket's OnPongReceived hook, on the read goroutine.
+// Unsolicited pongs cost the server a frame read each, so they get a
+// bucket of PingRate of their own; the first pong while a keepalive ping
+// is out is its answer, or stands for it, and is free, so keepalive can
+// never trip the limit whatever PingRate is.
+func (s *Session) onPong(context.Context, []byte) {
+	if s.pingOut.CompareAndSwap(true, false) {
+		return
+	}
+	if l := s.pongLimiter(); l == nil || l.Allow() {
+		return
+	}
+	if s.ctx.Err() == nil {
+		logEvent(s.ctx, s.log, slog.LevelWarn, EventPongFlood, "wssafe: pong rate exceeded")
+		s.fail(errPongFlood)
+	}
 }
 
 // bufPool holds read buffers between messages: a session borrows one when a

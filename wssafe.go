@@ -662,6 +662,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hw := &hijackCapture{ResponseWriter: w, cfg: e.cfg}
 	opts := e.accept
 	opts.OnPingReceived = s.onPing
+	opts.OnPongReceived = s.onPong
 	conn, err := websocket.Accept(hw, r, &opts)
 	if err != nil {
 		// Accept has written the HTTP error (400, 403, 426 ...).
