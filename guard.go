@@ -129,7 +129,7 @@ func (r Rate) resolve(f rateField) (Rate, error) {
 	case r.PerSecond < 0:
 		return r, fmt.Errorf("wssafe: %s.PerSecond must not be negative; write the events allowed per second, e.g. Rate{PerSecond: 10} (%s)", f.name, f.off)
 	case r.PerSecond == 0:
-		return r, fmt.Errorf("wssafe: %s.Burst is set without PerSecond, a bucket that never refills; write both, e.g. Rate{PerSecond: 1, Burst: %d} (%s)", f.name, r.Burst, f.off)
+		return r, fmt.Errorf("wssafe: %s.Burst is set without PerSecond, a bucket that never refills; write both, e.g. Rate{PerSecond: 1, Burst: %d} (%s)", f.name, max(r.Burst, 1), f.off)
 	case r.PerSecond < minRate:
 		return r, fmt.Errorf("wssafe: %s.PerSecond %g never refills in practice; write at least one a day, PerSecond: 1.0/86400 (%s)", f.name, r.PerSecond, f.off)
 	case r.Burst < 0:

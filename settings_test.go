@@ -137,7 +137,7 @@ func TestRateOptionsRefused(t *testing.T) {
 		"negative ping rate":      {wssafe.Options{PingRate: wssafe.Rate{PerSecond: -1}}, []string{"PingRate.PerSecond must not be negative", "InsecureNoPingLimit"}},
 		"NaN ping rate":           {wssafe.Options{PingRate: wssafe.Rate{PerSecond: nan, Burst: 5}}, []string{"PingRate.PerSecond is NaN"}},
 		"ping burst without rate": {wssafe.Options{PingRate: wssafe.Rate{Burst: 5}}, []string{"PingRate.Burst is set without PerSecond", "Rate{PerSecond: 1, Burst: 5}"}},
-		"negative invalid burst":  {wssafe.Options{InvalidMessages: wssafe.Rate{Burst: -1}}, []string{"InvalidMessages.Burst is set without PerSecond", "CloseOnInvalidMessage"}},
+		"negative invalid burst":  {wssafe.Options{InvalidMessages: wssafe.Rate{Burst: -1}}, []string{"InvalidMessages.Burst is set without PerSecond", "Burst: 1}", "CloseOnInvalidMessage"}},
 		"negative invalid burst with a rate": {wssafe.Options{InvalidMessages: wssafe.Rate{PerSecond: 1, Burst: -1}},
 			[]string{"InvalidMessages.Burst must not be negative", "CloseOnInvalidMessage"}},
 		"infinite invalid rate": {wssafe.Options{InvalidMessages: wssafe.Rate{PerSecond: inf}}, []string{"InvalidMessages.PerSecond is +Inf"}},
