@@ -516,6 +516,12 @@ func New(h Handler, opts *Options) (*Endpoint, error) {
 // The guards run in order of cost and all answer before Accept, on the
 // request's goroutine: a refused client costs no goroutine of ours.
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if hasBody(r) {
+		// First: a body that trickles in must not hold the socket while
+		// any other check runs. It is never read.
+		e.refuse(w, r, e.cfg.clientIP(r), refuseBody)
+		return
+	}
 	if e.closing.Load() {
 		e.refuseShutdown(r)
 		refuse(w, http.StatusServiceUnavailable, 5*time.Second)
@@ -568,9 +574,14 @@ func (e *Endpoint) identify(w http.ResponseWriter, r *http.Request, s *Session) 
 	return s.subject == "" || e.admitEarly(w, r, s)
 }
 
-// refuse answers a handshake with status and a Retry-After header.
+// refuse answers a handshake with status and, when retry is positive, a
+// Retry-After header, and closes the connection after it (see
+// closeAfterReply).
 func refuse(w http.ResponseWriter, status int, retry time.Duration) {
-	w.Header().Set("Retry-After", fmt.Sprint(int((retry+time.Second-1)/time.Second)))
+	closeAfterReply(w)
+	if retry > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(int((retry+time.Second-1)/time.Second)))
+	}
 	http.Error(w, http.StatusText(status), status)
 }
 
