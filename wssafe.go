@@ -176,8 +176,22 @@ type Options struct {
 	// with the user's cookies. Use it only for token-only APIs.
 	InsecureSkipOriginCheck bool
 
-	// Subprotocols lists the subprotocols the endpoint negotiates, in order
-	// of preference. Zero negotiates none.
+	// Subprotocols lists the application subprotocols the endpoint may
+	// select (Sec-WebSocket-Protocol, RFC 6455 section 1.9), in the
+	// server's order of preference, which is the one that wins: the first
+	// entry of this list that the client offered (compared
+	// case-insensitively, among the comma-separated entries of all its
+	// Sec-WebSocket-Protocol lines) is selected, whatever the client's
+	// own order, and echoed in the client's spelling, which
+	// [Session.Subprotocol] returns. When none matches, or the client
+	// offers none, the handshake still succeeds with no subprotocol ("");
+	// a browser that offered some then fails the connection, while other
+	// clients may go on, so a callback that needs one must check
+	// Session.Subprotocol. Zero selects none for every handshake. With
+	// [FromSubprotocol] authentication, zero means
+	// []string{[DefaultSubprotocol]}, and New refuses an entry that looks
+	// like a token entry ("bearer." or the Kubernetes prefix): the
+	// client's token entry is read, never selected or echoed.
 	Subprotocols []string
 
 	// ReadLimit is the largest message accepted, in bytes, counted after
