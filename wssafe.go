@@ -30,8 +30,11 @@
 // generic reason. A [*MessageError] or [*FieldError] is the exception: the
 // client gets a JSON error reply and the session goes on. Close reasons are
 // short fixed strings; error text, tokens and payloads are never sent to the
-// peer. Handshake refusals are HTTP statuses: 403 (origin, IP, TLS), 401
-// (token), 429 and 503 (caps and rates, with Retry-After).
+// peer. Handshake refusals are HTTP statuses: 400 (a request that carries
+// a body, refused before any other check and never read), 403 (origin,
+// IP, TLS), 401 (token), 429 and 503 (caps and rates, with Retry-After);
+// each closes the connection (Connection: close) instead of letting
+// net/http wait to drain a body.
 //
 // # Authentication
 //
