@@ -104,6 +104,7 @@ func (e *Endpoint) authenticateHandshake(w http.ResponseWriter, r *http.Request,
 // refuseAuth answers a failed handshake without details: RFC 6750's
 // challenge for a missing or bad token, 403 for a refused identity.
 func refuseAuth(w http.ResponseWriter, err error) {
+	closeAfterReply(w)
 	var ae *authError
 	errors.As(err, &ae)
 	switch {

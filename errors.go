@@ -36,7 +36,8 @@ const (
 // Sentinel errors. Each one that ends a session maps to a close code and a
 // fixed reason through [CloseFrame]; use errors.Is to test for them.
 var (
-	// ErrMessageTooBig: a message exceeded the read limit. Closes 1009.
+	// ErrMessageTooBig: a message from the peer exceeded the read limit.
+	// Closes 1009.
 	ErrMessageTooBig = errors.New("wssafe: message too big")
 	// ErrInvalidUTF8: a text message was not valid UTF-8. Closes 1007.
 	ErrInvalidUTF8 = errors.New("wssafe: text message is not valid UTF-8")
@@ -79,6 +80,14 @@ var (
 	ErrPanic = errors.New("wssafe: handler panicked")
 	// ErrSessionClosed is returned by writes on a session that has ended.
 	ErrSessionClosed = errors.New("wssafe: session closed")
+	// ErrSendTooLarge is returned by [Session.Send] for a message larger
+	// than Options.SendQueueBytes: the server's own message, which no
+	// queue of this endpoint can hold. The session goes on. It is not
+	// [ErrMessageTooBig] (the peer's message over the read limit, 1009):
+	// returned from a callback it is an unexpected error, logged as
+	// "handler_error", and closes 1011 "internal error": nothing is the
+	// peer's fault.
+	ErrSendTooLarge = errors.New("wssafe: message larger than the send queue")
 
 	// ErrInvalidToken: the token was missing, malformed, forged or lacked a
 	// subject. Closes 3000 "invalid token".

@@ -384,7 +384,7 @@ func (e *Endpoint) refuse(w http.ResponseWriter, r *http.Request, ip netip.Addr,
 		refuse(w, rf.status, rf.retry)
 		return
 	}
-	http.Error(w, http.StatusText(rf.status), rf.status)
+	refuse(w, rf.status, 0)
 }
 
 // refuseShutdown counts a handshake refused because shutdown has begun; it

@@ -48,6 +48,7 @@ const (
 	EventSubjectConnLimit = "subject_conn_limit"
 	EventAtCapacity       = "at_capacity"
 	EventHandshakeFailed  = "handshake_failed"
+	EventRequestBody      = "request_body" // Warn: an upgrade request carried a body; HTTP 400
 
 	// Per-message limits.
 	EventMessageRate  = "message_rate_exceeded"

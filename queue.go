@@ -62,12 +62,12 @@ const (
 // [Options.SendQueueMessages] and [Options.SendQueueBytes]) the peer is not
 // keeping up: the session is closed with 1008 "slow consumer" and Send
 // returns [ErrSlowConsumer]. A message larger than SendQueueBytes is
-// refused with [ErrMessageTooBig] and the session goes on. Once the session
+// refused with [ErrSendTooLarge] and the session goes on. Once the session
 // has ended, Send returns [ErrSessionClosed]. Send is safe for concurrent
 // use.
 func (s *Session) Send(typ MessageType, p []byte) error {
 	if len(p) > s.ep.cfg.SendQueueBytes {
-		return ErrMessageTooBig
+		return ErrSendTooLarge
 	}
 	return s.enqueue(typ, bytes.Clone(p))
 }
@@ -77,7 +77,7 @@ func (s *Session) Send(typ MessageType, p []byte) error {
 func (s *Session) enqueue(typ MessageType, p []byte) error {
 	cfg := s.ep.cfg
 	if len(p) > cfg.SendQueueBytes {
-		return ErrMessageTooBig
+		return ErrSendTooLarge
 	}
 	if s.ctx.Err() != nil {
 		return ErrSessionClosed

@@ -53,7 +53,7 @@ func TestSendErrors(t *testing.T) {
 	sessions := make(chan *wssafe.Session, 1)
 	h := wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
 		err := s.Send(wssafe.MessageBinary, make([]byte, 2048))
-		return s.WriteText(ctx, fmt.Sprint(errors.Is(err, wssafe.ErrMessageTooBig)))
+		return s.WriteText(ctx, fmt.Sprint(errors.Is(err, wssafe.ErrSendTooLarge)))
 	})
 	_, url := server(t, h, &wssafe.Options{SendQueueBytes: 1024,
 		OnOpen: func(s *wssafe.Session) error { sessions <- s; return nil }})

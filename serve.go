@@ -40,6 +40,15 @@ func (h *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 func (h *hijackCapture) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
+// WriteHeader closes the connection after an error that coder/websocket
+// answers itself (400, 405, 426 ...), as after wssafe's own refusals.
+func (h *hijackCapture) WriteHeader(code int) {
+	if code >= http.StatusBadRequest {
+		closeAfterReply(h.ResponseWriter)
+	}
+	h.ResponseWriter.WriteHeader(code)
+}
+
 // WriteHeaderNow forwards to frameworks (gin) that buffer the status line.
 func (h *hijackCapture) WriteHeaderNow() {
 	if w, ok := h.ResponseWriter.(interface{ WriteHeaderNow() }); ok {

@@ -22,6 +22,7 @@ func (e *Endpoint) requireTLS(w http.ResponseWriter, r *http.Request) bool {
 	}
 	logEvent(r.Context(), e.log, slog.LevelWarn, EventTLSRequired, "wssafe: handshake without TLS refused",
 		slog.String("remote", r.RemoteAddr))
+	closeAfterReply(w)
 	http.Error(w, "TLS required: connect with wss://", http.StatusForbidden)
 	return false
 }

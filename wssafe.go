@@ -30,8 +30,11 @@
 // generic reason. A [*MessageError] or [*FieldError] is the exception: the
 // client gets a JSON error reply and the session goes on. Close reasons are
 // short fixed strings; error text, tokens and payloads are never sent to the
-// peer. Handshake refusals are HTTP statuses: 403 (origin, IP, TLS), 401
-// (token), 429 and 503 (caps and rates, with Retry-After).
+// peer. Handshake refusals are HTTP statuses: 400 (a request that carries
+// a body, refused before any other check and never read), 403 (origin,
+// IP, TLS), 401 (token), 429 and 503 (caps and rates, with Retry-After);
+// each closes the connection (Connection: close) instead of letting
+// net/http wait to drain a body.
 //
 // # Authentication
 //
@@ -205,8 +208,22 @@ type Options struct {
 	// with the user's cookies. Use it only for token-only APIs.
 	InsecureSkipOriginCheck bool
 
-	// Subprotocols lists the subprotocols the endpoint negotiates, in order
-	// of preference. Zero negotiates none.
+	// Subprotocols lists the application subprotocols the endpoint may
+	// select (Sec-WebSocket-Protocol, RFC 6455 section 1.9), in the
+	// server's order of preference, which is the one that wins: the first
+	// entry of this list that the client offered (compared
+	// case-insensitively, among the comma-separated entries of all its
+	// Sec-WebSocket-Protocol lines) is selected, whatever the client's
+	// own order, and echoed in the client's spelling, which
+	// [Session.Subprotocol] returns. When none matches, or the client
+	// offers none, the handshake still succeeds with no subprotocol ("");
+	// a browser that offered some then fails the connection, while other
+	// clients may go on, so a callback that needs one must check
+	// Session.Subprotocol. Zero selects none for every handshake. With
+	// [FromSubprotocol] authentication, zero means
+	// []string{[DefaultSubprotocol]}, and New refuses an entry that looks
+	// like a token entry ("bearer." or the Kubernetes prefix): the
+	// client's token entry is read, never selected or echoed.
 	Subprotocols []string
 
 	// ReadLimit is the largest message accepted, in bytes, counted after
@@ -642,6 +659,12 @@ func New(h Handler, opts *Options) (*Endpoint, error) {
 // The guards run in order of cost and all answer before Accept, on the
 // request's goroutine: a refused client costs no goroutine of ours.
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if hasBody(r) {
+		// First: a body that trickles in must not hold the socket while
+		// any other check runs. It is never read.
+		e.refuse(w, r, e.cfg.clientIP(r), refuseBody)
+		return
+	}
 	if e.closing.Load() {
 		e.refuseShutdown(r)
 		refuse(w, http.StatusServiceUnavailable, 5*time.Second)
@@ -695,9 +718,14 @@ func (e *Endpoint) identify(w http.ResponseWriter, r *http.Request, s *Session) 
 	return s.subject == "" || e.admitEarly(w, r, s)
 }
 
-// refuse answers a handshake with status and a Retry-After header.
+// refuse answers a handshake with status and, when retry is positive, a
+// Retry-After header, and closes the connection after it (see
+// closeAfterReply).
 func refuse(w http.ResponseWriter, status int, retry time.Duration) {
-	w.Header().Set("Retry-After", fmt.Sprint(int((retry+time.Second-1)/time.Second)))
+	closeAfterReply(w)
+	if retry > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(int((retry+time.Second-1)/time.Second)))
+	}
 	http.Error(w, http.StatusText(status), status)
 }
 

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/wssafe/wssafe"
@@ -54,7 +56,7 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := readBody(w, r)
 	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, &wssafe.MessageError{Code: wssafe.CodeTooLarge, Message: "request too large"})
+		writeBodyError(w, err)
 		return
 	}
 	form, err := wssafe.DecodeJSON[signIn](body, wssafe.JSONLimits{})
@@ -89,8 +91,37 @@ func (a *app) issue(w http.ResponseWriter, subject, name string) {
 	writeJSON(w, http.StatusOK, tokenReply{Token: tok, ExpiresIn: int(a.cfg.tokenTTL.Seconds()), Subject: subject, Name: name})
 }
 
+// maxBody is the largest API request body: a sign-in form is a few
+// hundred bytes.
+const maxBody = 4 << 10
+
+// bodyTimeout bounds the time to receive an API request body, so that one
+// that trickles in cannot hold the handler and its socket. It replaces the
+// server's ReadTimeout deadline for the rest of the request, so it must not
+// be longer than that; tests lower it.
+var bodyTimeout = 5 * time.Second
+
+// readBody reads at most maxBody bytes of the request body within
+// bodyTimeout.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	return io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<10))
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout))
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+}
+
+// writeBodyError answers a body that could not be read: 413 over maxBody,
+// 408 past bodyTimeout, 400 otherwise. net/http closes the connection
+// after each, since the rest of the body is not read.
+func writeBodyError(w http.ResponseWriter, err error) {
+	var tooBig *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, &wssafe.MessageError{Code: wssafe.CodeTooLarge, Message: "request too large"})
+	case errors.As(err, &ne) && ne.Timeout():
+		writeError(w, http.StatusRequestTimeout, &wssafe.MessageError{Code: "timeout", Message: "request body too slow"})
+	default:
+		writeError(w, http.StatusBadRequest, &wssafe.MessageError{Code: "invalid_request", Message: "unreadable request body"})
+	}
 }
 
 // writeError answers with the same shape as the socket's error replies.

@@ -167,14 +167,18 @@ func StatsHandler(ep *wssafe.Endpoint) http.Handler {
 	})
 }
 
-// Serve serves h on ln with the timeouts every server needs until ctx ends,
-// then shuts ep (if not nil) and the server down gracefully.
+// Serve serves h on ln with the timeouts and size bounds every server
+// needs (ServerLimits) until ctx ends, then shuts ep (if not nil) and the
+// server down gracefully.
 func Serve(ctx context.Context, log *slog.Logger, ln net.Listener, h http.Handler, ep *wssafe.Endpoint) error {
+	lim := ServerLimits
 	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		MaxHeaderBytes:    32 << 10, // room for a token in a header, little more
-		IdleTimeout:       60 * time.Second,
+		Handler:           http.MaxBytesHandler(h, lim.MaxBodyBytes),
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		ReadTimeout:       lim.ReadTimeout,
+		WriteTimeout:      lim.WriteTimeout,
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
+		IdleTimeout:       lim.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
