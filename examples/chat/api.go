@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -46,10 +48,19 @@ type tokenReply struct {
 	Name      string `json:"name"`
 }
 
-// login validates the form and issues a token. The subject is a keyed
-// fingerprint of the canonical email: stable for one address, and the
-// address itself never reaches other users or the logs.
+// login validates the form and issues a token for a fresh random subject.
+// Nothing proves the email belongs to the one who typed it, so it must not
+// name the identity: signing in with someone else's address gives a new
+// user, never theirs. Its keyed fingerprint goes to the log with the new
+// subject, so that an operator can link the subjects one address signed in
+// as without the address itself reaching the logs or other users. It gates
+// nothing: a per-email limit would let anyone lock a victim out by typing
+// their address. Sign-ins are rate-limited per client address instead.
 func (a *app) login(w http.ResponseWriter, r *http.Request) {
+	if ok, retry := a.signIns.allow(a.clientKey(r)); !ok {
+		tooMany(w, retry)
+		return
+	}
 	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
 		writeError(w, http.StatusUnsupportedMediaType, &wssafe.MessageError{Code: "invalid_request", Message: "send JSON"})
 		return
@@ -65,19 +76,44 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	email, _ := wssafe.EmailRule{}.Canonical("email", form.Email)
-	a.issue(w, "u-"+a.ep.Fingerprint([]byte(email)), form.Name)
+	subject := newSubject()
+	a.log.Info("chat: signed in", "event", "signed_in", "subject", subject, "email_fp", a.ep.Fingerprint([]byte(email)))
+	a.issue(w, subject, form.Name)
+}
+
+// newSubject returns a fresh subject: "u-" and 96 random bits in hex. Its
+// first 8 hex digits are the tag the page shows after the name.
+func newSubject() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return "u-" + hex.EncodeToString(b)
 }
 
 // refresh re-issues a token for the holder of a valid one: the page calls
-// it before expiry and hands the new token to the socket in-band.
+// it before expiry and hands the new token to the socket in-band. It is
+// rate-limited per client address (before the token is even checked) and
+// per subject.
 func (a *app) refresh(w http.ResponseWriter, r *http.Request) {
+	if ok, retry := a.refreshByAddr.allow(a.clientKey(r)); !ok {
+		tooMany(w, retry)
+		return
+	}
 	subject, name, err := a.tokens.verify(r)
 	if err != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		writeError(w, http.StatusUnauthorized, &wssafe.MessageError{Code: "invalid_token", Message: "sign in again"})
+		unauthorized(w)
+		return
+	}
+	if ok, retry := a.refreshBySubject.allow(subject); !ok {
+		tooMany(w, retry)
 		return
 	}
 	a.issue(w, subject, name)
+}
+
+// unauthorized answers a request without a valid token.
+func unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	writeError(w, http.StatusUnauthorized, &wssafe.MessageError{Code: "invalid_token", Message: "sign in again"})
 }
 
 func (a *app) issue(w http.ResponseWriter, subject, name string) {

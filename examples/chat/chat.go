@@ -145,23 +145,38 @@ func name(s *wssafe.Session) string {
 	return n
 }
 
-// stats serves a flat summary of the endpoint's counters for the page's
-// panel.
+// panelStats is what the page's Server panel shows, and all that the public
+// listener tells about the endpoint: per-reason refusals, auth details and
+// the rest of Stats stay on -stats-addr.
+type panelStats struct {
+	Sessions        int    `json:"sessions"`
+	MessagesIn      int64  `json:"messages in"`
+	MessagesOut     int64  `json:"messages out"`
+	InvalidMessages uint64 `json:"invalid messages"`
+	LimitsHit       uint64 `json:"limits hit"`
+	AuthFailures    uint64 `json:"auth failures"`
+	Refused         uint64 `json:"refused handshakes"`
+}
+
+// stats serves the panel's summary of the endpoint's counters to a
+// signed-in user: the request must carry a valid token, as the page sends
+// it (Authorization: Bearer), or it gets 401.
 func (a *app) stats(w http.ResponseWriter, r *http.Request) {
+	if _, _, err := a.tokens.verify(r); err != nil {
+		unauthorized(w)
+		return
+	}
 	st := a.ep.Stats()
-	out := map[string]uint64{
-		"sessions":         uint64(st.Active),
-		"messages in":      uint64(st.Traffic.MessagesIn),
-		"messages out":     uint64(st.Traffic.MessagesOut),
-		"invalid messages": sum(st.ValidationFailures),
-		"limits hit":       sum(st.LimitHits),
-		"auth failures":    sum(st.AuthFailed),
-	}
-	for reason, n := range st.Refused {
-		out["refused: "+reason] = n
-	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, panelStats{
+		Sessions:        st.Active,
+		MessagesIn:      st.Traffic.MessagesIn,
+		MessagesOut:     st.Traffic.MessagesOut,
+		InvalidMessages: sum(st.ValidationFailures),
+		LimitsHit:       sum(st.LimitHits),
+		AuthFailures:    sum(st.AuthFailed),
+		Refused:         sum(st.Refused),
+	})
 }
 
 func sum(m map[string]uint64) uint64 {

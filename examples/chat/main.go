@@ -4,14 +4,20 @@
 //	go run ./examples/chat        # then open http://127.0.0.1:8080
 //
 // Sign-in validates a display name and an email (wssafe.Email) and issues a
-// short-lived HS256 JWT (secret from WSSAFE_JWT_SECRET, or random per run).
+// short-lived HS256 JWT (secret from WSSAFE_JWT_SECRET, or random per run)
+// for a fresh random subject: the demo cannot prove an email, so the email
+// is never the identity, and two sign-ins with one address are two users.
+// Others tell users apart by the tag derived from the subject, shown after
+// every name; names are free and need not be unique.
 // The page keeps the token in memory and offers it as a WebSocket
 // subprotocol; wssafe verifies it at the handshake, binds the session to its
 // subject, and closes the session 3000 when the token expires unless the
 // page refreshes it in-band first. Messages are typed JSON through
 // wssafe.Router ("say", "typing", "rename"); the Hub broadcasts them through
 // bounded send queues; rate limits, connection caps and the origin check are
-// on; /stats serves the endpoint's counters.
+// on; /stats serves a summary of the endpoint's counters to signed-in users
+// (the full Stats stay on -stats-addr). Sign-in and token refresh are
+// rate-limited per client address, refresh also per subject.
 package main
 
 import (
@@ -24,6 +30,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/wssafe/wssafe"
@@ -94,10 +101,15 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*config
 
 // app is the chat: the wssafe endpoint and the HTTP API around it.
 type app struct {
-	cfg    *config
-	log    *slog.Logger
-	ep     *wssafe.Endpoint
-	tokens *issuer
+	cfg     *config
+	log     *slog.Logger
+	ep      *wssafe.Endpoint
+	tokens  *issuer
+	proxies []netip.Prefix // -trusted-proxy, for clientKey
+
+	// signIns limits /api/login per client address; refreshByAddr and
+	// refreshBySubject limit /api/refresh per address and per subject.
+	signIns, refreshByAddr, refreshBySubject *keyedLimiter
 }
 
 func newApp(cfg *config, log *slog.Logger) (*app, error) {
@@ -111,6 +123,11 @@ func newApp(cfg *config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.proxies = parsePrefixes(o.TrustedProxies)
+	a.signIns = newKeyedLimiter(time.Second, 20, defaultMaxKeys, time.Now)
+	a.refreshByAddr = newKeyedLimiter(time.Second, 10, defaultMaxKeys, time.Now)
+	// A page refreshes once per 0.8 lifetimes; four per lifetime is ample.
+	a.refreshBySubject = newKeyedLimiter(cfg.tokenTTL/4, 3, defaultMaxKeys, time.Now)
 	o.Subprotocols = []string{"chat.v1"}
 	o.Accept = []wssafe.MessageType{wssafe.MessageText}
 	o.MaxConnsPerSubject = 5

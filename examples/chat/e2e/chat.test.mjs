@@ -33,7 +33,7 @@ async function waitForServer(url, ms, log) {
   const deadline = Date.now() + ms;
   for (;;) {
     try {
-      const res = await fetch(url + "/stats");
+      const res = await fetch(url + "/");
       if (res.ok) return;
     } catch { /* not listening yet */ }
     if (Date.now() > deadline) throw new Error("chat server did not start:\n" + log());
@@ -114,13 +114,13 @@ test("two users chat, see each other online, and get validation errors", async (
   const bob = await signIn("Bob", "bob@example.org");
 
   await alice.waitForFunction(() => document.querySelectorAll("#online li").length === 2);
-  assert.deepEqual((await bob.locator("#online li").allTextContents()).sort(), ["Alice", "Bob"]);
+  assert.deepEqual((await bob.locator("#online li .who").allTextContents()).sort(), ["Alice", "Bob"]);
 
   await alice.fill("#text", "hello from alice");
   await alice.click("#send");
   const line = bob.locator("#messages li", { hasText: "hello from alice" });
   await line.waitFor({ timeout: 10000 });
-  assert.match(await line.textContent(), /^Alice.*hello from alice#\S+$/);
+  assert.match(await line.textContent(), /^Alice[0-9a-f]{8}hello from alice#\S+$/);
 
   // Invalid: too long for "say". The server answers with the structured error.
   await bob.fill("#text", "x".repeat(600));
@@ -135,7 +135,7 @@ test("two users chat, see each other online, and get validation errors", async (
   // Valid rename reaches the other page.
   await bob.fill("#new-name", "Robert");
   await bob.click("#rename-form button");
-  await alice.locator("#messages li", { hasText: "Bob is now Robert" }).waitFor({ timeout: 10000 });
+  await alice.locator("#messages li", { hasText: /^Bob[0-9a-f]{8} is now Robert[0-9a-f]{8}$/ }).waitFor({ timeout: 10000 });
 
   // The live panel polls /stats: wait until it shows both sessions.
   await alice.waitForFunction(() => /sessions2/.test(document.querySelector("#stats").textContent), null, { timeout: 10000 });
@@ -143,6 +143,35 @@ test("two users chat, see each other online, and get validation errors", async (
   await bob.screenshot({ path: join(OUT, "chat-errors.png") });
   await bob.context().close();
   await alice.context().close();
+});
+
+test("one email and one name, twice: two users, told apart by their tags", async () => {
+  const victim = await signIn("Vic", "victim@example.com");
+  const impostor = await signIn("Vic", "victim@EXAMPLE.com");
+  await victim.waitForFunction(() => document.querySelectorAll("#online li").length === 2);
+  const tags = await victim.locator("#online li .tag").allTextContents();
+  assert.equal(tags.length, 2);
+  assert.notEqual(tags[0], tags[1], "the same name and email must not look the same");
+  const mine = await victim.locator("#online li.me .tag").textContent();
+  assert.match(await victim.locator("#status").textContent(), new RegExp("connected as Vic \\(" + mine + "\\)"));
+
+  // The impostor's rename is theirs alone: the victim keeps name and tag.
+  await impostor.fill("#new-name", "Mallory");
+  await impostor.click("#rename-form button");
+  await victim.locator("#messages li", { hasText: /^Vic[0-9a-f]{8} is now Mallory[0-9a-f]{8}$/ }).waitFor({ timeout: 10000 });
+  await victim.fill("#text", "the real vic");
+  await victim.click("#send");
+  const line = impostor.locator("#messages li", { hasText: "the real vic" });
+  await line.waitFor({ timeout: 10000 });
+  assert.equal(await line.locator(".who").textContent(), "Vic");
+  assert.equal(await line.locator(".tag").textContent(), mine);
+
+  // The Server panel is for signed-in users: the page's own request carries
+  // the token; the same request without it gets 401.
+  await victim.waitForFunction(() => /sessions/.test(document.querySelector("#stats").textContent), null, { timeout: 10000 });
+  assert.equal(await victim.evaluate(() => fetch("/stats").then((r) => r.status)), 401);
+  await impostor.context().close();
+  await victim.context().close();
 });
 
 test("sign-in refuses an invalid email with the validator's answer", async () => {

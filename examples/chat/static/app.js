@@ -1,6 +1,9 @@
 // The chat page: plain JavaScript, no build step, no third-party code.
 // The token lives in this closure only (never in storage), travels in the
 // Sec-WebSocket-Protocol header at the handshake, and is refreshed in-band.
+// Every sign-in is a new user with a random subject, whatever the email;
+// names are free text, so every name is shown with its subject's tag, the
+// part another user cannot choose.
 "use strict";
 (() => {
   const APP_PROTOCOL = "chat.v1";
@@ -21,6 +24,12 @@
     s.textContent = text;
     s.className = "status " + cls;
   }
+
+  // tag is the short, unforgeable part of an identity: the subject's first
+  // 8 hex digits after "u-".
+  const tag = (subject) => String(subject).slice(2, 10);
+  // who is a name and its tag, as addLine parts.
+  const who = (name, subject) => [["who", name], ["tag", tag(subject)]];
 
   function addLine(cls, parts) {
     const li = document.createElement("li");
@@ -81,7 +90,7 @@
     setStatus("connecting…", "wait");
     const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
     ws = new WebSocket(url, [APP_PROTOCOL, TOKEN_PROTOCOL_PREFIX + token]);
-    ws.onopen = () => { backoff = 500; setStatus("connected as " + me.name, "on"); };
+    ws.onopen = () => { backoff = 500; setStatus("connected as " + me.name + " (" + tag(me.subject) + ")", "on"); };
     ws.onmessage = (ev) => handle(JSON.parse(ev.data));
     ws.onclose = (ev) => closed(ev);
   }
@@ -102,11 +111,11 @@
   function handle(m) {
     switch (m.type) {
       case "said":
-        addLine("", [["who", m.name], ["text", m.text], ["id", "#" + m.id]]);
+        addLine("", [...who(m.name, m.from), ["text", m.text], ["id", "#" + m.id]]);
         break;
       case "typing":
         if (m.from === me.subject) break;
-        $("typing").textContent = m.name + " is typing…";
+        $("typing").textContent = m.name + " (" + tag(m.from) + ") is typing…";
         clearTimeout(typingTimer);
         typingTimer = setTimeout(() => ($("typing").textContent = ""), 2000);
         break;
@@ -115,13 +124,13 @@
         break;
       case "renamed":
         if (m.from === me.subject) me.name = m.name;
-        addLine("system", [["", m.old + " is now " + m.name]]);
+        addLine("system", [...who(m.old, m.from), ["", " is now "], ...who(m.name, m.from)]);
         break;
       case "joined":
-        addLine("system", [["", m.name + " joined"]]);
+        addLine("system", [...who(m.name, m.from), ["", " joined"]]);
         break;
       case "left":
-        addLine("system", [["", m.name + " left"]]);
+        addLine("system", [...who(m.name, m.from), ["", " left"]]);
         break;
       case "error":
         showError("chat-error", m);
@@ -134,7 +143,13 @@
     const ul = $("online");
     ul.replaceChildren(...list.map((u) => {
       const li = document.createElement("li");
-      li.textContent = u.name;
+      for (const [c, text] of who(u.name, u.subject)) {
+        const span = document.createElement("span");
+        span.className = c;
+        span.textContent = text;
+        li.appendChild(span);
+      }
+      if (u.subject === me.subject) li.classList.add("me");
       return li;
     }));
   }
@@ -143,9 +158,12 @@
     if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(obj));
   }
 
+  // pollStats fills the Server panel. /stats answers signed-in users only,
+  // so the request carries the current token.
   async function pollStats() {
     try {
-      const res = await fetch("/stats");
+      const res = await fetch("/stats", { headers: { Authorization: "Bearer " + token } });
+      if (!res.ok) throw new Error("stats " + res.status);
       const s = await res.json();
       const dl = $("stats");
       dl.replaceChildren();
