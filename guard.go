@@ -331,11 +331,11 @@ func (e *Endpoint) guard(w http.ResponseWriter, r *http.Request, ip netip.Addr) 
 	return true
 }
 
-// refuse answers a handshake with rf's status, counts it, tells the
-// Observer and logs it at Warn, rate-limited per client address.
+// refuse answers a handshake with rf's status. Through handshakeEvent it
+// counts the refusal in Stats.Refused, tells the Observer once and logs it
+// at Warn, rate-limited per client address and event.
 func (e *Endpoint) refuse(w http.ResponseWriter, r *http.Request, ip netip.Addr, rf refusal, attrs ...slog.Attr) {
-	e.record(Observation{Kind: HandshakeRefused, Reason: rf.event, ClientIP: ip})
-	e.securityLog(r, ip, rf.event, rf.msg, attrs...)
+	e.handshakeEvent(r, slog.LevelWarn, Observation{Kind: HandshakeRefused, Reason: rf.event, ClientIP: ip}, rf.event, rf.msg, attrs...)
 	if rf.retry > 0 {
 		refuse(w, rf.status, rf.retry)
 		return
@@ -350,18 +350,11 @@ func (e *Endpoint) refuseShutdown(r *http.Request) {
 }
 
 // securityLog writes a Warn line about a handshake, at most one per client
-// address and event per SecurityLogInterval.
+// address and event per SecurityLogInterval, without counting or observing
+// anything: for a line that goes with a refusal counted elsewhere. A
+// refusal itself goes through refuse.
 func (e *Endpoint) securityLog(r *http.Request, ip netip.Addr, event, msg string, attrs ...slog.Attr) {
-	ctx := r.Context()
-	if !e.log.Enabled(ctx, slog.LevelWarn) {
-		return
-	}
-	attrs = append(attrs, slog.String("remote", r.RemoteAddr), slog.String("client", ip.String()))
-	var ok bool
-	if attrs, ok = e.logs.allow(ip, event, attrs); !ok {
-		return
-	}
-	e.log.LogAttrs(ctx, slog.LevelWarn, msg, append([]slog.Attr{slog.String("event", event)}, attrs...)...)
+	e.handshakeEvent(r, slog.LevelWarn, Observation{ClientIP: ip}, event, msg, attrs...)
 }
 
 // reserve takes a connection slot for a handshake that passed the guards,
