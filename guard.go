@@ -310,10 +310,12 @@ var (
 	refuseHandshake = refusal{http.StatusTooManyRequests, 0, EventHandshakeRate, "wssafe: handshake rate exceeded"}
 )
 
-// guard runs the checks that need no shared state first (IP lists), then
+// guard notes a forwarding header from an untrusted peer (a diagnostic),
+// then runs the checks that need no shared state first (IP lists), then
 // the handshake rate, then the origin. It answers a refused handshake and
 // returns false.
 func (e *Endpoint) guard(w http.ResponseWriter, r *http.Request, ip netip.Addr) bool {
+	e.noteUntrustedForwarding(r, ip)
 	if !e.cfg.ipAllowed(ip) {
 		e.refuse(w, r, ip, refuseIP)
 		return false

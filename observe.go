@@ -333,8 +333,10 @@ func newLogLimiter(c *config) *logLimiter {
 		interval: c.SecurityLogInterval,
 		now:      c.now,
 		global:   rate.NewLimiter(maxLogRate, maxLogRate),
-		m:        newSourceMap[logKey, *logState](c.maxSources, c.SecurityLogInterval),
-		events:   make(map[string]*eventBudget),
+		// Kept as long as the longest interval a line may use: a state
+		// forgotten earlier would let its next line through early.
+		m:      newSourceMap[logKey, *logState](c.maxSources, max(c.SecurityLogInterval, untrustedForwardedInterval)),
+		events: make(map[string]*eventBudget),
 	}
 }
 
