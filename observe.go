@@ -39,9 +39,9 @@ type ObservationKind uint8
 // authenticate.
 const (
 	HandshakeAccepted ObservationKind = iota + 1 // Session set
-	HandshakeRefused                             // Reason: EventIPDenied, EventOriginRefused, EventAtCapacity ...
+	HandshakeRefused                             // Reason: EventIPDenied, EventOriginRefused, EventTLSRequired, EventAtCapacity ...
 	AuthSucceeded                                // Session set
-	AuthFailed                                   // Reason: the auth event; Session nil when refused before Accept
+	AuthFailed                                   // Reason: why (expired, signature, forbidden ...); Session nil when refused before Accept
 	SessionOpened                                // Session set
 	SessionClosed                                // Code, Duration (the session's lifetime), Traffic
 	MessageHandled                               // Duration: time spent in the handler chain; only with an Observer

@@ -101,9 +101,13 @@
 //     consumer" instead of stalling broadcasts or growing memory.
 //   - Client address: forwarding headers are ignored unless the peer is
 //     one of TrustedProxies, so clients cannot choose their address.
-//   - Security log lines (Warn) are limited to one per client address and
-//     event per second, with a count of the suppressed ones, and 100 per
-//     second overall: a flood of bad clients cannot flood the log.
+//   - Security log lines (Warn and Error, at the handshake or in a
+//     session) are limited to one per client address and event per
+//     second, with a count of the suppressed ones; to 10 per second per
+//     event and 100 per second overall, except that an event's first line
+//     in a second always passes: a flood of bad clients cannot flood the
+//     log, nor hide one kind of event behind another. Stats and the
+//     Observer count every event, logged or not.
 //
 // Settings that are off until set: idle timeout, maximum session lifetime,
 // IP allow and deny lists, connection caps (total, per address, per
@@ -247,7 +251,11 @@ type Options struct {
 	// TrustedProxies lists the networks (CIDR, e.g. "10.0.0.0/8") of
 	// reverse proxies whose forwarding headers (X-Forwarded-For, Forwarded,
 	// X-Forwarded-Proto) are believed. Headers from any other peer are
-	// ignored: they are trivially spoofed. Zero trusts no proxy.
+	// ignored: they are trivially spoofed; a handshake that carries one
+	// logs "untrusted_forwarded" at Info (once per peer per minute), so
+	// that a proxy missing from this list, behind which every client would
+	// share the proxy's address and caps, is noticed. Zero trusts no
+	// proxy.
 	TrustedProxies []string
 
 	// RequireTLS refuses, with HTTP 403 and a Warn log (event
@@ -325,12 +333,17 @@ type Options struct {
 	// applies published operations to this process's Hub only.
 	Backplane Backplane
 
-	// SecurityLogInterval is the minimum interval between two Warn lines
-	// with the same event from the same client address; the lines in
-	// between are counted and the count is logged with the next one as
-	// "suppressed". All sources together get at most 100 such lines per
-	// second. Zero means 1 s; negative logs every line, letting a hostile
-	// client write to the log as fast as it can misbehave.
+	// SecurityLogInterval is the minimum interval between two security
+	// log lines (Warn and Error, before or after the upgrade) with the
+	// same event from the same client address; the lines in between are
+	// counted and the count is logged with the next one as "suppressed".
+	// Besides, each event gets at most 10 lines per second from all
+	// sources together, and all events together at most 100, except that
+	// an event with no line in the past second always gets its next one,
+	// so that a flood of one event never hides another. Suppressed lines
+	// are still counted in Stats (and LogsSuppressed) and told to the
+	// Observer. Zero means 1 s; negative logs every line, letting a
+	// hostile client write to the log as fast as it can misbehave.
 	SecurityLogInterval time.Duration
 
 	// Logger receives wssafe's logs. Zero means slog.Default().
