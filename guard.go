@@ -333,11 +333,11 @@ func (e *Endpoint) guard(w http.ResponseWriter, r *http.Request, ip netip.Addr) 
 	return true
 }
 
-// refuse answers a handshake with rf's status. Through handshakeEvent it
-// counts the refusal in Stats.Refused, tells the Observer once and logs it
-// at Warn, rate-limited per client address and event.
+// refuse answers a handshake with rf's status, counts it, tells the
+// Observer and logs it at Warn, rate-limited per client address.
 func (e *Endpoint) refuse(w http.ResponseWriter, r *http.Request, ip netip.Addr, rf refusal, attrs ...slog.Attr) {
-	e.handshakeEvent(r, slog.LevelWarn, Observation{Kind: HandshakeRefused, Reason: rf.event, ClientIP: ip}, rf.event, rf.msg, attrs...)
+	e.record(Observation{Kind: HandshakeRefused, Reason: rf.event, ClientIP: ip})
+	e.securityLog(r, ip, rf.event, rf.msg, attrs...)
 	if rf.retry > 0 {
 		refuse(w, rf.status, rf.retry)
 		return
@@ -351,10 +351,9 @@ func (e *Endpoint) refuseShutdown(r *http.Request) {
 	e.record(Observation{Kind: HandshakeRefused, Reason: EventShuttingDown, ClientIP: peerAddr(r)})
 }
 
-// securityLog writes a Warn line about a handshake, at most one per client
-// address and event per SecurityLogInterval, without counting or observing
-// anything: for a line that goes with a refusal counted elsewhere. A
-// refusal itself goes through refuse.
+// securityLog writes a Warn line about a handshake through the security
+// log limiter (handshakeEvent), without counting or observing anything: for
+// a line whose event is counted by its caller, as refuse does.
 func (e *Endpoint) securityLog(r *http.Request, ip netip.Addr, event, msg string, attrs ...slog.Attr) {
 	e.handshakeEvent(r, slog.LevelWarn, Observation{ClientIP: ip}, event, msg, attrs...)
 }
