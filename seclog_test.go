@@ -414,3 +414,17 @@ func TestUntrustedForwardedLogged(t *testing.T) {
 	dialWith(t, turl, hdr("X-Forwarded-For", "203.0.113.7", "X-Forwarded-Proto", "https")).CloseNow()
 	assert.Equal(t, 2, lines.count(slog.LevelInfo, event))
 }
+
+// Stats and the Observer count security events whatever the log level: a
+// logger that drops Warn lines changes only the log.
+func TestSecurityEventsCountedWhateverTheLogLevel(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))
+	ep, url := server(t, echo, &wssafe.Options{RequireTLS: true, Logger: quiet, Observer: rec})
+	statuses := hammer(t, "http"+strings.TrimPrefix(url, "ws"), 50, 2, func(int) http.Header { return http.Header{} })
+	require.Equal(t, map[int]int{http.StatusForbidden: 50}, statuses)
+	assert.Equal(t, uint64(50), ep.Stats().Refused[wssafe.EventTLSRequired])
+	assert.Equal(t, map[string]int{"handshake_refused/tls_required": 50}, tally(rec.all()))
+	assert.Zero(t, ep.Stats().LogsSuppressed, "a line the level drops is not a suppressed one")
+}
