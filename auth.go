@@ -732,9 +732,9 @@ func (a *authenticator) authorize(ctx context.Context, id *identity) (err error)
 	}
 	defer func() {
 		if v := recover(); v != nil {
-			logEvent(ctx, a.log, slog.LevelError, EventPanic, "wssafe: Authorize panicked",
-				slog.String("panic", fmt.Sprint(v)))
-			err = &authError{reason: "panic", kind: ErrPanic}
+			// Logged, counted and observed by the caller (logAuthFailure),
+			// which knows the client address the line is limited by.
+			err = &authError{reason: "panic", kind: ErrPanic, cause: errors.New(fmt.Sprint(v))}
 		}
 	}()
 	ctx = context.WithValue(ctx, claimsKey{}, id.claims)

@@ -122,22 +122,33 @@ func refuseAuth(w http.ResponseWriter, err error) {
 	}
 }
 
-// logAuthFailure logs a refused token by its fingerprint and a stable
-// reason, never the token or jwx's message (which may quote claims).
+// logAuthFailure reports a refused token through securityEvent: counted in
+// Stats.AuthFailed by reason (and, at the handshake, in Stats.Refused under
+// the event name), told to the Observer once, and logged rate-limited per
+// client address and event, by its fingerprint and a stable reason, never
+// the token or jwx's message (which may quote claims). A panic in
+// Authorize is reported as a Panicked event at Error instead. Before the
+// upgrade (s not yet accepted) the Observation carries no Session.
 func (e *Endpoint) logAuthFailure(ctx context.Context, s *Session, err error, source string, raw []byte) {
-	if errors.Is(err, ErrPanic) {
-		return // logged with the panic
-	}
 	reason := "malformed"
 	var ae *authError
 	if errors.As(err, &ae) {
 		reason = ae.reason
 	}
-	e.recordAuth(s, s.ip, reason)
-	log := s.log
-	event, msg := EventAuthFailed, "wssafe: authentication failed"
+	o := Observation{Kind: AuthFailed, Reason: reason, ClientIP: s.ip}
+	if s.conn != nil {
+		o.Session = s
+	}
+	level, event, msg := slog.LevelWarn, EventAuthFailed, "wssafe: authentication failed"
 	attrs := []slog.Attr{slog.String("reason", reason), slog.String("source", source)}
-	if errors.Is(err, ErrForbidden) {
+	switch {
+	case errors.Is(err, ErrPanic):
+		o.Kind, o.Reason = Panicked, EventPanic
+		level, event, msg = slog.LevelError, EventPanic, "wssafe: Authorize panicked"
+		if ae != nil && ae.cause != nil {
+			attrs = append(attrs, slog.String("panic", ae.cause.Error()))
+		}
+	case errors.Is(err, ErrForbidden):
 		event, msg = EventAuthForbidden, "wssafe: identity refused"
 		if ae != nil && ae.cause != nil {
 			attrs = append(attrs, slog.Any("error", ae.cause))
@@ -146,7 +157,7 @@ func (e *Endpoint) logAuthFailure(ctx context.Context, s *Session, err error, so
 	if len(raw) > 0 {
 		attrs = append(attrs, slog.Any("token", Redacted{b: raw, f: e.fp}))
 	}
-	logEvent(ctx, log, slog.LevelWarn, event, msg, attrs...)
+	e.securityEvent(ctx, s.log, level, o, event, msg, attrs...)
 }
 
 // bindIdentity records a verified identity on s. It runs on the session's

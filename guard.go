@@ -354,10 +354,12 @@ var (
 	refuseHandshake = refusal{http.StatusTooManyRequests, 0, EventHandshakeRate, "wssafe: handshake rate exceeded"}
 )
 
-// guard runs the checks that need no shared state first (IP lists), then
+// guard notes a forwarding header from an untrusted peer (a diagnostic),
+// then runs the checks that need no shared state first (IP lists), then
 // the handshake rate, then the origin. It answers a refused handshake and
 // returns false.
 func (e *Endpoint) guard(w http.ResponseWriter, r *http.Request, ip netip.Addr) bool {
+	e.noteUntrustedForwarding(r, ip)
 	if !e.cfg.ipAllowed(ip) {
 		e.refuse(w, r, ip, refuseIP)
 		return false
@@ -393,19 +395,11 @@ func (e *Endpoint) refuseShutdown(r *http.Request) {
 	e.record(Observation{Kind: HandshakeRefused, Reason: EventShuttingDown, ClientIP: peerAddr(r)})
 }
 
-// securityLog writes a Warn line about a handshake, at most one per client
-// address and event per SecurityLogInterval.
+// securityLog writes a Warn line about a handshake through the security
+// log limiter (handshakeEvent), without counting or observing anything: for
+// a line whose event is counted by its caller, as refuse does.
 func (e *Endpoint) securityLog(r *http.Request, ip netip.Addr, event, msg string, attrs ...slog.Attr) {
-	ctx := r.Context()
-	if !e.log.Enabled(ctx, slog.LevelWarn) {
-		return
-	}
-	attrs = append(attrs, slog.String("remote", r.RemoteAddr), slog.String("client", ip.String()))
-	var ok bool
-	if attrs, ok = e.logs.allow(ip, event, attrs); !ok {
-		return
-	}
-	e.log.LogAttrs(ctx, slog.LevelWarn, msg, append([]slog.Attr{slog.String("event", event)}, attrs...)...)
+	e.handshakeEvent(r, slog.LevelWarn, Observation{ClientIP: ip}, event, msg, attrs...)
 }
 
 // reserve takes a connection slot for a handshake that passed the guards,

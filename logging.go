@@ -7,7 +7,10 @@ import (
 	"encoding/hex"
 	"hash"
 	"log/slog"
+	"net/http"
+	"net/netip"
 	"sync"
+	"time"
 )
 
 // Event names: the stable values of the "event" attribute on wssafe's log
@@ -104,25 +107,77 @@ func (r Redacted) LogValue() slog.Value {
 func (r Redacted) String() string { return "[redacted]" }
 
 // logEvent writes one line with a stable event attribute. It checks Enabled
-// first so a disabled level costs no attribute building. Events at Warn and
-// above that happen in a session (ctx is the session's) are also recorded
-// for Stats and the Observer, and Warn lines are rate-limited per source so
-// that a hostile client cannot flood the log (see logLimiter).
+// first so a disabled level costs no attribute building.
+//
+// In a session (ctx is the session's or derived from it), Warn and Error
+// lines are security events and take the one path every security event
+// takes, securityEvent: counted in Stats and told to the Observer once
+// (recordEvent maps the event to its Observation), the line rate-limited
+// per client source and event. Before the upgrade there is no session in
+// the context: a handshake's security events go through refuse (a
+// refusal) or handshakeEvent, never logEvent, which would neither count
+// nor limit them. Lines without a session (configuration warnings at New,
+// shutdown) are written as they come.
 func logEvent(ctx context.Context, l *slog.Logger, level slog.Level, event, msg string, attrs ...slog.Attr) {
-	var s *Session
 	if level >= slog.LevelWarn {
-		if s = SessionFromContext(ctx); s != nil {
+		if s := SessionFromContext(ctx); s != nil {
 			s.ep.recordEvent(s, event)
+			s.ep.securityEvent(ctx, l, level, Observation{Session: s, ClientIP: s.ip}, event, msg, attrs...)
+			return
 		}
 	}
 	if !l.Enabled(ctx, level) {
 		return
 	}
-	if level == slog.LevelWarn && s != nil {
-		var ok bool
-		if attrs, ok = s.ep.logs.allow(s.ip, event, attrs); !ok {
-			return
+	l.LogAttrs(ctx, level, msg, append([]slog.Attr{slog.String("event", event)}, attrs...)...)
+}
+
+// securityEvent is the one path of a security event, before or after the
+// upgrade: it counts o in Stats and tells the Observer exactly once (o.Kind
+// zero: a diagnostic, neither counted nor observed), whatever the log level
+// and whether the line is suppressed; then it writes the line, rate-limited
+// per source (o.ClientIP) and event and within the per-event and global
+// budgets (see logLimiter).
+//
+// An event without a Session that is not itself a HandshakeRefused (an auth
+// failure, a panic in Authorize) refused a handshake: it is counted in
+// Stats.Refused as well, under its event name, so Refused holds every
+// refused handshake.
+func (e *Endpoint) securityEvent(ctx context.Context, l *slog.Logger, level slog.Level, o Observation, event, msg string, attrs ...slog.Attr) {
+	if o.Kind != 0 {
+		e.record(o)
+		if o.Session == nil && o.Kind != HandshakeRefused {
+			e.stats.refused.inc(event)
 		}
+	}
+	e.writeSecurityLine(ctx, l, level, o.ClientIP, event, msg, attrs)
+}
+
+// handshakeEvent is securityEvent before the upgrade, through the
+// endpoint's logger: the line names the peer ("remote") and the client
+// address ("client"), which differ behind a trusted proxy.
+func (e *Endpoint) handshakeEvent(r *http.Request, level slog.Level, o Observation, event, msg string, attrs ...slog.Attr) {
+	if e.log.Enabled(r.Context(), level) {
+		attrs = append(attrs, slog.String("remote", r.RemoteAddr), slog.String("client", o.ClientIP.String()))
+	}
+	e.securityEvent(r.Context(), e.log, level, o, event, msg, attrs...)
+}
+
+// writeSecurityLine writes a security event's line if its level is enabled
+// and the log limiter lets it through.
+func (e *Endpoint) writeSecurityLine(ctx context.Context, l *slog.Logger, level slog.Level, src netip.Addr, event, msg string, attrs []slog.Attr) {
+	e.writeLimited(ctx, l, level, src, event, e.logs.every(), msg, attrs)
+}
+
+// writeLimited is writeSecurityLine with an interval of its own between
+// two lines of the event from one source.
+func (e *Endpoint) writeLimited(ctx context.Context, l *slog.Logger, level slog.Level, src netip.Addr, event string, every time.Duration, msg string, attrs []slog.Attr) {
+	if !l.Enabled(ctx, level) {
+		return
+	}
+	var ok bool
+	if attrs, ok = e.logs.allowEvery(src, event, every, attrs); !ok {
+		return
 	}
 	l.LogAttrs(ctx, level, msg, append([]slog.Attr{slog.String("event", event)}, attrs...)...)
 }

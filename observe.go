@@ -39,9 +39,9 @@ type ObservationKind uint8
 // authenticate.
 const (
 	HandshakeAccepted ObservationKind = iota + 1 // Session set
-	HandshakeRefused                             // Reason: EventIPDenied, EventOriginRefused, EventAtCapacity ...
+	HandshakeRefused                             // Reason: EventIPDenied, EventOriginRefused, EventTLSRequired, EventAtCapacity ...
 	AuthSucceeded                                // Session set
-	AuthFailed                                   // Reason: the auth event; Session nil when refused before Accept
+	AuthFailed                                   // Reason: why (expired, signature, forbidden ...); Session nil when refused before Accept
 	SessionOpened                                // Session set
 	SessionClosed                                // Code, Duration (the session's lifetime), Traffic
 	MessageHandled                               // Duration: time spent in the handler chain; only with an Observer
@@ -124,15 +124,15 @@ type Stats struct {
 	Active             int                   `json:"active"`   // live sessions, including those not yet authenticated
 	Accepted           uint64                `json:"accepted"` // handshakes accepted
 	Opened             uint64                `json:"opened"`   // sessions opened (admitted)
-	Refused            map[string]uint64     `json:"refused"`  // handshakes refused, by reason
+	Refused            map[string]uint64     `json:"refused"`  // handshakes refused, by event (ip_denied, tls_required ...; a token refused at the handshake: auth_failed or auth_forbidden, besides AuthFailed by reason)
 	Closed             map[StatusCode]uint64 `json:"closed"`   // sessions ended, by close code
 	AuthSucceeded      uint64                `json:"auth_succeeded"`
-	AuthFailed         map[string]uint64     `json:"auth_failed"`         // by reason
+	AuthFailed         map[string]uint64     `json:"auth_failed"`         // by reason (expired, signature, missing ...), at the handshake or later
 	LimitHits          map[string]uint64     `json:"limit_hits"`          // by reason
 	ValidationFailures map[string]uint64     `json:"validation_failures"` // by reason
 	Panics             uint64                `json:"panics"`
 	Traffic            Traffic               `json:"traffic"`         // all sessions, ended and live
-	LogsSuppressed     uint64                `json:"logs_suppressed"` // Warn lines dropped by the log rate limit
+	LogsSuppressed     uint64                `json:"logs_suppressed"` // security log lines dropped by the log rate limit (see Options.SecurityLogInterval)
 }
 
 // endpointStats holds the counters behind Stats.
@@ -228,9 +228,9 @@ func (e *Endpoint) record(o Observation) {
 }
 
 // recordEvent records a session's security event, logged under the event
-// name, as the matching Observation. logEvent calls it, so every such event
-// is observed exactly as often as it is logged, log level and log rate
-// limit notwithstanding.
+// name, as the matching Observation. logEvent calls it for every Warn and
+// Error line of a session, before the log level and the log limiter have
+// their say, so every such event is observed exactly once per occurrence.
 func (e *Endpoint) recordEvent(s *Session, event string) {
 	var kind ObservationKind
 	switch event {
@@ -270,18 +270,31 @@ func (s *Session) observeMessage(m Message) error {
 	return err
 }
 
-// logLimiter rate-limits Warn lines per client source and event: at most
-// one line per interval, the next one carrying how many were suppressed in
-// between; and at most maxLogRate lines per second overall, so that many
-// sources together cannot flood the log either. A nil *logLimiter allows
-// every line.
+// logLimiter rate-limits the lines of security events (see securityEvent),
+// whatever their level, in three ways:
+//
+//   - per client source and event: at most one line per SecurityLogInterval,
+//     the next one carrying, as "suppressed", how many were dropped in
+//     between;
+//   - per event: at most maxEventLogRate lines per second, all sources
+//     together, so that a flood of one event from many addresses takes a
+//     bounded share of the log;
+//   - globally: at most maxLogRate lines per second, all events together,
+//     except that an event with no line in the past second always gets
+//     its next one, so that a flood of some events never hides the first
+//     line of another. The total is thus bounded by maxLogRate plus one
+//     line a second per distinct event (a fixed set of names).
+//
+// A line dropped by any of the three counts as suppressed for its source
+// and event. A nil *logLimiter allows every line.
 type logLimiter struct {
-	every  time.Duration
-	now    func() time.Time
-	global *rate.Limiter
+	interval time.Duration
+	now      func() time.Time
+	global   *rate.Limiter
 
 	mu         sync.Mutex
 	m          sourceMap[logKey, *logState]
+	events     map[string]*eventBudget
 	suppressed atomic.Uint64
 }
 
@@ -295,25 +308,57 @@ type logState struct {
 	suppressed int
 }
 
-// maxLogRate bounds the rate-limited Warn lines of one endpoint, all
-// sources together.
-const maxLogRate = 100
+// eventBudget is one event's share of the log, all sources together.
+type eventBudget struct {
+	lim  *rate.Limiter
+	last time.Time // when the event last had a line
+}
+
+const (
+	// maxLogRate bounds the rate-limited lines of one endpoint, all
+	// sources and events together (burst as much).
+	maxLogRate = 100
+	// maxEventLogRate bounds the lines of one event, all sources together
+	// (burst as much).
+	maxEventLogRate = 10
+	// maxLogEvents bounds the event names with a budget of their own;
+	// names beyond it (there are far fewer) share one.
+	maxLogEvents = 256
+)
 
 func newLogLimiter(c *config) *logLimiter {
 	if c.SecurityLogInterval < 0 {
 		return nil
 	}
 	return &logLimiter{
-		every:  c.SecurityLogInterval,
-		now:    c.now,
-		global: rate.NewLimiter(maxLogRate, maxLogRate),
-		m:      newSourceMap[logKey, *logState](c.maxSources, c.SecurityLogInterval),
+		interval: c.SecurityLogInterval,
+		now:      c.now,
+		global:   rate.NewLimiter(maxLogRate, maxLogRate),
+		// Kept as long as the longest interval a line may use: a state
+		// forgotten earlier would let its next line through early.
+		m:      newSourceMap[logKey, *logState](c.maxSources, max(c.SecurityLogInterval, untrustedForwardedInterval)),
+		events: make(map[string]*eventBudget),
 	}
+}
+
+// every returns the interval between two lines of one source and event,
+// SecurityLogInterval; zero for a nil limiter.
+func (l *logLimiter) every() time.Duration {
+	if l == nil {
+		return 0
+	}
+	return l.interval
 }
 
 // allow reports whether a line for event from ip may be written now, and
 // returns attrs with the count of lines suppressed since the last one.
 func (l *logLimiter) allow(ip netip.Addr, event string, attrs []slog.Attr) ([]slog.Attr, bool) {
+	return l.allowEvery(ip, event, l.every(), attrs)
+}
+
+// allowEvery is allow with every, rather than SecurityLogInterval, between
+// two lines of the event from one source.
+func (l *logLimiter) allowEvery(ip netip.Addr, event string, every time.Duration, attrs []slog.Attr) ([]slog.Attr, bool) {
 	if l == nil {
 		return attrs, true
 	}
@@ -321,17 +366,42 @@ func (l *logLimiter) allow(ip netip.Addr, event string, attrs []slog.Attr) ([]sl
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st := l.m.get(now, logKey{sourceKey(ip), event}, func() *logState { return &logState{} })
-	if now.Before(st.next) || !l.global.AllowN(now, 1) {
+	if now.Before(st.next) || !l.budget(now, event) {
 		st.suppressed++
 		l.suppressed.Add(1)
 		return attrs, false
 	}
-	st.next = now.Add(l.every)
+	st.next = now.Add(every)
 	if st.suppressed > 0 {
 		attrs = append(attrs, slog.Int("suppressed", st.suppressed))
 		st.suppressed = 0
 	}
 	return attrs, true
+}
+
+// budget takes one line from event's budget and from the global one; the
+// caller holds l.mu.
+func (l *logLimiter) budget(now time.Time, event string) bool {
+	b := l.events[event]
+	if b == nil {
+		if len(l.events) >= maxLogEvents {
+			event = ""
+		}
+		if b = l.events[event]; b == nil {
+			b = &eventBudget{lim: rate.NewLimiter(maxEventLogRate, maxEventLogRate)}
+			l.events[event] = b
+		}
+	}
+	if b.lim.TokensAt(now) < 1 {
+		return false
+	}
+	fresh := b.last.IsZero() || now.Sub(b.last) >= time.Second
+	if !l.global.AllowN(now, 1) && !fresh {
+		return false
+	}
+	b.lim.AllowN(now, 1)
+	b.last = now
+	return true
 }
 
 func (l *logLimiter) suppressedTotal() uint64 {

@@ -20,8 +20,10 @@ func (e *Endpoint) requireTLS(w http.ResponseWriter, r *http.Request) bool {
 	if !e.cfg.RequireTLS || r.TLS != nil || (e.cfg.trustedPeer(r) && forwardedHTTPS(r)) {
 		return true
 	}
-	logEvent(r.Context(), e.log, slog.LevelWarn, EventTLSRequired, "wssafe: handshake without TLS refused",
-		slog.String("remote", r.RemoteAddr))
+	// Counted in Stats.Refused and rate-limited like every refusal.
+	ip := e.cfg.clientIP(r)
+	e.handshakeEvent(r, slog.LevelWarn, Observation{Kind: HandshakeRefused, Reason: EventTLSRequired, ClientIP: ip},
+		EventTLSRequired, "wssafe: handshake without TLS refused")
 	closeAfterReply(w)
 	http.Error(w, "TLS required: connect with wss://", http.StatusForbidden)
 	return false

@@ -108,12 +108,14 @@
 //     [Hub.Broadcast]; a peer that does not keep up is closed 1008 "slow
 //     consumer" instead of stalling broadcasts or growing memory.
 //   - Client address: forwarding headers are ignored unless the peer is
-//     one of TrustedProxies, so clients cannot choose their address. New
-//     refuses a TrustedProxies list that covers every address unless
-//     InsecureTrustAllProxies says so.
-//   - Security log lines (Warn) are limited to one per client address and
-//     event per second, with a count of the suppressed ones, and 100 per
-//     second overall: a flood of bad clients cannot flood the log.
+//     one of TrustedProxies, so clients cannot choose their address.
+//   - Security log lines (Warn and Error, at the handshake or in a
+//     session) are limited to one per client address and event per
+//     second, with a count of the suppressed ones; to 10 per second per
+//     event and 100 per second overall, except that an event's first line
+//     in a second always passes: a flood of bad clients cannot flood the
+//     log, nor hide one kind of event behind another. Stats and the
+//     Observer count every event, logged or not.
 //
 // Every [Rate] field follows one rule: a zero Rate{} is the field's
 // default, a zero Burst is PerSecond rounded up, and New refuses NaN,
@@ -310,11 +312,11 @@ type Options struct {
 	// TrustedProxies lists the networks (CIDR, e.g. "10.0.0.0/8") of
 	// reverse proxies whose forwarding headers (X-Forwarded-For, Forwarded,
 	// X-Forwarded-Proto) are believed. Headers from any other peer are
-	// ignored: they are trivially spoofed. Zero trusts no proxy. New
-	// refuses a list that covers every IPv4 or every IPv6 address
-	// ("0.0.0.0/0", "::/0", or halves that add up to it): every client
-	// could then choose its own address, and with it dodge the IP lists,
-	// caps and rates, and claim TLS.
+	// ignored: they are trivially spoofed; a handshake that carries one
+	// logs "untrusted_forwarded" at Info (once per peer per minute), so
+	// that a proxy missing from this list, behind which every client would
+	// share the proxy's address and caps, is noticed. Zero trusts no
+	// proxy.
 	TrustedProxies []string
 
 	// InsecureTrustAllProxies lets TrustedProxies cover every address, for
@@ -403,12 +405,17 @@ type Options struct {
 	// applies published operations to this process's Hub only.
 	Backplane Backplane
 
-	// SecurityLogInterval is the minimum interval between two Warn lines
-	// with the same event from the same client address; the lines in
-	// between are counted and the count is logged with the next one as
-	// "suppressed". All sources together get at most 100 such lines per
-	// second. Zero means 1 s; negative logs every line, letting a hostile
-	// client write to the log as fast as it can misbehave.
+	// SecurityLogInterval is the minimum interval between two security
+	// log lines (Warn and Error, before or after the upgrade) with the
+	// same event from the same client address; the lines in between are
+	// counted and the count is logged with the next one as "suppressed".
+	// Besides, each event gets at most 10 lines per second from all
+	// sources together, and all events together at most 100, except that
+	// an event with no line in the past second always gets its next one,
+	// so that a flood of one event never hides another. Suppressed lines
+	// are still counted in Stats (and LogsSuppressed) and told to the
+	// Observer. Zero means 1 s; negative logs every line, letting a
+	// hostile client write to the log as fast as it can misbehave.
 	SecurityLogInterval time.Duration
 
 	// Logger receives wssafe's logs. Zero means slog.Default().
