@@ -116,6 +116,9 @@ func refuseAuth(w http.ResponseWriter, err error) {
 		if ae != nil && ae.reason == "missing" {
 			challenge = "Bearer"
 		}
+		if d := ae.description(); d != "" { // fixed text naming a claim, never token content
+			challenge += `, error_description="` + d + `"`
+		}
 		w.Header().Set("WWW-Authenticate", challenge)
 		http.Error(w, http.StatusText(http.StatusUnauthorized), http.StatusUnauthorized)
 	}
@@ -136,6 +139,9 @@ func (e *Endpoint) logAuthFailure(ctx context.Context, s *Session, err error, so
 	log := s.log
 	event, msg := EventAuthFailed, "wssafe: authentication failed"
 	attrs := []slog.Attr{slog.String("reason", reason), slog.String("source", source)}
+	if ae != nil && ae.claim != "" {
+		attrs = append(attrs, slog.String("claim", ae.claim))
+	}
 	if errors.Is(err, ErrForbidden) {
 		event, msg = EventAuthForbidden, "wssafe: identity refused"
 		if ae != nil && ae.cause != nil {

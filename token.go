@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -277,7 +278,10 @@ func jsonString(m map[string]json.RawMessage, name string, s *string) error {
 	return json.Unmarshal(v, s)
 }
 
-var errNoSubject = errors.New("wssafe: token has no subject")
+var (
+	errNoSubject   = errors.New("wssafe: token has no subject")
+	errNumericDate = errors.New("wssafe: claim is not a NumericDate")
+)
 
 // subjectOf returns the first subject claim present with a non-empty
 // string or an integer value, in its exact text: user IDs above 2^53 are
@@ -287,6 +291,15 @@ func subjectOf(payload []byte, claims []string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return subjectFrom(m, claims)
+}
+
+// subjectFrom is subjectOf on decoded claims. With none of the claims
+// present the token is refused as missing_claim naming them all ("user_id
+// or sub"); with one present but empty or of another type, as
+// invalid_claim naming the first such.
+func subjectFrom(m map[string]json.RawMessage, claims []string) (string, error) {
+	invalid := ""
 	for _, name := range claims {
 		v, ok := m[name]
 		if !ok {
@@ -299,8 +312,45 @@ func subjectOf(payload []byte, claims []string) (string, error) {
 		if isInteger(v) {
 			return string(v), nil
 		}
+		if invalid == "" {
+			invalid = name
+		}
 	}
-	return "", errNoSubject
+	if invalid != "" {
+		return "", claimError("invalid_claim", invalid, errNoSubject)
+	}
+	return "", claimError("missing_claim", strings.Join(claims, " or "), errNoSubject)
+}
+
+// maxNumericDate is 9999-12-31T23:59:59Z, the last second RFC 3339 (and
+// so most JWT libraries) can write.
+const maxNumericDate = 253402300799
+
+// checkNumericDates refuses exp, nbf and iat when present as anything but
+// a NumericDate (RFC 7519 section 2): a JSON number of seconds since the
+// epoch. jwx also takes strings ("9999999999", RFC 3339 text), so a
+// payload that other libraries refuse, or read differently, would pass.
+// Fractions and exponents are JSON numbers and allowed (1.5, 1.7e9); a
+// value below 0 or after maxNumericDate is refused too, since that is
+// where libraries' conversions to integers and times disagree or wrap.
+func checkNumericDates(m map[string]json.RawMessage) error {
+	for _, name := range [...]string{"exp", "nbf", "iat"} {
+		v, ok := m[name]
+		if ok && !isNumericDate(v) {
+			return claimError("invalid_claim", name, errNumericDate)
+		}
+	}
+	return nil
+}
+
+// isNumericDate reports whether v, a valid JSON value, is a number in
+// [0, maxNumericDate].
+func isNumericDate(v json.RawMessage) bool {
+	if len(v) == 0 || v[0] != '-' && (v[0] < '0' || v[0] > '9') {
+		return false // a string, true, false, null, an object or an array
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	return err == nil && f >= 0 && f <= maxNumericDate
 }
 
 // isInteger reports whether a raw JSON value is an integer literal.
