@@ -107,9 +107,18 @@ type AuthOptions struct {
 	// query parameter at the handshake. Tokens in URLs end up in access
 	// logs, proxy logs and browser history; wssafe never logs them, but it
 	// cannot stop the rest of the stack from doing so. Zero refuses query
-	// tokens: a handshake whose query carries access_token, token, jwt or
-	// id_token gets 401 at once (logged as reason "query_token"), even with
-	// a valid token elsewhere, so that the leaking client is noticed.
+	// tokens: a handshake whose query carries access_token, token, jwt,
+	// id_token, auth_token, refresh_token, bearer or authorization gets 401
+	// at once (logged as reason "query_token"), even with a valid token
+	// elsewhere, so that the leaking client is noticed. Those names match
+	// in any case, with any punctuation (Access-Token, access_token[]),
+	// percent-decoded, and after a ";" separator, which net/http ignores
+	// but other stacks honour.
+	//
+	// The name set here is matched exactly (case-sensitive, decoded once,
+	// "&"-separated, as net/http reads it); another spelling of it in the
+	// same query, or a token under one of the names above, is a second
+	// token another layer may read instead, and is refused as query_token.
 	InsecureQueryParam string
 
 	// AuthTimeout bounds the wait for a first-message token; a client that

@@ -27,7 +27,7 @@ var (
 // enabled source that has one, and that source's name. It returns a nil
 // token and no error when no enabled source has one.
 func (a *authenticator) handshakeToken(r *http.Request) ([]byte, string, error) {
-	if a.query == "" && queryHasToken(r) {
+	if queryHasToken(r.URL.RawQuery, a.query) {
 		// Refused out loud, even beside a good token: the client leaks its
 		// token into every access log on the way, and should learn so now.
 		return nil, "query", invalidToken("query_token", nil)
@@ -60,20 +60,94 @@ func (a *authenticator) handshakeToken(r *http.Request) ([]byte, string, error) 
 }
 
 // queryParams are the names a client would put a token under in a URL
-// (RFC 6750 section 2.3 names access_token).
-var queryParams = [...]string{"access_token", "token", "jwt", "id_token"}
+// (RFC 6750 section 2.3 names access_token), as queryParamKey folds them.
+var queryParams = [...]string{"accesstoken", "token", "jwt", "idtoken", "authtoken", "refreshtoken", "bearer", "authorization"}
 
-func queryHasToken(r *http.Request) bool {
-	if r.URL.RawQuery == "" {
-		return false
-	}
-	q := r.URL.Query()
-	for _, p := range queryParams {
-		if q.Has(p) {
-			return true
+// queryHasToken reports whether the raw query carries a token parameter
+// that is not the enabled one (allowed, "" for none). Names are compared
+// as servers and proxies may read them, not only as net/http does: without
+// case, "_", "-" or other punctuation (Access_Token, ACCESS-TOKEN,
+// access_token[]), percent-decoded (access%5Ftoken), and with ";" as a
+// separator too, which net/http drops (?a=1;access_token=x) while other
+// stacks split on it. The enabled name is accepted only spelled exactly
+// and where net/http reads it; another spelling of it, or a pair net/http
+// ignores, is a second token some other layer may read: refused too.
+func queryHasToken(rawQuery, allowed string) bool {
+	for rawQuery != "" {
+		var seg string
+		seg, rawQuery, _ = strings.Cut(rawQuery, "&")
+		unseen := strings.Contains(seg, ";") // net/http skips the whole segment
+		for seg != "" {
+			var pair string
+			pair, seg, _ = strings.Cut(seg, ";")
+			name, _, _ := strings.Cut(pair, "=")
+			name = unescapeLenient(name)
+			if allowed != "" && name == allowed && !unseen {
+				continue
+			}
+			key := queryParamKey(name)
+			if allowed != "" && key == queryParamKey(allowed) {
+				return true
+			}
+			for _, p := range queryParams {
+				if key == p {
+					return true
+				}
+			}
 		}
 	}
 	return false
+}
+
+// queryParamKey folds a parameter name to its ASCII letters and digits,
+// lower case.
+func queryParamKey(name string) string {
+	b := make([]byte, 0, len(name))
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+			b = append(b, c)
+		case 'A' <= c && c <= 'Z':
+			b = append(b, c+'a'-'A')
+		}
+	}
+	return string(b)
+}
+
+// unescapeLenient decodes a query component as url.QueryUnescape does
+// ("+" is a space, %XX a byte) but keeps a malformed escape as it is,
+// where QueryUnescape fails and a lenient server decodes the rest.
+func unescapeLenient(s string) string {
+	if !strings.ContainsAny(s, "%+") {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b = append(b, ' ')
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
 }
 
 // bearerToken extracts an RFC 6750 Bearer token from Authorization header
