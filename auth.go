@@ -181,8 +181,14 @@ type AuthOptions struct {
 	// subject (another subject closes 3003, an invalid token 3000); on
 	// success the session's claims and expiry are replaced and the client
 	// gets {"type":"refreshed","exp":<unix seconds>} ("exp" omitted for a
-	// token without one). Such messages never reach the Handler. Zero
-	// (false) passes them to the Handler like any other message.
+	// token without one). Such messages never reach the Handler. The
+	// member names are matched exactly, not without case as encoding/json
+	// matches struct fields: {"TYPE":"refresh","Token":...} is an ordinary
+	// message for the Handler, and one that spells "type" exactly beside
+	// another spelling of "type" or "token" (or a duplicate) gets an
+	// invalid_message error reply, so that no two parsers disagree about
+	// which message was a refresh. Zero (false) passes them to the Handler
+	// like any other message.
 	AllowRefresh bool
 
 	// Authorize, if set, decides whether a verified subject may use the

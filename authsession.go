@@ -284,7 +284,10 @@ func (e *Endpoint) refresher(next Handler) Handler {
 		return next
 	}
 	return HandlerFunc(func(ctx context.Context, s *Session, m Message) error {
-		raw, ok := refreshToken(m)
+		raw, ok, err := refreshToken(m)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			return next.ServeMessage(ctx, s, m)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -443,21 +444,97 @@ func isInteger(v []byte) bool {
 	return true
 }
 
-// refreshMessage is the in-band refresh request, see AuthOptions.AllowRefresh.
-type refreshMessage struct {
-	Type  string `json:"type"`
-	Token string `json:"token"`
+// ambiguousRefresh answers a message that names a refresh but not in
+// exactly one spelling: an error reply, never a refresh, never the Handler.
+func ambiguousRefresh() error {
+	return &MessageError{Code: CodeInvalidMessage, Field: "type",
+		Message: "refresh request with ambiguous member names", Rule: "refresh_ambiguous"}
 }
 
-// refreshToken reports whether m is a refresh request and returns its
-// token. A cheap byte check keeps ordinary messages off the JSON decoder.
-func refreshToken(m Message) ([]byte, bool) {
-	if m.Type != MessageText || !bytes.Contains(m.Data, []byte(`"refresh"`)) {
+// refreshToken reports whether m is a refresh request (see
+// AuthOptions.AllowRefresh) and returns its token. Member names are
+// matched exactly, not as encoding/json matches struct fields (without
+// case, so "TYPE" or "Token" would do). A message whose one "type"-like
+// member is spelled otherwise ({"TYPE":"refresh"}) is an ordinary message;
+// one with "type" exactly and another "type"-like or a "token"-like member
+// not spelled "token" ({"type":"refresh","TYPE":...}, {"type":"refresh",
+// "Token":...}), or a duplicate, is answered with an error reply (ambiguousRefresh): parsers that
+// pick a different member would disagree about what it is. A cheap byte
+// check keeps ordinary messages off the JSON decoder: "refresh" can be
+// spelled otherwise only with \u escapes.
+func refreshToken(m Message) ([]byte, bool, error) {
+	if m.Type != MessageText || !bytes.Contains(m.Data, []byte(`"refresh"`)) && !bytes.Contains(m.Data, []byte(`\u`)) {
+		return nil, false, nil
+	}
+	members, ok := objectMembers(m.Data)
+	if !ok {
+		return nil, false, nil
+	}
+	var (
+		refresh, exact  bool // some type-like member says "refresh"; one is named "type"
+		types, tokens   int
+		token           json.RawMessage
+		strangeTokenKey bool
+	)
+	for _, mb := range members {
+		switch {
+		case strings.EqualFold(mb.name, "type"): // the fold encoding/json applies
+			types++
+			exact = exact || mb.name == "type"
+			var v string
+			if json.Unmarshal(mb.value, &v) == nil && v == "refresh" {
+				refresh = true
+			}
+		case strings.EqualFold(mb.name, "token"):
+			tokens++
+			if mb.name == "token" {
+				token = mb.value
+			} else {
+				strangeTokenKey = true
+			}
+		}
+	}
+	switch {
+	case !refresh, types == 1 && !exact:
+		return nil, false, nil
+	case types > 1 || tokens > 1 || strangeTokenKey:
+		return nil, false, ambiguousRefresh()
+	}
+	var tok string
+	json.Unmarshal(token, &tok) // absent or not a string: an empty token, refused as invalid
+	return []byte(tok), true, nil
+}
+
+type member struct {
+	name  string
+	value json.RawMessage
+}
+
+// objectMembers returns the members of b, in order and with duplicates,
+// if b is exactly one JSON object.
+func objectMembers(b []byte) ([]member, bool) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return nil, false
 	}
-	var rm refreshMessage
-	if json.Unmarshal(m.Data, &rm) != nil || rm.Type != "refresh" {
+	var out []member
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		name, _ := t.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, false
+		}
+		out = append(out, member{name, v})
+	}
+	if _, err := dec.Token(); err != nil {
 		return nil, false
 	}
-	return []byte(rm.Token), true
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false
+	}
+	return out, true
 }
