@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -112,9 +113,18 @@ type AuthOptions struct {
 	// query parameter at the handshake. Tokens in URLs end up in access
 	// logs, proxy logs and browser history; wssafe never logs them, but it
 	// cannot stop the rest of the stack from doing so. Zero refuses query
-	// tokens: a handshake whose query carries access_token, token, jwt or
-	// id_token gets 401 at once (logged as reason "query_token"), even with
-	// a valid token elsewhere, so that the leaking client is noticed.
+	// tokens: a handshake whose query carries access_token, token, jwt,
+	// id_token, auth_token, refresh_token, bearer or authorization gets 401
+	// at once (logged as reason "query_token"), even with a valid token
+	// elsewhere, so that the leaking client is noticed. Those names match
+	// in any case, with any punctuation (Access-Token, access_token[]),
+	// percent-decoded, and after a ";" separator, which net/http ignores
+	// but other stacks honour.
+	//
+	// The name set here is matched exactly (case-sensitive, decoded once,
+	// "&"-separated, as net/http reads it); another spelling of it in the
+	// same query, or a token under one of the names above, is a second
+	// token another layer may read instead, and is refused as query_token.
 	InsecureQueryParam string
 
 	// AuthTimeout bounds the wait for a first-message token; a client that
@@ -179,8 +189,14 @@ type AuthOptions struct {
 	// subject (another subject closes 3003, an invalid token 3000); on
 	// success the session's claims and expiry are replaced and the client
 	// gets {"type":"refreshed","exp":<unix seconds>} ("exp" omitted for a
-	// token without one). Such messages never reach the Handler. Zero
-	// (false) passes them to the Handler like any other message.
+	// token without one). Such messages never reach the Handler. The
+	// member names are matched exactly, not without case as encoding/json
+	// matches struct fields: {"TYPE":"refresh","Token":...} is an ordinary
+	// message for the Handler, and one that spells "type" exactly beside
+	// another spelling of "type" or "token" (or a duplicate) gets an
+	// invalid_message error reply, so that no two parsers disagree about
+	// which message was a refresh. Zero (false) passes them to the Handler
+	// like any other message.
 	AllowRefresh bool
 
 	// Authorize, if set, decides whether a verified subject may use the
@@ -236,6 +252,9 @@ type authenticator struct {
 	subjects     []string
 	typ          string
 	skew         time.Duration
+	required     []string // claims that must be present, in the order a missing one is named
+	issuer       bool     // Issuer is set: a missing "iss" is a missing claim
+	audience     bool     // Audience is set: a missing "aud" is a missing claim
 	refresh      bool
 	authorizeFn  func(context.Context, string, jwt.Token) error
 	keys         []boundKey
@@ -471,15 +490,19 @@ func (a *authenticator) resolveClaims(c *config, o *AuthOptions) {
 			"wssafe: tokens without exp accepted; a leaked token stays valid until the key is rotated")
 	} else {
 		opts = append(opts, jwt.WithRequiredClaim(jwt.ExpirationKey))
+		a.required = append(a.required, jwt.ExpirationKey)
 	}
 	if o.Issuer != "" {
 		opts = append(opts, jwt.WithIssuer(o.Issuer))
+		a.issuer = true
 	}
 	if o.Audience != "" {
 		opts = append(opts, jwt.WithAudience(o.Audience))
+		a.audience = true
 	}
 	for _, name := range o.RequiredClaims {
 		opts = append(opts, jwt.WithRequiredClaim(name))
+		a.required = append(a.required, name)
 	}
 	opts = append(opts, o.ParseOptions...)
 	a.parseOptions = append(opts, jwt.WithVerify(true), jwt.WithValidate(true), jwt.WithResetValidators(false))
@@ -613,19 +636,65 @@ func (a *authenticator) verify(ctx context.Context, raw []byte) (*identity, erro
 	}
 	opts := append(a.parseOptions[:len(a.parseOptions):len(a.parseOptions)], jwt.WithContext(ctx))
 	tok, err := jwt.Parse(raw, opts...)
-	if err != nil {
+	if err != nil && !signatureHolds(err) {
 		return nil, classify(err)
 	}
-	sub, err := subjectOf(payload, a.subjects)
-	if err != nil {
-		reason := "no_subject"
-		if !errors.Is(err, errNoSubject) {
-			reason = "malformed" // duplicate claims: jwx and wssafe might read different values
+	// The signature holds: jwx decodes and validates the claims only after
+	// verifying, so from here on the reasons speak of what the issuer
+	// signed, and a forger learns nothing from them.
+	m, derr := decodeObject(payload)
+	if derr != nil { // duplicate claims: jwx and wssafe might read different values
+		if err != nil {
+			return nil, classify(err)
 		}
-		return nil, invalidToken(reason, err)
+		return nil, invalidToken("malformed", derr)
+	}
+	if cerr := checkNumericDates(m); cerr != nil {
+		return nil, cerr // before jwx's verdict: it read a string date as a date
+	}
+	if err != nil {
+		return nil, a.nameMissingClaim(classify(err), m)
+	}
+	sub, err := subjectFrom(m, a.subjects)
+	if err != nil {
+		return nil, err
 	}
 	exp, _ := tok.Expiration()
 	return &identity{subject: sub, claims: tok, exp: exp}, nil
+}
+
+// signatureHolds reports whether a jwt.Parse error came after the
+// signature was verified: every failure of verification (a bad signature,
+// no key for the kid, keys unavailable) is a jws verify error, and jwx
+// decodes and validates the claims only once verification has passed.
+// wssafe's own checks before jwt.Parse leave it no earlier failure.
+func signatureHolds(err error) bool {
+	return !errors.Is(err, jws.VerifyError()) && !errors.Is(err, errUnknownKey) && !errors.Is(err, errKeysUnavailable)
+}
+
+// nameMissingClaim turns jwx's missing-claim and issuer or audience errors
+// into reason "missing_claim" naming the claim, when the claim is absent
+// from the payload: jwx's errors carry no name but in their text.
+func (a *authenticator) nameMissingClaim(err error, m map[string]json.RawMessage) error {
+	var ae *authError
+	if !errors.As(err, &ae) {
+		return err
+	}
+	absent := func(name string) bool { _, ok := m[name]; return !ok }
+	switch {
+	case ae.reason == "missing_claim":
+		for _, name := range a.required {
+			if absent(name) {
+				ae.claim = name
+				break
+			}
+		}
+	case ae.reason == "issuer" && a.issuer && absent(jwt.IssuerKey):
+		ae.reason, ae.claim = "missing_claim", jwt.IssuerKey
+	case ae.reason == "audience" && a.audience && absent(jwt.AudienceKey):
+		ae.reason, ae.claim = "missing_claim", jwt.AudienceKey
+	}
+	return ae
 }
 
 // checkHeader applies the rules jwx leaves to the caller, before any key
@@ -680,8 +749,41 @@ func sameMediaType(a, b string) bool {
 // ErrTokenExpired, ErrForbidden) and the cause with errors.Is.
 type authError struct {
 	reason string
+	claim  string // the claim a missing_claim or invalid_claim names, from the configuration
 	kind   error
 	cause  error
+}
+
+// description is the RFC 6750 error_description for e: fixed text naming
+// the claim for reasons that name one, else "". A claim name outside the
+// characters RFC 6750 section 3 allows there gets the generic text.
+// Nil-safe.
+func (e *authError) description() string {
+	if e == nil {
+		return ""
+	}
+	var what string
+	switch e.reason {
+	case "missing_claim":
+		what = "missing"
+	case "invalid_claim":
+		what = "invalid"
+	default:
+		return ""
+	}
+	if e.claim == "" || !descriptionSafe(e.claim) {
+		return what + " required claim"
+	}
+	return what + " " + e.claim + " claim"
+}
+
+func descriptionSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *authError) Error() string { return e.kind.Error() + " (" + e.reason + ")" }
@@ -695,6 +797,11 @@ func (e *authError) Unwrap() []error {
 
 func invalidToken(reason string, cause error) error {
 	return &authError{reason: reason, kind: ErrInvalidToken, cause: cause}
+}
+
+// claimError refuses a token for a missing or invalid claim, named.
+func claimError(reason, claim string, cause error) error {
+	return &authError{reason: reason, claim: claim, kind: ErrInvalidToken, cause: cause}
 }
 
 // classify maps jwx's errors to a reason. The checks are ordered from the

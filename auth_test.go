@@ -411,12 +411,20 @@ func rejections() []rejection {
 		{"not yet valid", func(f *authFixture) string { return f.token(claims{"nbf": f.clock.Now().Add(time.Minute)}) }, "not_yet_valid"},
 		{"issued in the future", func(f *authFixture) string { return f.token(claims{"iat": f.clock.Now().Add(time.Minute)}) }, "issued_in_future"},
 		{"no exp", func(f *authFixture) string { return f.token(claims{"exp": nil}) }, "missing_claim"},
-		{"no subject", func(f *authFixture) string { return f.token(claims{"sub": nil}) }, "no_subject"},
-		{"empty subject", func(f *authFixture) string { return f.token(claims{"sub": ""}) }, "no_subject"},
+		{"no subject", func(f *authFixture) string { return f.token(claims{"sub": nil}) }, "missing_claim"},
+		{"empty subject", func(f *authFixture) string { return f.token(claims{"sub": ""}) }, "invalid_claim"},
 		{"oversized", func(f *authFixture) string {
 			return f.token(claims{"pad": strings.Repeat("a", wssafe.DefaultMaxTokenSize)})
 		}, "too_large"},
 	}
+}
+
+// claimDescriptions are the error_descriptions of the rejections that
+// name a claim.
+var claimDescriptions = map[string]string{
+	"no exp":        "missing exp claim",
+	"no subject":    "missing sub claim",
+	"empty subject": "invalid sub claim",
 }
 
 func TestAuthHandshakeRejections(t *testing.T) {
@@ -430,7 +438,11 @@ func TestAuthHandshakeRejections(t *testing.T) {
 			_, url := server(t, h, f.options(nil))
 			resp := handshake(t, url, bearer(tc.token(f)))
 			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-			assert.Equal(t, `Bearer error="invalid_token"`, resp.Header.Get("WWW-Authenticate"))
+			want := `Bearer error="invalid_token"`
+			if d := claimDescriptions[tc.name]; d != "" {
+				want += `, error_description="` + d + `"`
+			}
+			assert.Equal(t, want, resp.Header.Get("WWW-Authenticate"))
 			logs := f.logs.String()
 			assert.Contains(t, logs, `"event":"auth_failed"`)
 			assert.Contains(t, logs, `"reason":"`+tc.reason+`"`)

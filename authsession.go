@@ -117,6 +117,9 @@ func refuseAuth(w http.ResponseWriter, err error) {
 		if ae != nil && ae.reason == "missing" {
 			challenge = "Bearer"
 		}
+		if d := ae.description(); d != "" { // fixed text naming a claim, never token content
+			challenge += `, error_description="` + d + `"`
+		}
 		w.Header().Set("WWW-Authenticate", challenge)
 		http.Error(w, http.StatusText(http.StatusUnauthorized), http.StatusUnauthorized)
 	}
@@ -141,6 +144,9 @@ func (e *Endpoint) logAuthFailure(ctx context.Context, s *Session, err error, so
 	}
 	level, event, msg := slog.LevelWarn, EventAuthFailed, "wssafe: authentication failed"
 	attrs := []slog.Attr{slog.String("reason", reason), slog.String("source", source)}
+	if ae != nil && ae.claim != "" {
+		attrs = append(attrs, slog.String("claim", ae.claim))
+	}
 	switch {
 	case errors.Is(err, ErrPanic):
 		o.Kind, o.Reason = Panicked, EventPanic
@@ -290,7 +296,10 @@ func (e *Endpoint) refresher(next Handler) Handler {
 		return next
 	}
 	return HandlerFunc(func(ctx context.Context, s *Session, m Message) error {
-		raw, ok := refreshToken(m)
+		raw, ok, err := refreshToken(m)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			return next.ServeMessage(ctx, s, m)
 		}

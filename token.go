@@ -5,7 +5,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -26,7 +28,7 @@ var (
 // enabled source that has one, and that source's name. It returns a nil
 // token and no error when no enabled source has one.
 func (a *authenticator) handshakeToken(r *http.Request) ([]byte, string, error) {
-	if a.query == "" && queryHasToken(r) {
+	if queryHasToken(r.URL.RawQuery, a.query) {
 		// Refused out loud, even beside a good token: the client leaks its
 		// token into every access log on the way, and should learn so now.
 		return nil, "query", invalidToken("query_token", nil)
@@ -59,20 +61,94 @@ func (a *authenticator) handshakeToken(r *http.Request) ([]byte, string, error) 
 }
 
 // queryParams are the names a client would put a token under in a URL
-// (RFC 6750 section 2.3 names access_token).
-var queryParams = [...]string{"access_token", "token", "jwt", "id_token"}
+// (RFC 6750 section 2.3 names access_token), as queryParamKey folds them.
+var queryParams = [...]string{"accesstoken", "token", "jwt", "idtoken", "authtoken", "refreshtoken", "bearer", "authorization"}
 
-func queryHasToken(r *http.Request) bool {
-	if r.URL.RawQuery == "" {
-		return false
-	}
-	q := r.URL.Query()
-	for _, p := range queryParams {
-		if q.Has(p) {
-			return true
+// queryHasToken reports whether the raw query carries a token parameter
+// that is not the enabled one (allowed, "" for none). Names are compared
+// as servers and proxies may read them, not only as net/http does: without
+// case, "_", "-" or other punctuation (Access_Token, ACCESS-TOKEN,
+// access_token[]), percent-decoded (access%5Ftoken), and with ";" as a
+// separator too, which net/http drops (?a=1;access_token=x) while other
+// stacks split on it. The enabled name is accepted only spelled exactly
+// and where net/http reads it; another spelling of it, or a pair net/http
+// ignores, is a second token some other layer may read: refused too.
+func queryHasToken(rawQuery, allowed string) bool {
+	for rawQuery != "" {
+		var seg string
+		seg, rawQuery, _ = strings.Cut(rawQuery, "&")
+		unseen := strings.Contains(seg, ";") // net/http skips the whole segment
+		for seg != "" {
+			var pair string
+			pair, seg, _ = strings.Cut(seg, ";")
+			name, _, _ := strings.Cut(pair, "=")
+			name = unescapeLenient(name)
+			if allowed != "" && name == allowed && !unseen {
+				continue
+			}
+			key := queryParamKey(name)
+			if allowed != "" && key == queryParamKey(allowed) {
+				return true
+			}
+			for _, p := range queryParams {
+				if key == p {
+					return true
+				}
+			}
 		}
 	}
 	return false
+}
+
+// queryParamKey folds a parameter name to its ASCII letters and digits,
+// lower case.
+func queryParamKey(name string) string {
+	b := make([]byte, 0, len(name))
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+			b = append(b, c)
+		case 'A' <= c && c <= 'Z':
+			b = append(b, c+'a'-'A')
+		}
+	}
+	return string(b)
+}
+
+// unescapeLenient decodes a query component as url.QueryUnescape does
+// ("+" is a space, %XX a byte) but keeps a malformed escape as it is,
+// where QueryUnescape fails and a lenient server decodes the rest.
+func unescapeLenient(s string) string {
+	if !strings.ContainsAny(s, "%+") {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b = append(b, ' ')
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
 }
 
 // bearerToken extracts an RFC 6750 Bearer token from Authorization header
@@ -277,7 +353,10 @@ func jsonString(m map[string]json.RawMessage, name string, s *string) error {
 	return json.Unmarshal(v, s)
 }
 
-var errNoSubject = errors.New("wssafe: token has no subject")
+var (
+	errNoSubject   = errors.New("wssafe: token has no subject")
+	errNumericDate = errors.New("wssafe: claim is not a NumericDate")
+)
 
 // subjectOf returns the first subject claim present with a non-empty
 // string or an integer value, in its exact text: user IDs above 2^53 are
@@ -287,6 +366,15 @@ func subjectOf(payload []byte, claims []string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return subjectFrom(m, claims)
+}
+
+// subjectFrom is subjectOf on decoded claims. With none of the claims
+// present the token is refused as missing_claim naming them all ("user_id
+// or sub"); with one present but empty or of another type, as
+// invalid_claim naming the first such.
+func subjectFrom(m map[string]json.RawMessage, claims []string) (string, error) {
+	invalid := ""
 	for _, name := range claims {
 		v, ok := m[name]
 		if !ok {
@@ -299,8 +387,45 @@ func subjectOf(payload []byte, claims []string) (string, error) {
 		if isInteger(v) {
 			return string(v), nil
 		}
+		if invalid == "" {
+			invalid = name
+		}
 	}
-	return "", errNoSubject
+	if invalid != "" {
+		return "", claimError("invalid_claim", invalid, errNoSubject)
+	}
+	return "", claimError("missing_claim", strings.Join(claims, " or "), errNoSubject)
+}
+
+// maxNumericDate is 9999-12-31T23:59:59Z, the last second RFC 3339 (and
+// so most JWT libraries) can write.
+const maxNumericDate = 253402300799
+
+// checkNumericDates refuses exp, nbf and iat when present as anything but
+// a NumericDate (RFC 7519 section 2): a JSON number of seconds since the
+// epoch. jwx also takes strings ("9999999999", RFC 3339 text), so a
+// payload that other libraries refuse, or read differently, would pass.
+// Fractions and exponents are JSON numbers and allowed (1.5, 1.7e9); a
+// value below 0 or after maxNumericDate is refused too, since that is
+// where libraries' conversions to integers and times disagree or wrap.
+func checkNumericDates(m map[string]json.RawMessage) error {
+	for _, name := range [...]string{"exp", "nbf", "iat"} {
+		v, ok := m[name]
+		if ok && !isNumericDate(v) {
+			return claimError("invalid_claim", name, errNumericDate)
+		}
+	}
+	return nil
+}
+
+// isNumericDate reports whether v, a valid JSON value, is a number in
+// [0, maxNumericDate].
+func isNumericDate(v json.RawMessage) bool {
+	if len(v) == 0 || v[0] != '-' && (v[0] < '0' || v[0] > '9') {
+		return false // a string, true, false, null, an object or an array
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	return err == nil && f >= 0 && f <= maxNumericDate
 }
 
 // isInteger reports whether a raw JSON value is an integer literal.
@@ -319,21 +444,97 @@ func isInteger(v []byte) bool {
 	return true
 }
 
-// refreshMessage is the in-band refresh request, see AuthOptions.AllowRefresh.
-type refreshMessage struct {
-	Type  string `json:"type"`
-	Token string `json:"token"`
+// ambiguousRefresh answers a message that names a refresh but not in
+// exactly one spelling: an error reply, never a refresh, never the Handler.
+func ambiguousRefresh() error {
+	return &MessageError{Code: CodeInvalidMessage, Field: "type",
+		Message: "refresh request with ambiguous member names", Rule: "refresh_ambiguous"}
 }
 
-// refreshToken reports whether m is a refresh request and returns its
-// token. A cheap byte check keeps ordinary messages off the JSON decoder.
-func refreshToken(m Message) ([]byte, bool) {
-	if m.Type != MessageText || !bytes.Contains(m.Data, []byte(`"refresh"`)) {
+// refreshToken reports whether m is a refresh request (see
+// AuthOptions.AllowRefresh) and returns its token. Member names are
+// matched exactly, not as encoding/json matches struct fields (without
+// case, so "TYPE" or "Token" would do). A message whose one "type"-like
+// member is spelled otherwise ({"TYPE":"refresh"}) is an ordinary message;
+// one with "type" exactly and another "type"-like or a "token"-like member
+// not spelled "token" ({"type":"refresh","TYPE":...}, {"type":"refresh",
+// "Token":...}), or a duplicate, is answered with an error reply (ambiguousRefresh): parsers that
+// pick a different member would disagree about what it is. A cheap byte
+// check keeps ordinary messages off the JSON decoder: "refresh" can be
+// spelled otherwise only with \u escapes.
+func refreshToken(m Message) ([]byte, bool, error) {
+	if m.Type != MessageText || !bytes.Contains(m.Data, []byte(`"refresh"`)) && !bytes.Contains(m.Data, []byte(`\u`)) {
+		return nil, false, nil
+	}
+	members, ok := objectMembers(m.Data)
+	if !ok {
+		return nil, false, nil
+	}
+	var (
+		refresh, exact  bool // some type-like member says "refresh"; one is named "type"
+		types, tokens   int
+		token           json.RawMessage
+		strangeTokenKey bool
+	)
+	for _, mb := range members {
+		switch {
+		case strings.EqualFold(mb.name, "type"): // the fold encoding/json applies
+			types++
+			exact = exact || mb.name == "type"
+			var v string
+			if json.Unmarshal(mb.value, &v) == nil && v == "refresh" {
+				refresh = true
+			}
+		case strings.EqualFold(mb.name, "token"):
+			tokens++
+			if mb.name == "token" {
+				token = mb.value
+			} else {
+				strangeTokenKey = true
+			}
+		}
+	}
+	switch {
+	case !refresh, types == 1 && !exact:
+		return nil, false, nil
+	case types > 1 || tokens > 1 || strangeTokenKey:
+		return nil, false, ambiguousRefresh()
+	}
+	var tok string
+	json.Unmarshal(token, &tok) // absent or not a string: an empty token, refused as invalid
+	return []byte(tok), true, nil
+}
+
+type member struct {
+	name  string
+	value json.RawMessage
+}
+
+// objectMembers returns the members of b, in order and with duplicates,
+// if b is exactly one JSON object.
+func objectMembers(b []byte) ([]member, bool) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return nil, false
 	}
-	var rm refreshMessage
-	if json.Unmarshal(m.Data, &rm) != nil || rm.Type != "refresh" {
+	var out []member
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		name, _ := t.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, false
+		}
+		out = append(out, member{name, v})
+	}
+	if _, err := dec.Token(); err != nil {
 		return nil, false
 	}
-	return []byte(rm.Token), true
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false
+	}
+	return out, true
 }
