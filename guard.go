@@ -120,7 +120,12 @@ func parsePrefixes(field string, list []string) ([]netip.Prefix, error) {
 // refusal can be logged and counted: no Origin header passes (not a
 // browser), the request's own host passes, and otherwise the Origin host
 // (or scheme://host for patterns with "://") must match a pattern.
-func originAllowed(r *http.Request, patterns []string) bool {
+//
+// With an ambient credential it is stricter, never looser, than coder's
+// rule, so Accept never refuses what it admitted: only http and https
+// origins, and on a TLS endpoint an http origin only through a pattern
+// that names http:// itself (see [Options.OriginPatterns]).
+func (c *config) originAllowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true
@@ -129,13 +134,25 @@ func originAllowed(r *http.Request, patterns []string) bool {
 	if err != nil || u.Host == "" {
 		return false
 	}
-	if strings.EqualFold(r.Host, u.Host) {
+	explicitOnly := false // an http origin on a TLS endpoint
+	if c.ambientCredential(r) {
+		switch strings.ToLower(u.Scheme) {
+		case "https":
+		case "http":
+			explicitOnly = c.overTLS(r)
+		default:
+			return false
+		}
+	}
+	if !explicitOnly && strings.EqualFold(r.Host, u.Host) {
 		return true
 	}
-	for _, p := range patterns {
+	for _, p := range c.OriginPatterns {
 		target := u.Host
 		if strings.Contains(p, "://") {
 			target = u.Scheme + "://" + u.Host
+		} else if explicitOnly {
+			continue
 		}
 		if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(target)); ok {
 			return true
@@ -324,7 +341,7 @@ func (e *Endpoint) guard(w http.ResponseWriter, r *http.Request, ip netip.Addr) 
 		e.refuse(w, r, ip, rf)
 		return false
 	}
-	if !e.cfg.InsecureSkipOriginCheck && !originAllowed(r, e.cfg.OriginPatterns) {
+	if !e.cfg.InsecureSkipOriginCheck && !e.cfg.originAllowed(r) {
 		e.refuse(w, r, ip, refuseOrigin, slog.String("origin", truncate(r.Header.Get("Origin"), 256)))
 		return false
 	}

@@ -124,7 +124,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"path"
 	"sync/atomic"
 	"time"
 
@@ -169,12 +168,50 @@ type Options struct {
 	// pattern contains "://") with path.Match, case-insensitively. The
 	// request's own host is always allowed, and requests without an Origin
 	// header (non-browser clients) always pass. Zero means same-origin only.
+	//
+	// A pattern is a host ("app.example.com", "*.example.com"), optionally
+	// with a port ("example.com:8443", "example.com:*") or a scheme
+	// ("https://app.example.com"); an IPv6 address needs its brackets
+	// escaped (`\[::1\]:8080` as a raw string), since [...] is a
+	// character class. New refuses a pattern that can never match: an
+	// empty one, one with a path or a trailing slash, a port or a scheme
+	// without a host, a non-ASCII host (write its punycode form).
+	//
+	// When a cookie authenticates (AuthOptions.FromCookie), every listed site
+	// can open sockets as the user, so New also refuses every pattern that
+	// lets an arbitrary site in. Each pattern must end in a literal
+	// registrable domain ("example.com", not a public suffix such as "com",
+	// "co.uk" or "github.io"), with * only as whole labels left of it
+	// ("*.app.example.com") or as the whole port; "localhost" and IPv4
+	// addresses are accepted when written in full, without wildcards. The
+	// other path.Match metacharacters (?, [...], \) are refused under
+	// cookie authentication: they match hosts nobody meant to list. The
+	// scheme, if any, must be https, or http with InsecureAllowHTTPOrigins.
+	//
+	// The scheme of the Origin counts when an ambient credential rides on
+	// the socket (cookie authentication, or a TLS client certificate): on
+	// an endpoint reached over TLS (directly, or as a trusted proxy reports
+	// with X-Forwarded-Proto or Forwarded), an http:// page, which anyone on
+	// its network path can rewrite, is refused, same host or not, unless a
+	// pattern names its http:// origin explicitly; patterns without a
+	// scheme match https:// origins only. An https:// page on a plain-http
+	// endpoint (TLS ended at a proxy) is accepted. Without an ambient
+	// credential the scheme is not checked, as coder/websocket does not:
+	// the page must then hold a token itself, and whoever holds a token
+	// can connect from anywhere, browser or not.
 	OriginPatterns []string
 
 	// InsecureSkipOriginCheck accepts browser handshakes from any origin.
 	// Any web page the user visits can then open a socket to this endpoint
 	// with the user's cookies. Use it only for token-only APIs.
 	InsecureSkipOriginCheck bool
+
+	// InsecureAllowHTTPOrigins lets an OriginPatterns entry name an http://
+	// origin ("http://app.example.com") under cookie authentication. Such a
+	// page can be rewritten by anyone on its network path, who then opens
+	// sockets with the user's cookie, on the TLS endpoint too. Zero (false)
+	// makes New refuse http:// patterns when a cookie authenticates.
+	InsecureAllowHTTPOrigins bool
 
 	// Subprotocols lists the subprotocols the endpoint negotiates, in order
 	// of preference. Zero negotiates none.
@@ -373,11 +410,8 @@ func (o *Options) resolve() (*config, error) {
 	if o != nil {
 		c.Options = *o
 	}
-	c.OriginPatterns = append([]string(nil), c.OriginPatterns...)
-	for _, p := range c.OriginPatterns {
-		if _, err := path.Match(p, ""); err != nil {
-			return nil, fmt.Errorf("wssafe: origin pattern %q: %w", p, err)
-		}
+	if err := c.resolveOrigins(); err != nil {
+		return nil, err
 	}
 	if c.ReadLimit < 0 {
 		return nil, errors.New("wssafe: ReadLimit must not be negative (zero means 32 KiB)")
