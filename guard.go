@@ -32,6 +32,9 @@ const (
 type guardConfig struct {
 	allow, deny []netip.Prefix
 	forwarded   bool // read RFC 7239 Forwarded rather than X-Forwarded-For
+
+	// hosts is AllowedHosts, parsed; nil accepts every Host.
+	hosts []hostEntry
 }
 
 func (c *config) resolveGuards() error {
@@ -320,6 +323,7 @@ type refusal struct {
 
 var (
 	refuseIP        = refusal{http.StatusForbidden, 0, EventIPDenied, "wssafe: client address refused"}
+	refuseHost      = refusal{http.StatusMisdirectedRequest, 0, EventHostRefused, "wssafe: handshake for a host not in AllowedHosts refused"}
 	refuseOrigin    = refusal{http.StatusForbidden, 0, EventOriginRefused, "wssafe: cross-origin handshake refused"}
 	refuseCapacity  = refusal{http.StatusServiceUnavailable, capRetryAfter, EventAtCapacity, "wssafe: at capacity; handshake refused"}
 	refusePerIP     = refusal{http.StatusTooManyRequests, capRetryAfter, EventIPConnLimit, "wssafe: too many connections from one address"}
@@ -327,12 +331,16 @@ var (
 	refuseHandshake = refusal{http.StatusTooManyRequests, 0, EventHandshakeRate, "wssafe: handshake rate exceeded"}
 )
 
-// guard runs the checks that need no shared state first (IP lists), then
-// the handshake rate, then the origin. It answers a refused handshake and
-// returns false.
+// guard runs the checks that need no shared state first (IP lists, the
+// Host), then the handshake rate, then the origin. It answers a refused
+// handshake and returns false.
 func (e *Endpoint) guard(w http.ResponseWriter, r *http.Request, ip netip.Addr) bool {
 	if !e.cfg.ipAllowed(ip) {
 		e.refuse(w, r, ip, refuseIP)
+		return false
+	}
+	if !e.cfg.hostAllowed(r.Host) {
+		e.refuse(w, r, ip, refuseHost, slog.String("host", truncate(r.Host, 256)))
 		return false
 	}
 	if ok, retry := e.handshakes.allow(sourceKey(ip), e.cfg.now()); !ok {

@@ -48,6 +48,7 @@ const (
 	EventSubjectConnLimit = "subject_conn_limit"
 	EventAtCapacity       = "at_capacity"
 	EventHandshakeFailed  = "handshake_failed"
+	EventHostRefused      = "host_refused" // Warn: the Host is not in Options.AllowedHosts
 
 	// Per-message limits.
 	EventMessageRate  = "message_rate_exceeded"

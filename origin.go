@@ -13,7 +13,7 @@ import (
 	"golang.org/x/net/publicsuffix"
 )
 
-// resolveOrigins copies and checks OriginPatterns.
+// resolveOrigins copies and checks OriginPatterns and parses AllowedHosts.
 // The patterns' cookie-authentication rules are checked with the other
 // cookie settings, in resolveSources.
 func (c *config) resolveOrigins() error {
@@ -23,7 +23,7 @@ func (c *config) resolveOrigins() error {
 			return err
 		}
 	}
-	return nil
+	return c.resolveHosts()
 }
 
 // checkOriginPattern refuses a pattern that can never match an Origin.

@@ -213,6 +213,21 @@ type Options struct {
 	// makes New refuse http:// patterns when a cookie authenticates.
 	InsecureAllowHTTPOrigins bool
 
+	// AllowedHosts, if set, lists the only Host header values a handshake
+	// may carry, as "example.com", "example.com:8443", "127.0.0.1:8080" or
+	// "[::1]:8080". A handshake for another host gets HTTP 421 Misdirected
+	// Request (event "host_refused"). It defeats DNS rebinding: a page on
+	// attacker.example whose name is made to resolve to 127.0.0.1 or a
+	// private address is same-origin with itself, so the origin check
+	// passes it, but its Host header still says attacker.example. Set it
+	// for endpoints on localhost or a private network. Names match without
+	// case and without a trailing dot; an entry without a port matches
+	// every port, one with a port matches that port, and a Host without a
+	// port (a browser omits 80 and 443) matches entries for port 80 or 443.
+	// Behind a proxy that rewrites Host, list what the proxy sends. Zero
+	// accepts every Host.
+	AllowedHosts []string
+
 	// Subprotocols lists the subprotocols the endpoint negotiates, in order
 	// of preference. Zero negotiates none.
 	Subprotocols []string
