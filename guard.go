@@ -323,7 +323,6 @@ type refusal struct {
 
 var (
 	refuseIP        = refusal{http.StatusForbidden, 0, EventIPDenied, "wssafe: client address refused"}
-	refuseHost      = refusal{http.StatusMisdirectedRequest, 0, EventHostRefused, "wssafe: handshake for a host not in AllowedHosts refused"}
 	refuseOrigin    = refusal{http.StatusForbidden, 0, EventOriginRefused, "wssafe: cross-origin handshake refused"}
 	refuseCapacity  = refusal{http.StatusServiceUnavailable, capRetryAfter, EventAtCapacity, "wssafe: at capacity; handshake refused"}
 	refusePerIP     = refusal{http.StatusTooManyRequests, capRetryAfter, EventIPConnLimit, "wssafe: too many connections from one address"}

@@ -3,12 +3,19 @@ package wssafe
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
 
 	"golang.org/x/net/idna"
 )
+
+// refuseHost answers a Host not in AllowedHosts: 421 Misdirected Request
+// rather than 403, since the request names a host this endpoint does not
+// serve (RFC 9110, section 15.5.20), which an operator can then tell apart
+// from an origin or address refusal in an access log.
+var refuseHost = refusal{http.StatusMisdirectedRequest, 0, EventHostRefused, "wssafe: handshake for a host not in AllowedHosts refused"}
 
 // A hostEntry is one parsed AllowedHosts entry: a lower-case name without a
 // trailing dot, or an address in netip's canonical form, and a port ("" for

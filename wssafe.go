@@ -30,8 +30,9 @@
 // generic reason. A [*MessageError] or [*FieldError] is the exception: the
 // client gets a JSON error reply and the session goes on. Close reasons are
 // short fixed strings; error text, tokens and payloads are never sent to the
-// peer. Handshake refusals are HTTP statuses: 403 (origin, IP, TLS), 401
-// (token), 429 and 503 (caps and rates, with Retry-After).
+// peer. Handshake refusals are HTTP statuses: 403 (origin, IP, TLS), 421
+// (a Host not in AllowedHosts), 401 (token), 429 and 503 (caps and rates,
+// with Retry-After).
 //
 // # Authentication
 //
@@ -76,7 +77,16 @@
 //     with OriginPatterns lets the listed sites open sockets with the user's
 //     cookies; InsecureSkipOriginCheck lets every site do so (cross-site
 //     WebSocket hijacking), acceptable only when no ambient credential
-//     (cookie, client certificate) authenticates the socket.
+//     (cookie, client certificate) authenticates the socket. New refuses
+//     patterns that can never match (a path, a port without a host).
+//   - Cookie authentication: New refuses InsecureSkipOriginCheck and every
+//     origin pattern that admits sites you do not own (a bare "*", a
+//     wildcard over a public suffix such as "*.com" or "*.github.io", "?"
+//     and "[...]" classes); a pattern must end in a literal registrable
+//     domain. With a cookie or a client certificate, an http:// page (which
+//     anyone on its path can rewrite) never opens a socket on an endpoint
+//     reached over TLS, unless a pattern names that http:// origin (under
+//     cookie authentication only with InsecureAllowHTTPOrigins).
 //   - Read limit: 32 KiB per message, counted after decompression. A larger
 //     message closes 1009. Raising it raises the memory a single client can
 //     pin.
@@ -106,9 +116,10 @@
 //     second overall: a flood of bad clients cannot flood the log.
 //
 // Settings that are off until set: idle timeout, maximum session lifetime,
-// IP allow and deny lists, connection caps (total, per address, per
-// subject), handshake rate per address, message and byte rates, and
-// authentication. A public endpoint should set them; [Endpoint.Stats] and
+// IP allow and deny lists, allowed hosts (against DNS rebinding, for
+// endpoints on localhost or a private network), connection caps (total,
+// per address, per subject), handshake rate per address, message and byte
+// rates, and authentication. A public endpoint should set them; [Endpoint.Stats] and
 // an [Observer] show what they refuse. Once [Options.Auth] is set, its own
 // defaults are the strict ones: exp required, algorithms bound to the
 // configured keys ("none" never), HMAC secrets of at least 32 bytes,
