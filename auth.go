@@ -285,7 +285,7 @@ func (a *authenticator) resolveSources(c *config, o *AuthOptions) error {
 		return errors.New("wssafe: cookie authentication with InsecureSkipOriginCheck lets any web page open sockets as the user (cross-site WebSocket hijacking); list trusted sites in OriginPatterns instead")
 	}
 	if o.CookieName != "" {
-		if err := checkCookieOrigins(c.OriginPatterns, c.InsecureAllowHTTPOrigins); err != nil {
+		if err := c.checkCookieOrigins(); err != nil {
 			return err
 		}
 	}

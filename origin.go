@@ -1,8 +1,10 @@
 package wssafe
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"path"
@@ -114,10 +116,15 @@ func validPort(s string) bool {
 // checkCookieOrigins refuses, under cookie authentication, every pattern
 // that lets an arbitrary site in: the structural rule described at
 // [Options.OriginPatterns]. The patterns have passed checkOriginPattern.
-func checkCookieOrigins(patterns []string, allowHTTP bool) error {
-	for _, p := range patterns {
-		if err := checkCookieOrigin(p, allowHTTP); err != nil {
+func (c *config) checkCookieOrigins() error {
+	for _, p := range c.OriginPatterns {
+		if err := checkCookieOrigin(p, c.InsecureAllowHTTPOrigins); err != nil {
 			return fmt.Errorf("wssafe: origin pattern %q refused with cookie authentication, since every site it admits can open sockets as the user (cross-site WebSocket hijacking): %w", p, err)
+		}
+		if len(p) > 7 && strings.EqualFold(p[:7], "http://") {
+			logEvent(context.Background(), c.Logger, slog.LevelWarn, EventInsecureConfig,
+				"wssafe: an http:// origin may open sockets with the user's cookie; anyone on its network path can rewrite that page",
+				slog.String("pattern", p))
 		}
 	}
 	return nil

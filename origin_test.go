@@ -299,6 +299,9 @@ func TestCookieAuthInsecureAllowHTTPOrigins(t *testing.T) {
 		{"http://SELF", nil, forbidden},
 	})
 	assert.Equal(t, refused, ep.Stats().Refused[wssafe.EventOriginRefused])
+	assert.Contains(t, f.logs.String(), `"event":"insecure_config"`)
+	assert.Contains(t, f.logs.String(), `"pattern":"http://app.example.com"`)
+	assert.NotContains(t, f.logs.String(), `"pattern":"other.example.com"`)
 }
 
 // On a plain-http endpoint both schemes pass: an https:// page is the

@@ -220,8 +220,9 @@ type Options struct {
 	// InsecureAllowHTTPOrigins lets an OriginPatterns entry name an http://
 	// origin ("http://app.example.com") under cookie authentication. Such a
 	// page can be rewritten by anyone on its network path, who then opens
-	// sockets with the user's cookie, on the TLS endpoint too. Zero (false)
-	// makes New refuse http:// patterns when a cookie authenticates.
+	// sockets with the user's cookie, on the TLS endpoint too; New logs a
+	// warning for each such pattern. Zero (false) makes New refuse http://
+	// patterns when a cookie authenticates.
 	InsecureAllowHTTPOrigins bool
 
 	// AllowedHosts, if set, lists the only Host header values a handshake
