@@ -52,7 +52,10 @@ const (
 	// FromCookie: the cookie named AuthOptions.CookieName. Browsers attach
 	// cookies to cross-site sockets too, so the origin check is then what
 	// stops cross-site WebSocket hijacking; New refuses FromCookie together
-	// with InsecureSkipOriginCheck.
+	// with InsecureSkipOriginCheck or with an origin pattern that admits
+	// sites you do not own ("*", "*.com"), and an http:// page cannot
+	// open a socket on an endpoint reached over TLS; see
+	// [Options.OriginPatterns].
 	FromCookie
 	// FromFirstMessage: the compact JWT as the first text message after
 	// the handshake (the seed's protocol), within AuthTimeout. It is used
@@ -311,6 +314,11 @@ func (a *authenticator) resolveSources(c *config, o *AuthOptions) error {
 	}
 	if o.CookieName != "" && c.InsecureSkipOriginCheck {
 		return errors.New("wssafe: cookie authentication with InsecureSkipOriginCheck lets any web page open sockets as the user (cross-site WebSocket hijacking); list trusted sites in OriginPatterns instead")
+	}
+	if o.CookieName != "" {
+		if err := c.checkCookieOrigins(); err != nil {
+			return err
+		}
 	}
 	a.cookie, a.query = o.CookieName, o.InsecureQueryParam
 	if a.query != "" {

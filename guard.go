@@ -32,6 +32,9 @@ const (
 type guardConfig struct {
 	allow, deny []netip.Prefix
 	forwarded   bool // read RFC 7239 Forwarded rather than X-Forwarded-For
+
+	// hosts is AllowedHosts, parsed; nil accepts every Host.
+	hosts []hostEntry
 }
 
 func (c *config) resolveGuards() error {
@@ -164,7 +167,12 @@ func parsePrefixes(field string, list []string) ([]netip.Prefix, error) {
 // refusal can be logged and counted: no Origin header passes (not a
 // browser), the request's own host passes, and otherwise the Origin host
 // (or scheme://host for patterns with "://") must match a pattern.
-func originAllowed(r *http.Request, patterns []string) bool {
+//
+// With an ambient credential it is stricter, never looser, than coder's
+// rule, so Accept never refuses what it admitted: only http and https
+// origins, and on a TLS endpoint an http origin only through a pattern
+// that names http:// itself (see [Options.OriginPatterns]).
+func (c *config) originAllowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true
@@ -173,13 +181,25 @@ func originAllowed(r *http.Request, patterns []string) bool {
 	if err != nil || u.Host == "" {
 		return false
 	}
-	if strings.EqualFold(r.Host, u.Host) {
+	explicitOnly := false // an http origin on a TLS endpoint
+	if c.ambientCredential(r) {
+		switch strings.ToLower(u.Scheme) {
+		case "https":
+		case "http":
+			explicitOnly = c.overTLS(r)
+		default:
+			return false
+		}
+	}
+	if !explicitOnly && strings.EqualFold(r.Host, u.Host) {
 		return true
 	}
-	for _, p := range patterns {
+	for _, p := range c.OriginPatterns {
 		target := u.Host
 		if strings.Contains(p, "://") {
 			target = u.Scheme + "://" + u.Host
+		} else if explicitOnly {
+			continue
 		}
 		if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(target)); ok {
 			return true
@@ -355,13 +375,17 @@ var (
 )
 
 // guard notes a forwarding header from an untrusted peer (a diagnostic),
-// then runs the checks that need no shared state first (IP lists), then
-// the handshake rate, then the origin. It answers a refused handshake and
-// returns false.
+// then runs the checks that need no shared state first (IP lists, the
+// Host), then the handshake rate, then the origin. It answers a refused
+// handshake and returns false.
 func (e *Endpoint) guard(w http.ResponseWriter, r *http.Request, ip netip.Addr) bool {
 	e.noteUntrustedForwarding(r, ip)
 	if !e.cfg.ipAllowed(ip) {
 		e.refuse(w, r, ip, refuseIP)
+		return false
+	}
+	if !e.cfg.hostAllowed(r.Host) {
+		e.refuse(w, r, ip, refuseHost, slog.String("host", truncate(r.Host, 256)))
 		return false
 	}
 	if ok, retry := e.handshakes.allow(sourceKey(ip), e.cfg.now()); !ok {
@@ -370,7 +394,7 @@ func (e *Endpoint) guard(w http.ResponseWriter, r *http.Request, ip netip.Addr) 
 		e.refuse(w, r, ip, rf)
 		return false
 	}
-	if !e.cfg.InsecureSkipOriginCheck && !originAllowed(r, e.cfg.OriginPatterns) {
+	if !e.cfg.InsecureSkipOriginCheck && !e.cfg.originAllowed(r) {
 		e.refuse(w, r, ip, refuseOrigin, slog.String("origin", truncate(r.Header.Get("Origin"), 256)))
 		return false
 	}

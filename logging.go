@@ -52,6 +52,7 @@ const (
 	EventAtCapacity       = "at_capacity"
 	EventHandshakeFailed  = "handshake_failed"
 	EventRequestBody      = "request_body" // Warn: an upgrade request carried a body; HTTP 400
+	EventHostRefused      = "host_refused" // Warn: the Host is not in Options.AllowedHosts
 
 	// Per-message limits.
 	EventMessageRate  = "message_rate_exceeded"

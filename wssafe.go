@@ -32,9 +32,9 @@
 // short fixed strings; error text, tokens and payloads are never sent to the
 // peer. Handshake refusals are HTTP statuses: 400 (a request that carries
 // a body, refused before any other check and never read), 403 (origin,
-// IP, TLS), 401 (token), 429 and 503 (caps and rates, with Retry-After);
-// each closes the connection (Connection: close) instead of letting
-// net/http wait to drain a body.
+// IP, TLS), 421 (a Host not in AllowedHosts), 401 (token), 429 and 503
+// (caps and rates, with Retry-After); each closes the connection
+// (Connection: close) instead of letting net/http wait to drain a body.
 //
 // # Authentication
 //
@@ -79,7 +79,16 @@
 //     with OriginPatterns lets the listed sites open sockets with the user's
 //     cookies; InsecureSkipOriginCheck lets every site do so (cross-site
 //     WebSocket hijacking), acceptable only when no ambient credential
-//     (cookie, client certificate) authenticates the socket.
+//     (cookie, client certificate) authenticates the socket. New refuses
+//     patterns that can never match (a path, a port without a host).
+//   - Cookie authentication: New refuses InsecureSkipOriginCheck and every
+//     origin pattern that admits sites you do not own (a bare "*", a
+//     wildcard over a public suffix such as "*.com" or "*.github.io", "?"
+//     and "[...]" classes); a pattern must end in a literal registrable
+//     domain. With a cookie or a client certificate, an http:// page (which
+//     anyone on its path can rewrite) never opens a socket on an endpoint
+//     reached over TLS, unless a pattern names that http:// origin (under
+//     cookie authentication only with InsecureAllowHTTPOrigins).
 //   - Read limit: 32 KiB per message, counted after decompression. A larger
 //     message closes 1009. Raising it raises the memory a single client can
 //     pin.
@@ -125,11 +134,13 @@
 // Warn line, event "insecure_config".
 //
 // Settings that are off until set: idle timeout, maximum session lifetime,
-// IP allow and deny lists, connection caps (total, per address, per
-// subject), handshake rate per address, message and byte rates, and
-// authentication. A public endpoint should set them; [Endpoint.Stats] and
-// an [Observer] show what they refuse. The per-subject cap and rate need
-// authentication, or New fails. Once [Options.Auth] is set, its own
+// IP allow and deny lists, allowed hosts (against DNS rebinding, for
+// endpoints on localhost or a private network), connection caps (total,
+// per address, per subject), handshake rate per address, message and byte
+// rates, and authentication. A public endpoint should set them;
+// [Endpoint.Stats] and an [Observer] show what they refuse. The
+// per-subject cap and rate need authentication, or New fails. Once
+// [Options.Auth] is set, its own
 // defaults are the strict ones: exp required, algorithms bound to the
 // configured keys ("none" never), HMAC secrets of at least 32 random bytes,
 // query-string tokens refused, 10 s to send a first-message token; see
@@ -144,7 +155,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"path"
 	"sync/atomic"
 	"time"
 
@@ -203,12 +213,66 @@ type Options struct {
 	// pattern contains "://") with path.Match, case-insensitively. The
 	// request's own host is always allowed, and requests without an Origin
 	// header (non-browser clients) always pass. Zero means same-origin only.
+	//
+	// A pattern is a host ("app.example.com", "*.example.com"), optionally
+	// with a port ("example.com:8443", "example.com:*") or a scheme
+	// ("https://app.example.com"); an IPv6 address needs its brackets
+	// escaped (`\[::1\]:8080` as a raw string), since [...] is a
+	// character class. New refuses a pattern that can never match: an
+	// empty one, one with a path or a trailing slash, a port or a scheme
+	// without a host, a non-ASCII host (write its punycode form).
+	//
+	// When a cookie authenticates (AuthOptions.FromCookie), every listed site
+	// can open sockets as the user, so New also refuses every pattern that
+	// lets an arbitrary site in. Each pattern must end in a literal
+	// registrable domain ("example.com", not a public suffix such as "com",
+	// "co.uk" or "github.io"), with * only as whole labels left of it
+	// ("*.app.example.com") or as the whole port; "localhost" and IPv4
+	// addresses are accepted when written in full, without wildcards. The
+	// other path.Match metacharacters (?, [...], \) are refused under
+	// cookie authentication: they match hosts nobody meant to list. The
+	// scheme, if any, must be https, or http with InsecureAllowHTTPOrigins.
+	//
+	// The scheme of the Origin counts when an ambient credential rides on
+	// the socket (cookie authentication, or a TLS client certificate): on
+	// an endpoint reached over TLS (directly, or as a trusted proxy reports
+	// with X-Forwarded-Proto or Forwarded), an http:// page, which anyone on
+	// its network path can rewrite, is refused, same host or not, unless a
+	// pattern names its http:// origin explicitly; patterns without a
+	// scheme match https:// origins only. An https:// page on a plain-http
+	// endpoint (TLS ended at a proxy) is accepted. Without an ambient
+	// credential the scheme is not checked, as coder/websocket does not:
+	// the page must then hold a token itself, and whoever holds a token
+	// can connect from anywhere, browser or not.
 	OriginPatterns []string
 
 	// InsecureSkipOriginCheck accepts browser handshakes from any origin.
 	// Any web page the user visits can then open a socket to this endpoint
 	// with the user's cookies. Use it only for token-only APIs.
 	InsecureSkipOriginCheck bool
+
+	// InsecureAllowHTTPOrigins lets an OriginPatterns entry name an http://
+	// origin ("http://app.example.com") under cookie authentication. Such a
+	// page can be rewritten by anyone on its network path, who then opens
+	// sockets with the user's cookie, on the TLS endpoint too; New logs a
+	// warning for each such pattern. Zero (false) makes New refuse http://
+	// patterns when a cookie authenticates.
+	InsecureAllowHTTPOrigins bool
+
+	// AllowedHosts, if set, lists the only Host header values a handshake
+	// may carry, as "example.com", "example.com:8443", "127.0.0.1:8080" or
+	// "[::1]:8080". A handshake for another host gets HTTP 421 Misdirected
+	// Request (event "host_refused"). It defeats DNS rebinding: a page on
+	// attacker.example whose name is made to resolve to 127.0.0.1 or a
+	// private address is same-origin with itself, so the origin check
+	// passes it, but its Host header still says attacker.example. Set it
+	// for endpoints on localhost or a private network. Names match without
+	// case and without a trailing dot; an entry without a port matches
+	// every port, one with a port matches that port, and a Host without a
+	// port (a browser omits 80 and 443) matches entries for port 80 or 443.
+	// Behind a proxy that rewrites Host, list what the proxy sends. Zero
+	// accepts every Host.
+	AllowedHosts []string
 
 	// Subprotocols lists the application subprotocols the endpoint may
 	// select (Sec-WebSocket-Protocol, RFC 6455 section 1.9), in the
@@ -458,11 +522,8 @@ func (o *Options) resolve() (*config, error) {
 	if o != nil {
 		c.Options = *o
 	}
-	c.OriginPatterns = append([]string(nil), c.OriginPatterns...)
-	for _, p := range c.OriginPatterns {
-		if _, err := path.Match(p, ""); err != nil {
-			return nil, fmt.Errorf("wssafe: origin pattern %q: %w", p, err)
-		}
+	if err := c.resolveOrigins(); err != nil {
+		return nil, err
 	}
 	if c.ReadLimit < 0 {
 		return nil, errors.New("wssafe: ReadLimit must not be negative (zero means 32 KiB)")
