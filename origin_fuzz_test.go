@@ -1,7 +1,7 @@
 package wssafe
 
 import (
-	"bytes"
+	"crypto/rand"
 	"crypto/tls"
 	"net/http"
 	"strings"
@@ -21,8 +21,10 @@ func FuzzOriginGuard(f *testing.F) {
 		f.Add(s[0], s[1], true)
 	}
 	patterns := []string{"*.app.example.com", "https://secure.example.com", "http://legacy.example.com", "example.com:*"}
+	secret := make([]byte, 32)
+	rand.Read(secret)
 	cookie := &Options{OriginPatterns: patterns, InsecureAllowHTTPOrigins: true, AllowedHosts: []string{"example.com", "[::1]:8080"},
-		Auth: &AuthOptions{HMACSecret: bytes.Repeat([]byte{7}, 32), Sources: FromCookie, CookieName: "s"}}
+		Auth: &AuthOptions{HMACSecret: secret, Sources: FromCookie, CookieName: "s"}}
 	strict, err := cookie.resolve()
 	if err != nil {
 		f.Fatal(err)
