@@ -34,6 +34,12 @@ func (h *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// coder/websocket writes through brw.Writer; route it through dc too.
 	// It is empty: net/http flushed the 101 response before hijacking.
 	brw.Writer.Reset(dc)
+	// What the client sent past its request reaches coder/websocket without
+	// passing through dc.Read: dc's frame scan must see it all the same.
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		dc.buffered(b)
+	}
 	h.conn = dc
 	return dc, brw, nil
 }
@@ -195,7 +201,7 @@ func (s *Session) releaseBuf(data []byte) {
 func (s *Session) read(buf []byte) (Message, error) {
 	cfg := s.ep.cfg
 	if cfg.IdleTimeout > 0 {
-		s.nc.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
+		s.dc.setIdle(time.Now().Add(cfg.IdleTimeout)) // a socket deadline: the real clock
 	}
 	typ, r, err := s.conn.Reader(context.Background())
 	if err != nil {
@@ -207,7 +213,7 @@ func (s *Session) read(buf []byte) (Message, error) {
 		return Message{}, ErrUnsupportedType
 	}
 	if cfg.IdleTimeout > 0 {
-		s.nc.SetReadDeadline(time.Time{})
+		s.dc.setIdle(time.Time{})
 	}
 	if buf == nil {
 		buf = s.borrowBuf()
@@ -240,6 +246,11 @@ func readAll(r io.Reader, buf []byte, checkUTF8 bool) ([]byte, error) {
 		}
 		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
+		if err != nil && err != io.EOF {
+			// Before the UTF-8 check: bytes read with a failure (a
+			// timeout mid-frame) are still masked.
+			return b[:len(b)-n], err
+		}
 		if checkUTF8 {
 			end := len(b)
 			if err != io.EOF {
@@ -252,9 +263,6 @@ func readAll(r io.Reader, buf []byte, checkUTF8 bool) ([]byte, error) {
 		}
 		if err == io.EOF {
 			return b, nil
-		}
-		if err != nil {
-			return b, err
 		}
 	}
 }
@@ -275,13 +283,19 @@ func fullRunes(b []byte, from int) int {
 }
 
 // readError classifies a read failure. timeoutErr is what a deadline
-// expiring means at this point of the read.
+// expiring means at this point of the read: ErrIdleTimeout while waiting
+// for a message, unless the deadline in force was a started frame's.
 func (s *Session) readError(err error, timeoutErr error) error {
 	if s.ctx.Err() != nil {
 		return context.Cause(s.ctx)
 	}
 	switch {
-	case isTimeout(err):
+	case isTimeout(err), errors.Is(err, context.DeadlineExceeded):
+		// context.DeadlineExceeded: coder/websocket's own 5 s bound on a
+		// control frame's payload, reached only without MessageTimeout.
+		if timeoutErr == ErrIdleTimeout && !s.dc.idleExpired() {
+			timeoutErr = ErrMessageTimeout
+		}
 		ev := EventIdleTimeout
 		if timeoutErr == ErrMessageTimeout {
 			ev = EventMessageTimeout
