@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -77,6 +78,10 @@ func (s *Session) keepalive() {
 	err := s.conn.Ping(ctx)
 	cancel()
 	if s.ctx.Err() != nil {
+		return
+	}
+	if peerGone(err) { // the ping's write found the peer gone: not a timeout
+		s.closeWith(err)
 		return
 	}
 	if err != nil {
@@ -325,7 +330,9 @@ func (s *Session) handleError(err error) error {
 	}
 	me := invalidMessage(err)
 	if me == nil {
-		if !errors.Is(err, ErrPanic) && CloseStatus(err) == -1 {
+		// A write that failed because the peer vanished is not the
+		// handler's failure, even when it returns (or wraps) the error.
+		if !errors.Is(err, ErrPanic) && CloseStatus(err) == -1 && !peerGone(err) {
 			logEvent(s.ctx, s.log, slog.LevelError, EventHandlerError, "wssafe: handler failed",
 				slog.Any("error", err))
 		}
@@ -377,6 +384,14 @@ func closeCode(err error) StatusCode {
 // peerGone reports whether err means the peer has closed or vanished, so
 // there is no close handshake left to perform.
 func peerGone(err error) bool {
-	return websocket.CloseStatus(err) != -1 ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+	return websocket.CloseStatus(err) != -1 || connLost(err) || errors.Is(err, net.ErrClosed)
+}
+
+// connLost reports whether err means the connection ended under us without
+// a close frame: EOF, or a reset (a killed browser tab, a peer that closed
+// with unread data) seen on a read (ECONNRESET) or a write (EPIPE). Such a
+// session ends as 1006 abnormal closure, not as a protocol violation.
+func connLost(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
 }
