@@ -239,13 +239,13 @@ func (s *Session) Write(ctx context.Context, typ MessageType, p []byte) error {
 func (s *Session) writeLocked(wctx context.Context, typ MessageType, p []byte) error {
 	err := s.conn.Write(wctx, typ, p)
 	if err != nil {
+		if s.ctx.Err() != nil { // e.g. Shutdown's deadline cut the write short
+			return ErrSessionClosed
+		}
 		if isTimeout(err) {
 			logEvent(s.ctx, s.log, slog.LevelWarn, EventWriteTimeout, "wssafe: write timed out; dropping a peer that does not read")
 			s.fail(ErrWriteTimeout)
 			return ErrWriteTimeout
-		}
-		if s.ctx.Err() != nil {
-			return ErrSessionClosed
 		}
 		return err
 	}
