@@ -229,8 +229,8 @@ func (s *Session) authenticateFirstMessage(a *authenticator) error {
 func (s *Session) readFirstMessage(a *authenticator) (MessageType, []byte, error) {
 	s.conn.SetReadLimit(a.readLimit)
 	defer s.conn.SetReadLimit(s.ep.cfg.ReadLimit)
-	s.nc.SetReadDeadline(time.Now().Add(a.timeout))
-	defer s.nc.SetReadDeadline(time.Time{})
+	s.dc.setIdle(time.Now().Add(a.timeout)) // a socket deadline: the real clock
+	defer s.dc.setIdle(time.Time{})
 	typ, r, err := s.conn.Reader(context.Background())
 	var data []byte
 	if err == nil {

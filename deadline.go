@@ -2,9 +2,18 @@ package wssafe
 
 import (
 	"net"
+	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 )
+
+// maxControlStall bounds a started control frame when MessageTimeout is
+// longer. coder/websocket reads a control frame's payload under its own
+// fixed 5 s context and, when that expires, closes the socket without a
+// close frame (the peer would see a bare TCP close, and the session a
+// protocol error): wssafe's deadline must fire first.
+const maxControlStall = 4 * time.Second
 
 // deadlineConn is the hijacked connection as coder/websocket sees it. It
 // arms deadlines only where they can matter, because setting and clearing
@@ -12,10 +21,24 @@ import (
 // that around every message and every write cost more CPU than the rest of
 // wssafe's per-message work together:
 //
+//   - Frame boundaries are followed in the bytes Read hands to
+//     coder/websocket's buffered reader (frameScan), since coder has no
+//     "frame started" hook. A frame that has started (header or payload,
+//     data or control) and needs another read from the socket must complete
+//     within MessageTimeout of that read, a control frame within
+//     min(MessageTimeout, 4 s) (see maxControlStall). Between frames there
+//     is no read deadline (keepalive covers an idle peer), and a frame that
+//     arrived whole never touches the timer.
 //   - The message timeout is armed when a started message needs another
 //     read from the socket. A message that arrived whole (the common case)
 //     never touches the timer; one that trickles in, or never ends (empty
-//     continuation frames), is cut off MessageTimeout after that read.
+//     continuation frames), is cut off MessageTimeout after that read. The
+//     read deadline is the earliest of the frame's, the message's and the
+//     idle deadline the session sets between messages.
+//   - After a read timed out mid-frame, coder/websocket's view of the
+//     stream is lost (it has consumed part of a header, or payload it did
+//     not unmask): every later Read fails at once, so the close handshake
+//     sends its close frame and does not wait for the peer's.
 //   - The write deadline is renewed lazily: before any write reaches the
 //     socket (data, pong, ping or close, whoever writes it) the deadline is
 //     moved to 1.5 x WriteTimeout ahead once a quarter of WriteTimeout has
@@ -24,19 +47,41 @@ import (
 //     WriteTimeout and 1.5 x WriteTimeout, never sooner. Whether a quarter
 //     has passed is told by the endpoint's writeTicker, not by the clock: a
 //     clock read per write was the largest single cost of the reply path.
+//   - Once the close path owns the read deadline (closeRead) nothing else
+//     moves it, and a shutdown limit (limitBy) caps every read and write
+//     deadline from then on: the lazy renewal never pushes it back out.
+//
+// All these deadlines are socket deadlines on the real clock (time.Now):
+// the kernel knows no other, so tests cannot drive them with a fake clock.
 //
 // Reads happen on the serve goroutine or, during the close handshake, under
-// coder/websocket's read lock; writes under its write lock. The state is
-// atomic all the same, since beginMessage and endMessage run outside those
-// locks.
+// coder/websocket's read lock; writes under its write lock. Read's own state
+// (scan, armed, stuck) is touched only by reads, so the lock orders it;
+// msgState is atomic since beginMessage and endMessage run outside those
+// locks, and every deadline change goes through mu.
 type deadlineConn struct {
 	net.Conn
-	msgTimeout   time.Duration // <= 0: no message timeout
+	msgTimeout   time.Duration // <= 0: no message or frame timeout
+	ctlTimeout   time.Duration // a started control frame's bound
 	writeTimeout time.Duration
 	ticks        *writeTicker // nil: no write deadline
 
 	msgState  atomic.Uint32 // msgIdle, msgOpen or msgArmed
 	renewedAt atomic.Uint64 // ticks.count when the write deadline was last moved; 0: never
+
+	scan  frameScan
+	armed uint64 // the frame (scan.seq) whose deadline is armed; 0: none. Written under mu.
+	stuck bool   // a read timed out mid-frame
+
+	mu        sync.Mutex
+	msgAt     time.Time // the open message's deadline; zero: not armed
+	frameAt   time.Time // the armed frame's deadline
+	idleAt    time.Time // the session's idle deadline
+	readAt    time.Time // the read deadline on the socket
+	writeAt   time.Time // the write deadline on the socket
+	idleBound bool      // readAt is the idle deadline
+	closing   bool      // the close path owns the read deadline
+	limit     time.Time // no deadline later than this (Shutdown); zero: none
 }
 
 // The states of a message's deadline, in one word so that a message costs
@@ -48,11 +93,19 @@ const (
 )
 
 func newDeadlineConn(c net.Conn, msgTimeout time.Duration, ticks *writeTicker) *deadlineConn {
-	dc := &deadlineConn{Conn: c, msgTimeout: msgTimeout, ticks: ticks}
+	dc := &deadlineConn{Conn: c, msgTimeout: msgTimeout, ctlTimeout: min(msgTimeout, maxControlStall), ticks: ticks}
 	if ticks != nil {
 		dc.writeTimeout = ticks.timeout
 	}
 	return dc
+}
+
+// buffered tells the frame scan about bytes coder/websocket reads without
+// calling Read: those net/http had buffered past the handshake request.
+func (c *deadlineConn) buffered(b []byte) {
+	if c.msgTimeout > 0 {
+		c.scan.feed(b)
+	}
 }
 
 // beginMessage marks the start of a data message, after its first frame
@@ -63,30 +116,224 @@ func (c *deadlineConn) beginMessage() {
 	}
 }
 
-// endMessage marks the end of the message and disarms its deadline.
+// endMessage marks the end of the message and disarms its deadline. When a
+// frame deadline is armed it is the message's last frame's, which has
+// ended: the next Read re-arms, one timer update instead of two.
 func (c *deadlineConn) endMessage() {
 	if c != nil && c.msgState.Swap(msgIdle) == msgArmed {
-		c.Conn.SetReadDeadline(time.Time{})
+		c.mu.Lock()
+		c.msgAt = time.Time{}
+		if c.armed == 0 {
+			c.applyRead()
+		}
+		c.mu.Unlock()
 	}
 }
 
+// setIdle sets the deadline for the next data message to start; zero
+// clears it.
+func (c *deadlineConn) setIdle(t time.Time) {
+	c.mu.Lock()
+	c.idleAt = t
+	c.applyRead()
+	c.mu.Unlock()
+}
+
+// idleExpired reports whether the read deadline in force is the idle one,
+// so that a timeout means no message came, not that a frame stalled.
+func (c *deadlineConn) idleExpired() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.idleBound
+}
+
 func (c *deadlineConn) Read(p []byte) (int, error) {
-	if c.msgState.Load() == msgOpen {
-		c.msgState.Store(msgArmed)
-		c.Conn.SetReadDeadline(time.Now().Add(c.msgTimeout))
+	if c.msgTimeout <= 0 {
+		return c.Conn.Read(p)
 	}
-	return c.Conn.Read(p)
+	if c.stuck {
+		return 0, os.ErrDeadlineExceeded
+	}
+	if f := c.scan.current(); f != c.armed || c.msgState.Load() == msgOpen {
+		c.rearm(f)
+	}
+	n, err := c.Conn.Read(p)
+	c.scan.feed(p[:n])
+	if err != nil && c.scan.current() != 0 && isTimeout(err) {
+		c.stuck = true
+	}
+	return n, err
+}
+
+// rearm arms the deadline of the frame in progress (0: none) and of a
+// message that has just started.
+func (c *deadlineConn) rearm(frame uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now() // a socket deadline: the real clock
+	if c.msgState.CompareAndSwap(msgOpen, msgArmed) {
+		c.msgAt = now.Add(c.msgTimeout)
+	}
+	if frame != c.armed {
+		c.armed, c.frameAt = frame, time.Time{}
+		if frame != 0 {
+			d := c.msgTimeout
+			if c.scan.control {
+				d = c.ctlTimeout
+			}
+			c.frameAt = now.Add(d)
+		}
+	}
+	c.applyRead()
+}
+
+// applyRead puts the earliest of the armed deadlines on the socket, unless
+// it is there already or the close path owns the read deadline; mu is held.
+func (c *deadlineConn) applyRead() {
+	if c.closing {
+		return
+	}
+	t := c.msgAt
+	if !c.frameAt.IsZero() && (t.IsZero() || c.frameAt.Before(t)) {
+		t = c.frameAt
+	}
+	idle := !c.idleAt.IsZero() && (t.IsZero() || c.idleAt.Before(t))
+	if idle {
+		t = c.idleAt
+	}
+	if !c.limit.IsZero() && (t.IsZero() || t.After(c.limit)) {
+		t, idle = c.limit, false
+	}
+	c.idleBound = idle
+	if !t.Equal(c.readAt) {
+		c.readAt = t
+		c.Conn.SetReadDeadline(t)
+	}
+}
+
+// closeRead hands the read deadline to the close handshake: t (zero: none;
+// coder/websocket bounds its wait for the peer's close frame at 5 s), never
+// later than the shutdown limit. Nothing else moves it afterwards.
+func (c *deadlineConn) closeRead(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closing = true
+	if !c.limit.IsZero() && (t.IsZero() || t.After(c.limit)) {
+		t = c.limit
+	}
+	c.readAt = t
+	c.Conn.SetReadDeadline(t)
+}
+
+// limitBy makes t the latest deadline of every read and write from now on:
+// the deadlines in force are brought forward to t, and neither the frame
+// and message deadlines nor the lazy write renewal can push them back out.
+// t is on the real clock.
+func (c *deadlineConn) limitBy(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.limit.IsZero() && !t.Before(c.limit) {
+		return
+	}
+	c.limit = t
+	if c.writeAt.IsZero() || c.writeAt.After(t) {
+		c.writeAt = t
+		c.Conn.SetWriteDeadline(t)
+	}
+	if c.readAt.IsZero() || c.readAt.After(t) {
+		c.readAt, c.idleBound = t, false
+		c.Conn.SetReadDeadline(t)
+	}
 }
 
 func (c *deadlineConn) Write(p []byte) (int, error) {
 	if c.ticks != nil {
 		if n := c.ticks.count.Load(); n != c.renewedAt.Load() {
-			c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout * 3 / 2))
-			c.renewedAt.Store(n)
-			c.ticks.renewed()
+			c.renewWrite(n)
 		}
 	}
 	return c.Conn.Write(p)
+}
+
+// renewWrite moves the write deadline 1.5 x WriteTimeout ahead, or to the
+// shutdown limit if that comes first.
+func (c *deadlineConn) renewWrite(n uint64) {
+	c.mu.Lock()
+	t := time.Now().Add(c.writeTimeout * 3 / 2) // a socket deadline: the real clock
+	if !c.limit.IsZero() && t.After(c.limit) {
+		t = c.limit
+	}
+	if !t.Equal(c.writeAt) {
+		c.writeAt = t
+		c.Conn.SetWriteDeadline(t)
+	}
+	c.mu.Unlock()
+	c.renewedAt.Store(n)
+	c.ticks.renewed()
+}
+
+// frameScan follows RFC 6455 frame boundaries in a byte stream: a few
+// integer operations per header byte and one per read of payload, no
+// allocation. It does not validate: coder/websocket does that, on the same
+// bytes.
+type frameScan struct {
+	seq     uint64 // the number of the frame in progress or last seen; 0 before the first
+	got     uint8  // header bytes of the frame in progress seen so far; 0 outside a header
+	need    uint8  // the header's length: 2, plus 2 or 8 of extended length, plus 4 of mask
+	ext     uint8  // extended-length bytes: 0, 2 or 8
+	control bool   // the frame in progress is a control frame
+	length  uint64 // the payload length decoded so far
+	left    uint64 // payload bytes still to come
+}
+
+// current returns the number of the frame in progress, or 0 between frames.
+func (f *frameScan) current() uint64 {
+	if f.got > 0 || f.left > 0 {
+		return f.seq
+	}
+	return 0
+}
+
+func (f *frameScan) feed(b []byte) {
+	for len(b) > 0 {
+		if f.left > 0 {
+			if uint64(len(b)) < f.left {
+				f.left -= uint64(len(b))
+				return
+			}
+			b = b[f.left:]
+			f.left = 0
+			continue
+		}
+		c := b[0]
+		b = b[1:]
+		switch f.got {
+		case 0:
+			f.seq++
+			f.control = c&0x08 != 0
+			f.need, f.ext, f.length = 2, 0, 0
+		case 1:
+			switch n := c & 0x7F; n {
+			case 126:
+				f.ext = 2
+			case 127:
+				f.ext = 8
+			default:
+				f.length = uint64(n)
+			}
+			f.need = 2 + f.ext
+			if c&0x80 != 0 {
+				f.need += 4
+			}
+		default:
+			if f.got < 2+f.ext {
+				f.length = f.length<<8 | uint64(c)
+			}
+		}
+		if f.got++; f.got == f.need {
+			f.got, f.left = 0, f.length
+		}
+	}
 }
 
 // A writeTicker counts quarters of WriteTimeout for all the connections of

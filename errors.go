@@ -248,7 +248,8 @@ func CloseStatus(err error) StatusCode {
 
 // IsExpectedClose reports whether err is an ordinary end of a session that
 // deserves no more than a debug log: a normal or going-away close from
-// either side, the peer disconnecting, a cancelled context, or a shutdown.
+// either side, the peer disconnecting (EOF, or a TCP reset seen as
+// ECONNRESET or EPIPE), a cancelled context, or a shutdown.
 func IsExpectedClose(err error) bool {
 	if err == nil {
 		return true
@@ -260,5 +261,6 @@ func IsExpectedClose(err error) bool {
 	return errors.Is(err, context.Canceled) ||
 		errors.Is(err, io.EOF) ||
 		errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, net.ErrClosed)
+		errors.Is(err, net.ErrClosed) ||
+		connLost(err)
 }

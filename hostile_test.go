@@ -58,10 +58,11 @@ const defaultBound = 3 * time.Second
 type frame struct {
 	op       byte
 	data     []byte
-	more     bool    // FIN clear: more fragments follow
-	rsv      byte    // reserved bits to set (rsv1|rsv2|rsv3)
-	unmasked bool    // send without a mask (clients must mask)
-	length   *uint64 // declared payload length, when it should lie
+	more     bool     // FIN clear: more fragments follow
+	rsv      byte     // reserved bits to set (rsv1|rsv2|rsv3)
+	unmasked bool     // send without a mask (clients must mask)
+	length   *uint64  // declared payload length, when it should lie
+	key      *[4]byte // masking key; nil: a random one
 }
 
 func (f frame) bytes() []byte {
@@ -92,6 +93,9 @@ func (f frame) bytes() []byte {
 	if !f.unmasked {
 		var key [4]byte
 		rand.Read(key[:])
+		if f.key != nil {
+			key = *f.key
+		}
 		out = append(out, key[:]...)
 		for i := range payload {
 			payload[i] ^= key[i%4]
@@ -462,7 +466,7 @@ func withKeepalive(interval, timeout time.Duration) func(*wssafe.Options) {
 
 func TestHostileFrames(t *testing.T) {
 	t.Parallel()
-	for _, row := range hostileRows() {
+	for _, row := range append(hostileRows(), stallRows()...) {
 		t.Run(row.group+"/"+row.name, func(t *testing.T) {
 			t.Parallel()
 			logger, logs := newLogger()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -34,6 +35,12 @@ func (h *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// coder/websocket writes through brw.Writer; route it through dc too.
 	// It is empty: net/http flushed the 101 response before hijacking.
 	brw.Writer.Reset(dc)
+	// What the client sent past its request reaches coder/websocket without
+	// passing through dc.Read: dc's frame scan must see it all the same.
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		dc.buffered(b)
+	}
 	h.conn = dc
 	return dc, brw, nil
 }
@@ -82,6 +89,10 @@ func (s *Session) keepalive() {
 	s.pingOut.Store(false)
 	cancel()
 	if s.ctx.Err() != nil {
+		return
+	}
+	if peerGone(err) { // the ping's write found the peer gone: not a timeout
+		s.closeWith(err)
 		return
 	}
 	if err != nil {
@@ -224,7 +235,7 @@ func (s *Session) releaseBuf(data []byte) {
 func (s *Session) read(buf []byte) (Message, error) {
 	cfg := s.ep.cfg
 	if cfg.IdleTimeout > 0 {
-		s.nc.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
+		s.dc.setIdle(time.Now().Add(cfg.IdleTimeout)) // a socket deadline: the real clock
 	}
 	typ, r, err := s.conn.Reader(context.Background())
 	if err != nil {
@@ -236,7 +247,7 @@ func (s *Session) read(buf []byte) (Message, error) {
 		return Message{}, ErrUnsupportedType
 	}
 	if cfg.IdleTimeout > 0 {
-		s.nc.SetReadDeadline(time.Time{})
+		s.dc.setIdle(time.Time{})
 	}
 	if buf == nil {
 		buf = s.borrowBuf()
@@ -269,6 +280,11 @@ func readAll(r io.Reader, buf []byte, checkUTF8 bool) ([]byte, error) {
 		}
 		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
+		if err != nil && err != io.EOF {
+			// Before the UTF-8 check: bytes read with a failure (a
+			// timeout mid-frame) are still masked.
+			return b[:len(b)-n], err
+		}
 		if checkUTF8 {
 			end := len(b)
 			if err != io.EOF {
@@ -281,9 +297,6 @@ func readAll(r io.Reader, buf []byte, checkUTF8 bool) ([]byte, error) {
 		}
 		if err == io.EOF {
 			return b, nil
-		}
-		if err != nil {
-			return b, err
 		}
 	}
 }
@@ -304,13 +317,19 @@ func fullRunes(b []byte, from int) int {
 }
 
 // readError classifies a read failure. timeoutErr is what a deadline
-// expiring means at this point of the read.
+// expiring means at this point of the read: ErrIdleTimeout while waiting
+// for a message, unless the deadline in force was a started frame's.
 func (s *Session) readError(err error, timeoutErr error) error {
 	if s.ctx.Err() != nil {
 		return context.Cause(s.ctx)
 	}
 	switch {
-	case isTimeout(err):
+	case isTimeout(err), errors.Is(err, context.DeadlineExceeded):
+		// context.DeadlineExceeded: coder/websocket's own 5 s bound on a
+		// control frame's payload, reached only without MessageTimeout.
+		if timeoutErr == ErrIdleTimeout && !s.dc.idleExpired() {
+			timeoutErr = ErrMessageTimeout
+		}
 		ev := EventIdleTimeout
 		if timeoutErr == ErrMessageTimeout {
 			ev = EventMessageTimeout
@@ -340,7 +359,9 @@ func (s *Session) handleError(err error) error {
 	}
 	me := invalidMessage(err)
 	if me == nil {
-		if !errors.Is(err, ErrPanic) && CloseStatus(err) == -1 {
+		// A write that failed because the peer vanished is not the
+		// handler's failure, even when it returns (or wraps) the error.
+		if !errors.Is(err, ErrPanic) && CloseStatus(err) == -1 && !peerGone(err) {
 			logEvent(s.ctx, s.log, slog.LevelError, EventHandlerError, "wssafe: handler failed",
 				slog.Any("error", err))
 		}
@@ -392,6 +413,14 @@ func closeCode(err error) StatusCode {
 // peerGone reports whether err means the peer has closed or vanished, so
 // there is no close handshake left to perform.
 func peerGone(err error) bool {
-	return websocket.CloseStatus(err) != -1 ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+	return websocket.CloseStatus(err) != -1 || connLost(err) || errors.Is(err, net.ErrClosed)
+}
+
+// connLost reports whether err means the connection ended under us without
+// a close frame: EOF, or a reset (a killed browser tab, a peer that closed
+// with unread data) seen on a read (ECONNRESET) or a write (EPIPE). Such a
+// session ends as 1006 abnormal closure, not as a protocol violation.
+func connLost(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
 }

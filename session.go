@@ -253,13 +253,13 @@ func (s *Session) Write(ctx context.Context, typ MessageType, p []byte) error {
 func (s *Session) writeLocked(wctx context.Context, typ MessageType, p []byte) error {
 	err := s.conn.Write(wctx, typ, p)
 	if err != nil {
+		if s.ctx.Err() != nil { // e.g. Shutdown's deadline cut the write short
+			return ErrSessionClosed
+		}
 		if isTimeout(err) {
 			logEvent(s.ctx, s.log, slog.LevelWarn, EventWriteTimeout, "wssafe: write timed out; dropping a peer that does not read")
 			s.fail(ErrWriteTimeout)
 			return ErrWriteTimeout
-		}
-		if s.ctx.Err() != nil {
-			return ErrSessionClosed
 		}
 		return err
 	}
@@ -326,15 +326,18 @@ func (s *Session) hangUp(err error) {
 		s.conn.CloseNow()
 		return
 	}
-	// Undo any read deadline we set, so the handshake can read the peer's
-	// close frame; coder/websocket bounds it at 5 s. A peer that broke the
-	// protocol gets the close frame but no wait: RFC 6455 section 7.1.7,
-	// fail the connection.
+	// The read deadline now belongs to the close handshake: none of ours,
+	// so that it can read the peer's close frame (coder/websocket bounds
+	// the wait at 5 s, Shutdown by its own deadline: see limitBy). A peer
+	// that broke the protocol gets the close frame but no wait: RFC 6455
+	// section 7.1.7, fail the connection. So does one whose read timed out
+	// mid-frame: the stream cannot be parsed any more, and the
+	// deadlineConn fails every further read at once.
 	deadline := time.Time{}
 	if errors.Is(err, ErrProtocol) {
-		deadline = time.Now()
+		deadline = time.Now() // a socket deadline: the real clock
 	}
-	s.nc.SetReadDeadline(deadline)
+	s.dc.closeRead(deadline)
 	code, reason := CloseFrame(err)
 	s.conn.Close(code, reason)
 }

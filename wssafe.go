@@ -307,9 +307,16 @@ type Options struct {
 	InsecureSkipUTF8Check bool
 
 	// MessageTimeout bounds the time from a message's first frame to its
-	// last. A message that takes longer closes the session with 1008.
-	// Zero means 10 s; negative disables the bound, letting a client hold
-	// the session with an endless fragmented message.
+	// last, and the time a started frame (header or payload, data or
+	// control) may take to complete; a control frame gets at most 4 s,
+	// since coder/websocket drops a connection whose control frame takes 5 s.
+	// Both are counted from the first socket read the message or frame
+	// needs after it started: one that arrived whole is never timed. Longer
+	// closes the session with 1008 "message timeout" (without waiting for
+	// the peer's close frame when it stalled mid-frame). Between frames
+	// there is no read deadline: keepalive covers an idle peer. Zero means
+	// 10 s; negative disables the bound, letting a client hold the session
+	// with an endless fragmented message or a frame that never completes.
 	MessageTimeout time.Duration
 
 	// WriteTimeout bounds how long a write may stay blocked on a peer that

@@ -167,10 +167,24 @@ func StatsHandler(ep *wssafe.Endpoint) http.Handler {
 	})
 }
 
+// ShutdownTimeout is how long Serve's graceful shutdown may take in all.
+const ShutdownTimeout = 10 * time.Second
+
 // Serve serves h on ln with the timeouts and size bounds every server
 // needs (ServerLimits) until ctx ends, then shuts ep (if not nil) and the
-// server down gracefully.
+// server down gracefully, within ShutdownTimeout: see serveWithin.
 func Serve(ctx context.Context, log *slog.Logger, ln net.Listener, h http.Handler, ep *wssafe.Endpoint) error {
+	return serveWithin(ctx, log, ln, h, ep, ShutdownTimeout)
+}
+
+// serveWithin is Serve with the shutdown's time budget as a parameter. Both
+// shutdowns share one deadline: ep.Shutdown first (it keeps a margin of the
+// budget for the second, and drops the sessions whose peers do not answer
+// in time), then the HTTP server's, which drops the requests still running
+// at the deadline (a request body in flight). A connection dropped at the
+// deadline is what the deadline is for, not a failure: it is logged, and
+// serveWithin returns nil.
+func serveWithin(ctx context.Context, log *slog.Logger, ln net.Listener, h http.Handler, ep *wssafe.Endpoint, grace time.Duration) error {
 	lim := ServerLimits
 	srv := &http.Server{
 		Handler:           http.MaxBytesHandler(h, lim.MaxBodyBytes),
@@ -193,17 +207,19 @@ func Serve(ctx context.Context, log *slog.Logger, ln net.Listener, h http.Handle
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	var err error
 	if ep != nil {
-		err = ep.Shutdown(sctx)
+		if err := ep.Shutdown(sctx); err != nil {
+			log.Warn("shutdown deadline reached with callbacks still running; their connections were closed", "error", err)
+		}
 	}
-	if err2 := srv.Shutdown(sctx); err == nil {
-		err = err2
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		log.Warn("shutdown deadline reached; dropped the requests still running", "error", err)
 	}
-	if err2 := <-errc; !errors.Is(err2, http.ErrServerClosed) && err == nil {
-		err = err2
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
 	}
-	return err
+	return nil
 }
