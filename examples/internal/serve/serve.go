@@ -37,6 +37,7 @@ type Flags struct {
 	AllowIPs       string
 	DenyIPs        string
 	TrustedProxies string
+	AllowedHosts   string
 	StatsAddr      string
 }
 
@@ -63,6 +64,7 @@ func (f *Flags) Register(fs *flag.FlagSet, def Flags) {
 	fs.StringVar(&f.AllowIPs, "allow-ip", def.AllowIPs, "comma-separated CIDRs allowed to connect (default all)")
 	fs.StringVar(&f.DenyIPs, "deny-ip", def.DenyIPs, "comma-separated CIDRs refused with HTTP 403")
 	fs.StringVar(&f.TrustedProxies, "trusted-proxy", def.TrustedProxies, "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
+	fs.StringVar(&f.AllowedHosts, "allowed-host", def.AllowedHosts, "comma-separated Host values a handshake may carry, e.g. localhost:8080 (default any); others get HTTP 421 (DNS rebinding)")
 	fs.StringVar(&f.StatsAddr, "stats-addr", def.StatsAddr, "serve GET /stats as JSON on this address (keep it on localhost); SIGUSR1 logs them too")
 }
 
@@ -94,6 +96,7 @@ func (f *Flags) Options(log *slog.Logger) (wssafe.Options, error) {
 		AllowIPs:       list(f.AllowIPs),
 		DenyIPs:        list(f.DenyIPs),
 		TrustedProxies: list(f.TrustedProxies),
+		AllowedHosts:   list(f.AllowedHosts),
 	}
 	switch {
 	case f.MsgRate > 0:

@@ -22,13 +22,15 @@ func TestFlags(t *testing.T) {
 	var f Flags
 	fs := flag.NewFlagSet("x", flag.ContinueOnError)
 	f.Register(fs, Flags{Addr: "127.0.0.1:1"})
-	require.NoError(t, fs.Parse([]string{"-read-limit", "100", "-origin", "a.example, b.example", "-log-format", "json"}))
+	require.NoError(t, fs.Parse([]string{"-read-limit", "100", "-origin", "a.example, b.example", "-log-format", "json",
+		"-allowed-host", "localhost:8765,127.0.0.1:8765"}))
 	log, err := f.Logger(os.Stderr)
 	require.NoError(t, err)
 	o, err := f.Options(log)
 	require.NoError(t, err)
 	assert.Equal(t, int64(100), o.ReadLimit)
 	assert.Equal(t, []string{"a.example", "b.example"}, o.OriginPatterns)
+	assert.Equal(t, []string{"localhost:8765", "127.0.0.1:8765"}, o.AllowedHosts)
 
 	f.LogLevel = "loud"
 	_, err = f.Logger(os.Stderr)
