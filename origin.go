@@ -187,6 +187,14 @@ func checkCookieHost(name string) error {
 	if _, err := publicsuffix.EffectiveTLDPlusOne(domain); err != nil {
 		return fmt.Errorf(`%q is not a registrable domain but a public suffix (such as "com", "co.uk" or "github.io") or a single label, under which anyone can have a site; name a domain you own ("*.example.com", "app.example.com")`, domain)
 	}
+	// A wildcard rule of the list ("*.kawasaki.jp", "*.compute.amazonaws.com")
+	// makes every name directly under a registrable-looking domain a public
+	// suffix, so a * over them admits sites anyone can register.
+	if probe := "x." + domain; last >= 0 {
+		if ps, _ := publicsuffix.PublicSuffix(probe); ps == probe {
+			return fmt.Errorf(`every name directly under %q (such as %q) is a public suffix, under which anyone can have a site; name a domain you own below it, without a wildcard over the suffix`, domain, probe)
+		}
+	}
 	return nil
 }
 

@@ -227,8 +227,11 @@ type Options struct {
 	// lets an arbitrary site in. Each pattern must end in a literal
 	// registrable domain ("example.com", not a public suffix such as "com",
 	// "co.uk" or "github.io"), with * only as whole labels left of it
-	// ("*.app.example.com") or as the whole port; "localhost" and IPv4
-	// addresses are accepted when written in full, without wildcards. The
+	// ("*.app.example.com") or as the whole port, and the names directly
+	// under a wildcard must not be public suffixes themselves
+	// ("*.kawasaki.jp" is refused: the list makes every "x.kawasaki.jp"
+	// one); "localhost" and IPv4 addresses are accepted when written in
+	// full, without wildcards. The
 	// other path.Match metacharacters (?, [...], \) are refused under
 	// cookie authentication: they match hosts nobody meant to list. The
 	// scheme, if any, must be https, or http with InsecureAllowHTTPOrigins.
