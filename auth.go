@@ -660,6 +660,9 @@ func (a *authenticator) verify(ctx context.Context, raw []byte) (*identity, erro
 	if cerr := checkNumericDates(m); cerr != nil {
 		return nil, cerr // before jwx's verdict: it read a string date as a date
 	}
+	if cerr := checkStringClaims(m); cerr != nil {
+		return nil, cerr // jwx's verdict would be a decode error naming nothing
+	}
 	if err != nil {
 		return nil, a.nameMissingClaim(classify(err), m)
 	}

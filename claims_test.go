@@ -247,3 +247,37 @@ func lastAuthFailure(t *testing.T, logs *logBuffer) string {
 	}
 	return ""
 }
+
+// A sub, iss, jti or aud of another type than RFC 7519's string (aud: or
+// array of strings) is refused naming the claim, at the handshake and in a
+// first message, rather than as a malformed token; a null sub, iss or jti
+// is absent, as jwx reads it.
+func TestAuthStringClaimTypes(t *testing.T) {
+	t.Parallel()
+	f := newAuthFixture(t)
+	exp := f.clock.Now().Unix() + 3600
+	_, url := server(t, whoami, everyLine(f.options(nil)))
+	for _, tc := range []struct{ name, claim, payload string }{
+		{"numeric sub", "sub", fmt.Sprintf(`{"sub":5,"exp":%d}`, exp)},
+		{"array sub", "sub", fmt.Sprintf(`{"sub":["alice"],"exp":%d}`, exp)},
+		{"boolean sub", "sub", fmt.Sprintf(`{"sub":true,"exp":%d}`, exp)},
+		{"numeric iss", "iss", fmt.Sprintf(`{"sub":"alice","iss":5,"exp":%d}`, exp)},
+		{"numeric jti", "jti", fmt.Sprintf(`{"sub":"alice","jti":5,"exp":%d}`, exp)},
+		{"numeric aud", "aud", fmt.Sprintf(`{"sub":"alice","aud":5,"exp":%d}`, exp)},
+		{"aud of numbers", "aud", fmt.Sprintf(`{"sub":"alice","aud":[1],"exp":%d}`, exp)},
+		{"null aud", "aud", fmt.Sprintf(`{"sub":"alice","aud":null,"exp":%d}`, exp)},
+	} {
+		tok := f.signPayload(f.secret, tc.payload)
+		f.refusedForClaim(url, claimRefusal{tc.name, "invalid_claim", tc.claim, "invalid " + tc.claim + " claim", func(*authFixture) string { return tok }})
+		f.closedForClaim(url, claimRefusal{tc.name, "invalid_claim", tc.claim, "", func(*authFixture) string { return tok }})
+	}
+	for _, p := range []string{
+		fmt.Sprintf(`{"sub":"alice","iss":null,"jti":null,"aud":[],"exp":%d}`, exp),
+		fmt.Sprintf(`{"sub":"alice","aud":"x","exp":%d}`, exp),
+		fmt.Sprintf(`{"sub":"alice","aud":["x","y"],"exp":%d}`, exp),
+	} {
+		c := dial(t, url, bearer(f.signPayload(f.secret, p)))
+		assert.Equal(t, "alice|alice|x", roundTrip(t, c, "x"), p)
+		c.Close(websocket.StatusNormalClosure, "")
+	}
+}

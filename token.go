@@ -356,6 +356,7 @@ func jsonString(m map[string]json.RawMessage, name string, s *string) error {
 var (
 	errNoSubject   = errors.New("wssafe: token has no subject")
 	errNumericDate = errors.New("wssafe: claim is not a NumericDate")
+	errStringClaim = errors.New("wssafe: claim is not a string")
 )
 
 // subjectOf returns the first subject claim present with a non-empty
@@ -414,6 +415,31 @@ func checkNumericDates(m map[string]json.RawMessage) error {
 		if ok && !isNumericDate(v) {
 			return claimError("invalid_claim", name, errNumericDate)
 		}
+	}
+	return nil
+}
+
+// checkStringClaims refuses sub, iss and jti when present as anything but
+// a JSON string, and aud as anything but a string or an array of strings
+// (RFC 7519 section 4.1), naming the claim. jwx refuses them too, but as a
+// decode error of the whole token, which would leave the log and the 401
+// without the claim's name. A null sub, iss or jti is left to jwx, which
+// reads it as absent.
+func checkStringClaims(m map[string]json.RawMessage) error {
+	for _, name := range [...]string{"sub", "iss", "jti", "aud"} {
+		v, ok := m[name]
+		if !ok || name != "aud" && string(v) == "null" {
+			continue
+		}
+		var s string
+		if json.Unmarshal(v, &s) == nil && v[0] == '"' {
+			continue
+		}
+		var list []string
+		if name == "aud" && v[0] == '[' && json.Unmarshal(v, &list) == nil {
+			continue
+		}
+		return claimError("invalid_claim", name, errStringClaim)
 	}
 	return nil
 }
