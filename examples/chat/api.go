@@ -58,10 +58,12 @@ type tokenReply struct {
 // their address. Sign-ins are rate-limited per client address instead.
 func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	if ok, retry := a.signIns.allow(a.clientKey(r)); !ok {
+		skipBody(w, r)
 		tooMany(w, retry)
 		return
 	}
 	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		skipBody(w, r)
 		writeError(w, http.StatusUnsupportedMediaType, &wssafe.MessageError{Code: "invalid_request", Message: "send JSON"})
 		return
 	}
@@ -94,6 +96,7 @@ func newSubject() string {
 // rate-limited per client address (before the token is even checked) and
 // per subject.
 func (a *app) refresh(w http.ResponseWriter, r *http.Request) {
+	skipBody(w, r) // the token is in a header; a body has no use
 	if ok, retry := a.refreshByAddr.allow(a.clientKey(r)); !ok {
 		tooMany(w, retry)
 		return
@@ -142,6 +145,22 @@ var bodyTimeout = 5 * time.Second
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout))
 	return io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+}
+
+// skipBody makes net/http close the connection as soon as the reply to r
+// has been sent, instead of first reading what r's body announces: for a
+// reply written without reading the body (a 429, a 415, a refresh, the
+// page), net/http drains up to 256 KiB of it before it even sends the
+// reply, for as long as a trickle lasts within ReadTimeout, holding the
+// socket. A read deadline of now makes that drain fail at once, as wssafe
+// does for its refusals. Without an announced body it does nothing, so
+// keep-alive is untouched.
+func skipBody(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
+		return
+	}
+	w.Header().Set("Connection", "close")
+	http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
 // writeBodyError answers a body that could not be read: 413 over maxBody,

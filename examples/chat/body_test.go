@@ -238,3 +238,55 @@ func TestLoginBodyBounded(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
 }
+
+// TestRepliesWithoutBodyDoNotWaitForIt: a reply written without reading
+// the request body (the sign-in limit's 429, a 415, a refresh or /stats,
+// which need none, the page) goes out at once and the connection closes,
+// even on a server without ReadTimeout (httptest's), instead of waiting
+// for net/http to drain a body that trickles in.
+func TestRepliesWithoutBodyDoNotWaitForIt(t *testing.T) {
+	_, base := chatServer(t)
+	addr := strings.TrimPrefix(base, "http://")
+	head := func(method, path, ctype string) string {
+		return method + " " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nContent-Type: " + ctype + "\r\nContent-Length: 1000\r\n\r\n"
+	}
+	// Spend the sign-in burst of slowBody's address, 127.0.0.2.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	client := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	defer client.CloseIdleConnections()
+	for {
+		resp, err := client.Post(base+"/api/login", "application/json", strings.NewReader(`{"name":"a","email":"a@example.com"}`))
+		require.NoError(t, err)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests {
+			break
+		}
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	for _, tc := range []struct{ method, path, status string }{
+		{"POST", "/api/login", "HTTP/1.1 429 "},
+		{"POST", "/api/refresh", "HTTP/1.1 401 "},
+		{"GET", "/stats", "HTTP/1.1 401 "},
+		{"GET", "/", "HTTP/1.1 200 "},
+	} {
+		r := slowBody(addr, tc.path, head(tc.method, tc.path, "application/json"))
+		var ne net.Error
+		require.False(t, errors.As(r.err, &ne) && ne.Timeout(), "%s: the trickle was never cut: %v", tc.path, r.err)
+		assert.True(t, strings.HasPrefix(r.status, tc.status), "%s answered %q", tc.path, r.status)
+		assert.Less(t, r.elapsed, time.Second, tc.path)
+	}
+	// A sign-in with the wrong type, from an address with its burst left.
+	nc, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer nc.Close()
+	start := time.Now()
+	_, err = io.WriteString(nc, head("POST", "/api/login", "text/plain"))
+	require.NoError(t, err)
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusUnsupportedMediaType, resp.StatusCode)
+	assert.True(t, resp.Close, "Connection: close")
+	assert.Less(t, time.Since(start), time.Second)
+}

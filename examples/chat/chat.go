@@ -162,6 +162,7 @@ type panelStats struct {
 // signed-in user: the request must carry a valid token, as the page sends
 // it (Authorization: Bearer), or it gets 401.
 func (a *app) stats(w http.ResponseWriter, r *http.Request) {
+	skipBody(w, r)
 	if _, _, err := a.tokens.verify(r); err != nil {
 		unauthorized(w)
 		return
