@@ -210,7 +210,10 @@ func serveWithin(ctx context.Context, log *slog.Logger, ln net.Listener, h http.
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	// A twentieth of the budget is kept back for dropping what is left and
+	// for the process to exit, so that a supervisor that kills at exactly
+	// the budget (docker stop's default is 10 s) never has to.
+	sctx, cancel := context.WithTimeout(context.Background(), grace-grace/20)
 	defer cancel()
 	if ep != nil {
 		if err := ep.Shutdown(sctx); err != nil {
