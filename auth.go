@@ -233,8 +233,21 @@ type PublicKey struct {
 // warning.
 const maxQuietAuthTimeout = time.Minute
 
-// hmacMinimum is the shortest secret per algorithm: the hash size.
-var hmacMinimum = map[string]int{"HS256": 32, "HS384": 48, "HS512": 64}
+// hmacMinimum returns the shortest secret alg accepts, its hash size, and
+// false for an algorithm that is not HMAC. It goes by name: a value made
+// with jwa.NewSignatureAlgorithm("HS256") may differ from jwa.HS256() in
+// its other fields.
+func hmacMinimum(alg jwa.SignatureAlgorithm) (int, bool) {
+	switch alg.String() {
+	case "HS256":
+		return 32, true
+	case "HS384":
+		return 48, true
+	case "HS512":
+		return 64, true
+	}
+	return 0, false
+}
 
 // boundKey is a key and the one algorithm it verifies.
 type boundKey struct {
@@ -412,7 +425,7 @@ func (a *authenticator) addHMAC(o *AuthOptions) error {
 	if alg == (jwa.SignatureAlgorithm{}) {
 		alg = jwa.HS256()
 	}
-	minLen, ok := hmacMinimum[alg.String()]
+	minLen, ok := hmacMinimum(alg)
 	if !ok {
 		return fmt.Errorf("wssafe: Auth.HMACAlgorithm %q: want HS256, HS384 or HS512", alg)
 	}
