@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jws"
@@ -141,6 +142,26 @@ type AuthOptions struct {
 	// Zero means 8 KiB.
 	AuthReadLimit int64
 
+	// AuthenticatedText, if set, is sent as a text message to every
+	// session as it opens: once its token is verified and the session is
+	// admitted under MaxConnsPerSubject, before OnOpen and before any
+	// message reaches the Handler. It is the acknowledgement a
+	// first-message client waits for before it sends anything else (the
+	// original Python client waits for "Authenticated!", which
+	// examples/secure sends); it goes to every session whatever the
+	// token's source, so that one protocol serves header and subprotocol
+	// clients too. It must be valid UTF-8. Zero sends nothing: the
+	// client learns it is in from the first reply, or from no close.
+	AuthenticatedText string
+
+	// ExpiredText, if set, is sent as a text message to a client whose
+	// first-message token has expired (its signature and other claims
+	// valid: a forged token never gets this far), just before the close
+	// 3000 "token expired"; examples/secure sends "Token Expired", which
+	// the original Python client reads. It needs FromFirstMessage and must
+	// be valid UTF-8. Zero sends nothing: the close reason says it.
+	ExpiredText string
+
 	// MaxTokenSize is the largest token accepted from any source, in
 	// bytes. Zero means 8 KiB.
 	MaxTokenSize int
@@ -264,6 +285,8 @@ type authenticator struct {
 	query        string
 	timeout      time.Duration
 	readLimit    int64
+	welcome      string // AuthenticatedText
+	expiredText  string
 	maxSize      int
 	subjects     []string
 	typ          string
@@ -293,6 +316,9 @@ func (c *config) resolveAuth() error {
 		return err
 	}
 	if err := a.resolveLimits(&o); err != nil {
+		return err
+	}
+	if err := a.resolveReplies(&o); err != nil {
 		return err
 	}
 	if err := a.resolveStaticKeys(&o); err != nil {
@@ -349,6 +375,20 @@ func (a *authenticator) resolveSources(c *config, o *AuthOptions) error {
 			return fmt.Errorf("wssafe: subprotocol %q looks like a token entry; the server must never select one", p)
 		}
 	}
+	return nil
+}
+
+// resolveReplies checks the texts the protocol sends.
+func (a *authenticator) resolveReplies(o *AuthOptions) error {
+	for _, f := range [...]struct{ name, text string }{{"AuthenticatedText", o.AuthenticatedText}, {"ExpiredText", o.ExpiredText}} {
+		if !utf8.ValidString(f.text) {
+			return fmt.Errorf("wssafe: Auth.%s is not valid UTF-8; a client fails a text message that is not (close 1007)", f.name)
+		}
+	}
+	if o.ExpiredText != "" && a.sources&FromFirstMessage == 0 {
+		return errors.New("wssafe: Auth.ExpiredText is sent only to first-message clients; add FromFirstMessage to Sources, or leave ExpiredText empty")
+	}
+	a.welcome, a.expiredText = o.AuthenticatedText, o.ExpiredText
 	return nil
 }
 
