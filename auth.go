@@ -59,8 +59,9 @@ const (
 	// [Options.OriginPatterns].
 	FromCookie
 	// FromFirstMessage: the compact JWT as the first text message after
-	// the handshake (the seed's protocol), within AuthTimeout. It is used
-	// only when the handshake carries no token.
+	// the handshake, within AuthTimeout, for clients of a first-message
+	// protocol (see AuthOptions.AuthenticatedText and ExpiredText). It is
+	// used only when the handshake carries no token.
 	FromFirstMessage
 )
 
@@ -92,8 +93,8 @@ type AuthOptions struct {
 
 	// InsecureAllowWeakSecret accepts an HMACSecret shorter than the
 	// minimum or plainly not random, with a warning logged by New, so a
-	// deployment can migrate from a weak secret (such as the seed's
-	// "secret_key"). Tokens signed with a weak secret can be forged by
+	// deployment can migrate from a weak secret (such as a published
+	// example's "secret_key"). Tokens signed with a weak secret can be forged by
 	// whoever cracks it.
 	InsecureAllowWeakSecret bool
 
@@ -106,7 +107,7 @@ type AuthOptions struct {
 	JWKS *JWKSOptions
 
 	// Sources selects where tokens are taken from. Zero means FromHeader |
-	// FromSubprotocol. Add FromFirstMessage for the seed's protocol.
+	// FromSubprotocol. Add FromFirstMessage for a first-message protocol.
 	Sources TokenSource
 
 	// CookieName names the cookie FromCookie reads. Required with
@@ -155,8 +156,8 @@ type AuthOptions struct {
 	AuthenticatedText string
 
 	// ExpiredText, if set, is sent as a text message to a client whose
-	// first-message token has expired (its signature and other claims
-	// valid: a forged token never gets this far), just before the close
+	// first-message token has expired (a correctly signed one: a forged
+	// token never gets this far), just before the close
 	// 3000 "token expired"; examples/secure sends "Token Expired", which
 	// the original Python client reads. It needs FromFirstMessage and must
 	// be valid UTF-8. Zero sends nothing: the close reason says it.
@@ -169,7 +170,8 @@ type AuthOptions struct {
 	// SubjectClaims names the claims that carry the subject, tried in
 	// order; the first one present with a non-empty string or an integer
 	// value wins. A token with none of them is invalid. Zero means "sub".
-	// The seed's tokens need []string{"user_id", "sub"}.
+	// Tokens that name the user in "user_id" (as the original Python
+	// client's do) need []string{"user_id", "sub"}.
 	SubjectClaims []string
 
 	// Issuer, if set, must equal the token's "iss".
@@ -193,7 +195,7 @@ type AuthOptions struct {
 	AcceptableSkew time.Duration
 
 	// InsecureAllowMissingExp accepts tokens without an "exp" claim (as the
-	// seed mints them), with a warning logged by New. Such a token is valid
+	// original Python client mints them), with a warning logged by New. Such a token is valid
 	// forever: a leaked one cannot be contained except by rotating the key.
 	// By default a token without exp is invalid.
 	InsecureAllowMissingExp bool

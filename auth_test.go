@@ -810,7 +810,7 @@ func TestAuthMissingExpOptOut(t *testing.T) {
 
 func TestAuthWeakSecret(t *testing.T) {
 	t.Parallel()
-	weak := []byte("secret_key") // the seed's secret, deliberately weak
+	weak := []byte("secret_key") // a published example's secret, deliberately weak
 	_, err := wssafe.New(echo, &wssafe.Options{Logger: quiet(), Auth: &wssafe.AuthOptions{HMACSecret: weak}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "10 bytes")

@@ -14,7 +14,7 @@ import (
 	"github.com/wssafe/wssafe"
 )
 
-// The seed's echo server: one callback, mounted on an existing ServeMux.
+// An echo server: one callback, mounted on an existing ServeMux.
 func ExampleNew() {
 	ep, err := wssafe.New(wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
 		return s.WriteText(ctx, "Server received: "+m.Text())
