@@ -197,3 +197,17 @@ func TestShutdownWithEndpointFirst(t *testing.T) {
 	assert.ErrorIs(t, <-served, http.ErrServerClosed)
 	assert.NoError(t, ep.Shutdown(ctx))
 }
+
+// Shutdown reports the outcome, not a race: once every session has ended
+// it returns nil, even when ctx has ended too (as after a server's
+// Shutdown that used up the deadline).
+func TestShutdownEndedBeforeExpiredContext(t *testing.T) {
+	t.Parallel()
+	ep, err := wssafe.New(echo, &wssafe.Options{Logger: quiet()})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 20 {
+		assert.NoError(t, ep.Shutdown(ctx))
+	}
+}
