@@ -216,7 +216,7 @@ func (h *Hub) admit(s *Session) (opened bool, err error) {
 	return h.open(s), nil
 }
 
-// open makes s visible once it is open, live and admitted, and reports
+// open makes s visible if it is now open (live and admitted) and reports
 // whether it is. Admission and acceptance each call it once, right after
 // their step, so the second of the two opens s. h.mu is held.
 func (h *Hub) open(s *Session) bool {
@@ -238,8 +238,9 @@ func (e *Endpoint) track(s *Session) bool {
 		h.mu.Unlock()
 		return false
 	}
-	s.reg.step(regAccept)
-	h.live[s] = struct{}{}
+	if s.reg.step(regAccept) { // always, after reserve: in Hub.live exactly while accepted
+		h.live[s] = struct{}{}
+	}
 	opened := h.open(s)
 	h.mu.Unlock()
 	e.record(Observation{Kind: HandshakeAccepted, Session: s, ClientIP: s.ip})
