@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jws"
@@ -58,8 +59,9 @@ const (
 	// [Options.OriginPatterns].
 	FromCookie
 	// FromFirstMessage: the compact JWT as the first text message after
-	// the handshake (the seed's protocol), within AuthTimeout. It is used
-	// only when the handshake carries no token.
+	// the handshake, within AuthTimeout, for clients of a first-message
+	// protocol (see AuthOptions.AuthenticatedText and ExpiredText). It is
+	// used only when the handshake carries no token.
 	FromFirstMessage
 )
 
@@ -91,8 +93,8 @@ type AuthOptions struct {
 
 	// InsecureAllowWeakSecret accepts an HMACSecret shorter than the
 	// minimum or plainly not random, with a warning logged by New, so a
-	// deployment can migrate from a weak secret (such as the seed's
-	// "secret_key"). Tokens signed with a weak secret can be forged by
+	// deployment can migrate from a weak secret (such as a published
+	// example's "secret_key"). Tokens signed with a weak secret can be forged by
 	// whoever cracks it.
 	InsecureAllowWeakSecret bool
 
@@ -105,7 +107,7 @@ type AuthOptions struct {
 	JWKS *JWKSOptions
 
 	// Sources selects where tokens are taken from. Zero means FromHeader |
-	// FromSubprotocol. Add FromFirstMessage for the seed's protocol.
+	// FromSubprotocol. Add FromFirstMessage for a first-message protocol.
 	Sources TokenSource
 
 	// CookieName names the cookie FromCookie reads. Required with
@@ -141,6 +143,26 @@ type AuthOptions struct {
 	// Zero means 8 KiB.
 	AuthReadLimit int64
 
+	// AuthenticatedText, if set, is sent as a text message to every
+	// session as it opens: once its token is verified and the session is
+	// admitted under MaxConnsPerSubject, before OnOpen and before any
+	// message reaches the Handler. It is the acknowledgement a
+	// first-message client waits for before it sends anything else (the
+	// original Python client waits for "Authenticated!", which
+	// examples/secure sends); it goes to every session whatever the
+	// token's source, so that one protocol serves header and subprotocol
+	// clients too. It must be valid UTF-8. Zero sends nothing: the
+	// client learns it is in from the first reply, or from no close.
+	AuthenticatedText string
+
+	// ExpiredText, if set, is sent as a text message to a client whose
+	// first-message token has expired (a correctly signed one: a forged
+	// token never gets this far), just before the close
+	// 3000 "token expired"; examples/secure sends "Token Expired", which
+	// the original Python client reads. It needs FromFirstMessage and must
+	// be valid UTF-8. Zero sends nothing: the close reason says it.
+	ExpiredText string
+
 	// MaxTokenSize is the largest token accepted from any source, in
 	// bytes. Zero means 8 KiB.
 	MaxTokenSize int
@@ -148,7 +170,8 @@ type AuthOptions struct {
 	// SubjectClaims names the claims that carry the subject, tried in
 	// order; the first one present with a non-empty string or an integer
 	// value wins. A token with none of them is invalid. Zero means "sub".
-	// The seed's tokens need []string{"user_id", "sub"}.
+	// Tokens that name the user in "user_id" (as the original Python
+	// client's do) need []string{"user_id", "sub"}.
 	SubjectClaims []string
 
 	// Issuer, if set, must equal the token's "iss".
@@ -172,7 +195,7 @@ type AuthOptions struct {
 	AcceptableSkew time.Duration
 
 	// InsecureAllowMissingExp accepts tokens without an "exp" claim (as the
-	// seed mints them), with a warning logged by New. Such a token is valid
+	// original Python client mints them), with a warning logged by New. Such a token is valid
 	// forever: a leaked one cannot be contained except by rotating the key.
 	// By default a token without exp is invalid.
 	InsecureAllowMissingExp bool
@@ -233,8 +256,21 @@ type PublicKey struct {
 // warning.
 const maxQuietAuthTimeout = time.Minute
 
-// hmacMinimum is the shortest secret per algorithm: the hash size.
-var hmacMinimum = map[string]int{"HS256": 32, "HS384": 48, "HS512": 64}
+// hmacMinimum returns the shortest secret alg accepts, its hash size, and
+// false for an algorithm that is not HMAC. It goes by name: a value made
+// with jwa.NewSignatureAlgorithm("HS256") may differ from jwa.HS256() in
+// its other fields.
+func hmacMinimum(alg jwa.SignatureAlgorithm) (int, bool) {
+	switch alg.String() {
+	case "HS256":
+		return 32, true
+	case "HS384":
+		return 48, true
+	case "HS512":
+		return 64, true
+	}
+	return 0, false
+}
 
 // boundKey is a key and the one algorithm it verifies.
 type boundKey struct {
@@ -251,6 +287,8 @@ type authenticator struct {
 	query        string
 	timeout      time.Duration
 	readLimit    int64
+	welcome      string // AuthenticatedText
+	expiredText  string
 	maxSize      int
 	subjects     []string
 	typ          string
@@ -280,6 +318,9 @@ func (c *config) resolveAuth() error {
 		return err
 	}
 	if err := a.resolveLimits(&o); err != nil {
+		return err
+	}
+	if err := a.resolveReplies(&o); err != nil {
 		return err
 	}
 	if err := a.resolveStaticKeys(&o); err != nil {
@@ -336,6 +377,20 @@ func (a *authenticator) resolveSources(c *config, o *AuthOptions) error {
 			return fmt.Errorf("wssafe: subprotocol %q looks like a token entry; the server must never select one", p)
 		}
 	}
+	return nil
+}
+
+// resolveReplies checks the texts the protocol sends.
+func (a *authenticator) resolveReplies(o *AuthOptions) error {
+	for _, f := range [...]struct{ name, text string }{{"AuthenticatedText", o.AuthenticatedText}, {"ExpiredText", o.ExpiredText}} {
+		if !utf8.ValidString(f.text) {
+			return fmt.Errorf("wssafe: Auth.%s is not valid UTF-8; a client fails a text message that is not (close 1007)", f.name)
+		}
+	}
+	if o.ExpiredText != "" && a.sources&FromFirstMessage == 0 {
+		return errors.New("wssafe: Auth.ExpiredText is sent only to first-message clients; add FromFirstMessage to Sources, or leave ExpiredText empty")
+	}
+	a.welcome, a.expiredText = o.AuthenticatedText, o.ExpiredText
 	return nil
 }
 
@@ -412,7 +467,7 @@ func (a *authenticator) addHMAC(o *AuthOptions) error {
 	if alg == (jwa.SignatureAlgorithm{}) {
 		alg = jwa.HS256()
 	}
-	minLen, ok := hmacMinimum[alg.String()]
+	minLen, ok := hmacMinimum(alg)
 	if !ok {
 		return fmt.Errorf("wssafe: Auth.HMACAlgorithm %q: want HS256, HS384 or HS512", alg)
 	}

@@ -40,18 +40,20 @@ func ExampleAuthOptions() {
 	http.Handle("/ws", ep)
 }
 
-// The seed's protocol: an HS256 token as the first message, the subject
-// in user_id.
+// A first-message protocol: an HS256 token as the first text message, the
+// subject in user_id, "Authenticated!" back once it is verified, or "Token
+// Expired" before the close 3000 when it has expired.
 func ExampleAuthOptions_firstMessage() {
 	ep, err := wssafe.New(wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
 		return s.WriteText(ctx, "Server received: "+m.Text())
 	}), &wssafe.Options{
 		Auth: &wssafe.AuthOptions{
-			HMACSecret:    []byte(os.Getenv("WSSAFE_JWT_SECRET")), // 32+ random bytes
-			Sources:       wssafe.FromFirstMessage,
-			SubjectClaims: []string{"user_id", "sub"},
+			HMACSecret:        []byte(os.Getenv("WSSAFE_JWT_SECRET")), // 32+ random bytes
+			Sources:           wssafe.FromFirstMessage,
+			SubjectClaims:     []string{"user_id", "sub"},
+			AuthenticatedText: "Authenticated!",
+			ExpiredText:       "Token Expired",
 		},
-		OnOpen: func(s *wssafe.Session) error { return s.WriteText(s.Context(), "Authenticated!") },
 	})
 	if err != nil {
 		log.Fatal(err)

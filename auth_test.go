@@ -212,7 +212,7 @@ var whoami = wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m w
 	return s.WriteText(ctx, s.Subject()+"|"+sub+"|"+m.Text())
 })
 
-// authenticated is the seed's greeting, sent from OnOpen.
+// authenticated is the first-message protocol's greeting, sent from OnOpen.
 func authenticated(s *wssafe.Session) error {
 	return s.WriteText(s.Context(), "Authenticated!")
 }
@@ -464,6 +464,7 @@ func TestAuthFirstMessageRejections(t *testing.T) {
 			o := f.options(func(a *wssafe.AuthOptions) {
 				a.Sources = wssafe.FromFirstMessage
 				a.AuthReadLimit = 64 << 10 // so that MaxTokenSize, not the read limit, refuses the oversized token
+				a.ExpiredText = "Token Expired"
 			})
 			o.OnOpen = func(*wssafe.Session) error { opened = true; return nil }
 			_, url := server(t, h, o)
@@ -809,7 +810,7 @@ func TestAuthMissingExpOptOut(t *testing.T) {
 
 func TestAuthWeakSecret(t *testing.T) {
 	t.Parallel()
-	weak := []byte("secret_key") // the seed's secret, deliberately weak
+	weak := []byte("secret_key") // a published example's secret, deliberately weak
 	_, err := wssafe.New(echo, &wssafe.Options{Logger: quiet(), Auth: &wssafe.AuthOptions{HMACSecret: weak}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "10 bytes")

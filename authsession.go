@@ -212,8 +212,8 @@ func (s *Session) authenticateFirstMessage(a *authenticator) error {
 	}
 	if err != nil {
 		s.ep.logAuthFailure(s.ctx, s, err, "first_message", raw)
-		if errors.Is(err, ErrTokenExpired) {
-			s.WriteText(s.ctx, "Token Expired") // the seed's reply, before close 3000 "token expired"
+		if errors.Is(err, ErrTokenExpired) && a.expiredText != "" {
+			s.WriteText(s.ctx, a.expiredText) // before close 3000 "token expired"
 		}
 		return err
 	}

@@ -2,11 +2,15 @@ package wssafe_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -14,7 +18,7 @@ import (
 	"github.com/wssafe/wssafe"
 )
 
-// The seed's echo server: one callback, mounted on an existing ServeMux.
+// An echo server: one callback, mounted on an existing ServeMux.
 func ExampleNew() {
 	ep, err := wssafe.New(wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
 		return s.WriteText(ctx, "Server received: "+m.Text())
@@ -64,4 +68,26 @@ func ExampleChain() {
 	// Output:
 	// message of 2 bytes
 	// handled hi
+}
+
+// A graceful stop on SIGINT or SIGTERM: the server's Shutdown begins the
+// sessions' 1001 closes, the endpoint's waits for them, under one deadline.
+func ExampleEndpoint_ShutdownWith() {
+	var ep *wssafe.Endpoint // from wssafe.New
+	srv := &http.Server{Addr: "127.0.0.1:8765", Handler: ep, ReadHeaderTimeout: 5 * time.Second}
+	ep.ShutdownWith(srv)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+			log.Fatal(err)
+		}
+	}()
+	<-ctx.Done()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv.Shutdown(ctx)
+	ep.Shutdown(ctx)
 }

@@ -32,14 +32,76 @@ type Hub struct {
 	subjects map[string]*subjectEntry
 }
 
-// registration is a session's state in its Hub, guarded by Hub.mu.
+// registration is a session's state in its Hub, guarded by Hub.mu. It
+// takes two independent steps: the connection's phase (reserve, accept,
+// end, release: see [regPhase.next]) and admission under the per-subject
+// cap, which runs once the subject is known, before Accept or after it. A
+// session is open (listed, found and broadcast to) while it is live and
+// admitted: whichever of the two steps comes second opens it, ending it
+// hides it.
 type registration struct {
-	reserved bool   // holds a connection slot
+	phase    regPhase
 	admitted bool   // passed the per-subject cap
 	subject  string // the subject whose slot it holds, "" for none
-	live     bool   // accepted and not yet ended: Shutdown reaches it
-	open     bool   // live and admitted: listed, found and broadcast to
-	ended    bool   // the session is over: never (re)opened
+}
+
+// open reports whether the session is listed, found and broadcast to.
+func (r *registration) open() bool { return r.phase == regLive && r.admitted }
+
+// accepted reports whether the session completed its handshake and has
+// not been released: it is in Hub.live, and Shutdown waits for it.
+func (r *registration) accepted() bool { return r.phase == regLive || r.phase == regEnded }
+
+// regPhase is where a session's connection stands in its Hub.
+type regPhase uint8
+
+const (
+	regFree     regPhase = iota // holds nothing: not yet reserved, or released
+	regReserved                 // holds a connection slot; the handshake is not complete
+	regDropped                  // reserved, and ended before it was accepted: never opened
+	regLive                     // accepted and not ended: Shutdown reaches it
+	regEnded                    // accepted and ended: hidden at once, waited for until released
+)
+
+// regEvent is a step of a session's connection through its Hub.
+type regEvent uint8
+
+const (
+	regReserve regEvent = iota + 1 // reserve: a connection slot under MaxConns and MaxConnsPerIP
+	regAccept                      // track: the handshake completed before shutdown began
+	regEnd                         // hide: the session is over
+)
+
+// next is the connection's whole lifecycle: the phase ev moves p to, and
+// whether that move is legal; an illegal one leaves p as it is. Release
+// returns any phase to regFree.
+//
+//	regFree     --reserve--> regReserved
+//	regReserved --accept-->  regLive
+//	regReserved --end-->     regDropped  (e.g. refused at shutdown after Accept)
+//	regDropped  --accept-->  regEnded    (accepted, already over: never opened)
+//	regLive     --end-->     regEnded
+func (p regPhase) next(ev regEvent) (regPhase, bool) {
+	switch {
+	case p == regFree && ev == regReserve:
+		return regReserved, true
+	case p == regReserved && ev == regAccept:
+		return regLive, true
+	case p == regReserved && ev == regEnd:
+		return regDropped, true
+	case p == regDropped && ev == regAccept:
+		return regEnded, true
+	case p == regLive && ev == regEnd:
+		return regEnded, true
+	}
+	return p, false
+}
+
+// step moves r through ev and reports whether the move was legal.
+func (r *registration) step(ev regEvent) bool {
+	p, ok := r.phase.next(ev)
+	r.phase = p
+	return ok
 }
 
 // subjectEntry is what the Hub keeps per subject; it exists while the
@@ -100,7 +162,7 @@ func (h *Hub) reserve(s *Session) (refusal, bool) {
 		h.perIP[src]++
 	}
 	h.reserved++
-	s.reg.reserved = true
+	s.reg.step(regReserve)
 	return refusal{}, true
 }
 
@@ -154,13 +216,13 @@ func (h *Hub) admit(s *Session) (opened bool, err error) {
 	return h.open(s), nil
 }
 
-// open makes a live, admitted session visible and reports whether it did.
-// h.mu is held.
+// open makes s visible if it is now open (live and admitted) and reports
+// whether it is. Admission and acceptance each call it once, right after
+// their step, so the second of the two opens s. h.mu is held.
 func (h *Hub) open(s *Session) bool {
-	if !s.reg.live || !s.reg.admitted || s.reg.open || s.reg.ended {
+	if !s.reg.open() {
 		return false
 	}
-	s.reg.open = true
 	h.byID[s.id] = s
 	if s.reg.subject != "" {
 		h.subjects[s.reg.subject].sessions[s] = struct{}{}
@@ -176,8 +238,9 @@ func (e *Endpoint) track(s *Session) bool {
 		h.mu.Unlock()
 		return false
 	}
-	h.live[s] = struct{}{}
-	s.reg.live = true
+	if s.reg.step(regAccept) { // always, after reserve: in Hub.live exactly while accepted
+		h.live[s] = struct{}{}
+	}
 	opened := h.open(s)
 	h.mu.Unlock()
 	e.record(Observation{Kind: HandshakeAccepted, Session: s, ClientIP: s.ip})
@@ -192,7 +255,7 @@ func (e *Endpoint) track(s *Session) bool {
 func (e *Endpoint) untrack(s *Session) {
 	h := e.hub
 	h.mu.Lock()
-	wasLive := s.reg.live
+	wasLive := s.reg.accepted()
 	h.release(s)
 	last := wasLive && len(h.live) == 0
 	h.mu.Unlock()
@@ -215,7 +278,7 @@ func (e *Endpoint) untrack(s *Session) {
 // release undoes reserve, admit, track and open; h.mu is held.
 func (h *Hub) release(s *Session) {
 	r := &s.reg
-	if r.reserved {
+	if r.phase != regFree {
 		h.reserved--
 		if h.perIP != nil {
 			src := sourceKey(s.ip)
@@ -230,10 +293,10 @@ func (h *Hub) release(s *Session) {
 			delete(h.subjects, r.subject)
 		}
 	}
-	if r.open {
+	if r.open() {
 		delete(h.byID, s.id)
 	}
-	if r.live {
+	if r.accepted() {
 		delete(h.live, s)
 		h.e.stats.traffic.add(s.traffic.snapshot()) // under h.mu, so Stats never counts a session twice
 	}
@@ -245,15 +308,15 @@ func (h *Hub) release(s *Session) {
 func (h *Hub) hide(s *Session) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	s.reg.ended = true
-	if !s.reg.open {
+	wasOpen := s.reg.open()
+	s.reg.step(regEnd)
+	if !wasOpen {
 		return
 	}
 	delete(h.byID, s.id)
 	if se := h.subjects[s.reg.subject]; se != nil {
 		delete(se.sessions, s)
 	}
-	s.reg.open = false
 }
 
 // liveSessions returns the live sessions, open or not; h.mu is held.

@@ -91,7 +91,7 @@ func newLogger() (*slog.Logger, *logBuffer) {
 	return slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
 }
 
-// echo is the seed's echo protocol.
+// echo is the echo protocol: M gets "Server received: M".
 var echo = wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
 	return s.WriteText(ctx, "Server received: "+m.Text())
 })

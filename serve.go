@@ -164,6 +164,11 @@ func (s *Session) open() error {
 	}
 	logEvent(s.ctx, s.log, slog.LevelDebug, EventSessionOpen, "wssafe: session open",
 		slog.String("path", s.path), slog.String("subprotocol", s.conn.Subprotocol()))
+	if a := s.ep.cfg.auth; a != nil && a.welcome != "" {
+		if err := s.WriteText(s.ctx, a.welcome); err != nil {
+			return err
+		}
+	}
 	if s.ep.cfg.OnOpen != nil {
 		return s.ep.cfg.OnOpen(s)
 	}

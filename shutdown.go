@@ -3,6 +3,7 @@ package wssafe
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
 )
 
@@ -29,10 +30,62 @@ func (e *Endpoint) closeDone() {
 // while a callback still runs: the remaining connections are then closed
 // under it, and Shutdown does not wait for those callbacks.
 //
-// http.Server.Shutdown does not reach hijacked connections; call both,
-// this one first, with the same ctx: the margin above is left for it.
-// Shutdown is safe to call more than once.
+// http.Server.Shutdown does not reach hijacked connections: register the
+// endpoint with [Endpoint.ShutdownWith] so that it starts the 1001 closes,
+// then call Shutdown with the same ctx to wait for them. Shutdown is safe
+// to call more than once, before or after the server's.
 func (e *Endpoint) Shutdown(ctx context.Context) error {
+	var limit time.Time
+	if d, ok := ctx.Deadline(); ok {
+		limit = d.Add(-shutdownMargin(time.Until(d))) // a socket deadline: the real clock
+	}
+	live := e.beginShutdown(ctx, limit)
+	e.stopAuth.Do(func() { e.cfg.auth.shutdown(ctx) })
+	select {
+	case <-e.done:
+		return nil
+	case <-ctx.Done():
+		select {
+		case <-e.done: // ended in time after all
+			return nil
+		default:
+		}
+		// A close handshake in progress cannot be cut short through
+		// coder/websocket; closing the socket under it can.
+		for _, s := range live {
+			s.nc.Close()
+		}
+		return ctx.Err()
+	}
+}
+
+// ShutdownWith registers the endpoint on srv, so that srv.Shutdown also
+// begins the endpoint's shutdown: from then on new handshakes get 503,
+// and every live session is closed with 1001 "going away" in the
+// background. It is what makes a server's usual graceful stop reach the
+// WebSocket sessions, whose hijacked connections srv.Shutdown neither
+// closes nor waits for.
+//
+// srv runs the hook on a goroutine of its own, without a deadline, and
+// does not wait for it; srv.Close does not run it at all. So stop in this
+// order, with one deadline:
+//
+//	ep.ShutdownWith(srv)
+//	...
+//	srv.Shutdown(ctx) // stops accepting, begins the 1001 closes, waits for plain HTTP requests
+//	ep.Shutdown(ctx)  // waits for the sessions, bounded by ctx's deadline
+//
+// Without the second call the process may exit before the close frames
+// are sent. After srv.Close, call Shutdown yourself.
+func (e *Endpoint) ShutdownWith(srv *http.Server) {
+	srv.RegisterOnShutdown(func() { e.beginShutdown(context.Background(), time.Time{}) })
+}
+
+// beginShutdown refuses new handshakes from now on and starts closing the
+// live sessions with 1001, every read and write bounded by limit (zero: no
+// bound of Shutdown's), without waiting; it returns those sessions. Every
+// call does so: a later call brings an earlier one's limit forward.
+func (e *Endpoint) beginShutdown(ctx context.Context, limit time.Time) []*Session {
 	h := e.hub
 	h.mu.Lock()
 	first := !e.closing.Swap(true)
@@ -44,31 +97,17 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 	if first {
 		logEvent(ctx, e.log, slog.LevelInfo, EventShuttingDown, "wssafe: shutting down",
 			slog.Int("sessions", len(live)))
-		e.cfg.auth.shutdown(ctx)
-	}
-	var limit time.Time
-	if d, ok := ctx.Deadline(); ok {
-		limit = d.Add(-shutdownMargin(time.Until(d)))
 	}
 	for _, s := range live {
 		go s.shutdown(limit)
 	}
-	select {
-	case <-e.done:
-		return nil
-	case <-ctx.Done():
-		// A close handshake in progress cannot be cut short through
-		// coder/websocket; closing the socket under it can.
-		for _, s := range live {
-			s.nc.Close()
-		}
-		return ctx.Err()
-	}
+	return live
 }
 
 // shutdownMargin is how much of the time left before Shutdown's deadline is
 // kept for the sessions to end after their sockets' deadlines, and for
-// http.Server.Shutdown: a tenth, at most a second.
+// whatever else the caller stops under the same deadline: a tenth, at most
+// a second.
 func shutdownMargin(left time.Duration) time.Duration {
 	return min(max(left/10, 0), time.Second)
 }

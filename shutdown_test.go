@@ -3,9 +3,11 @@ package wssafe_test
 import (
 	"context"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,5 +107,107 @@ func TestShutdownWithinDeadline(t *testing.T) {
 			assert.NotContains(t, logs.String(), `"level":"ERROR"`)
 			assert.NotContains(t, logs.String(), wssafe.EventWriteTimeout, "cutting writes at the deadline is not a write timeout")
 		})
+	}
+}
+
+// startServer serves h on a real http.Server on loopback, registered with
+// ep through ShutdownWith, and returns it with its ws:// URL and the
+// channel that receives Serve's result.
+func startServer(t *testing.T, ep *wssafe.Endpoint, h http.Handler) (*http.Server, string, <-chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	ep.ShutdownWith(srv)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	return srv, "ws://" + ln.Addr().String(), served
+}
+
+// ShutdownWith makes a server's ordinary graceful stop reach the sessions:
+// srv.Shutdown alone closes every one with 1001, and ep.Shutdown after it
+// waits, within its deadline, until their callbacks have returned.
+func TestShutdownWithServer(t *testing.T) {
+	t.Parallel()
+	const clients = 3
+	inCallback := make(chan struct{}, clients)
+	release := make(chan struct{})
+	var returned atomic.Int32
+	ep, err := wssafe.New(wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
+		inCallback <- struct{}{}
+		<-ctx.Done() // the session ends while its callback still runs
+		<-release
+		returned.Add(1)
+		return nil
+	}), &wssafe.Options{Logger: quiet(), PingInterval: -1})
+	require.NoError(t, err)
+	srv, url, served := startServer(t, ep, ep)
+
+	var conns []*websocket.Conn
+	for range clients {
+		c := dial(t, url, nil)
+		sendMsg(t, c, websocket.MessageText, "hold")
+		<-inCallback
+		conns = append(conns, c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, srv.Shutdown(ctx))
+	assert.ErrorIs(t, <-served, http.ErrServerClosed)
+	for _, c := range conns {
+		_, _, err := c.Read(ctx)
+		assert.Equal(t, websocket.StatusGoingAway, websocket.CloseStatus(err), "srv.Shutdown alone closes the session with 1001")
+	}
+
+	waited := make(chan error, 1)
+	go func() { waited <- ep.Shutdown(ctx) }()
+	select {
+	case err := <-waited:
+		t.Fatalf("Shutdown returned (%v) while callbacks still ran", err)
+	default:
+	}
+	close(release)
+	require.NoError(t, <-waited)
+	assert.EqualValues(t, clients, returned.Load(), "every callback returned before Shutdown did")
+	assert.Zero(t, ep.Hub().Count())
+	assert.NoError(t, ep.Shutdown(ctx), "calling it again changes nothing")
+}
+
+// The endpoint's shutdown before the server's, the order without
+// ShutdownWith, still works with it: the hook then finds nothing to do.
+func TestShutdownWithEndpointFirst(t *testing.T) {
+	t.Parallel()
+	ep, err := wssafe.New(echo, &wssafe.Options{Logger: quiet(), PingInterval: -1})
+	require.NoError(t, err)
+	srv, url, served := startServer(t, ep, ep)
+	c := dial(t, url, nil)
+	assert.Equal(t, "Server received: hi", roundTrip(t, c, "hi"))
+	bye := make(chan websocket.StatusCode, 1)
+	go func() {
+		_, _, err := c.Read(context.Background())
+		bye <- websocket.CloseStatus(err)
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, ep.Shutdown(ctx))
+	assert.Equal(t, websocket.StatusGoingAway, <-bye)
+	require.NoError(t, srv.Shutdown(ctx))
+	assert.ErrorIs(t, <-served, http.ErrServerClosed)
+	assert.NoError(t, ep.Shutdown(ctx))
+}
+
+// Shutdown reports the outcome, not a race: once every session has ended
+// it returns nil, even when ctx has ended too (as after a server's
+// Shutdown that used up the deadline).
+func TestShutdownEndedBeforeExpiredContext(t *testing.T) {
+	t.Parallel()
+	ep, err := wssafe.New(echo, &wssafe.Options{Logger: quiet()})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 20 {
+		assert.NoError(t, ep.Shutdown(ctx))
 	}
 }

@@ -50,7 +50,9 @@
 // Every live [Session] is in the endpoint's [Hub]: count, list, find by ID
 // or subject, close, broadcast through bounded send queues, and publish to
 // a cluster through a [Backplane]. [Endpoint.Stats] counts what happened;
-// an [Observer] sees each event as it happens.
+// an [Observer] sees each event as it happens. [Endpoint.ShutdownWith]
+// makes an http.Server's Shutdown close every session with 1001 "going
+// away"; [Endpoint.Shutdown] waits for them within a deadline.
 //
 // # Validation and hashing
 //
@@ -155,6 +157,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -691,6 +694,7 @@ type Endpoint struct {
 	accept  websocket.AcceptOptions
 
 	closing    atomic.Bool
+	stopAuth   sync.Once // Shutdown stops the JWK Set's refresher once
 	hub        *Hub
 	done       chan struct{} // closed when the last session ends after shutdown began
 	stats      endpointStats

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the examples, starts each on loopback and talks to it with Python
-# clients (websockets, PyJWT): the seed's protocols must work for clients
-# this project did not write, and each server must shut down cleanly.
+# clients (websockets, PyJWT): the original Python example's protocols must
+# work for clients this project did not write, and each server must shut
+# down cleanly.
 set -euo pipefail
 bin=$(mktemp -d)
 pids=()
@@ -39,13 +40,13 @@ out=$(WSSAFE_URL=ws://127.0.0.1:18888 WSSAFE_JWT_SECRET="$secret" /usr/bin/pytho
 echo "$out"
 grep -qx 'Authenticated!' <<<"$out"
 grep -qx 'Server received: hello' <<<"$out"
-echo "--- the seed's token (no exp) is refused by the defaults"
+echo "--- the original client's token (no exp) is refused by the defaults"
 out=$(WSSAFE_URL=ws://127.0.0.1:18888 WSSAFE_JWT_SECRET="$secret" /usr/bin/python3 examples/secure/client.py --no-exp || true)
 echo "$out"
 grep -q 'closed: 3000 invalid token' <<<"$out"
 stop "$pid"
 
-echo "--- examples/secure with both migration flags: the seed's client unchanged"
+echo "--- examples/secure with both migration flags: the original Python client unchanged"
 WSSAFE_JWT_SECRET=secret_key "$bin/secure" -addr 127.0.0.1:18889 -allow-weak-secret -allow-missing-exp -log-level error &
 pid=$!; pids+=("$pid")
 wait_port 18889

@@ -57,7 +57,7 @@ func Names() []string {
 func NeedsToken(impl string) bool { return strings.HasSuffix(impl, "-hs256") }
 
 // Ack is what an authenticating peer answers a valid first-message token
-// with: the seed's reply.
+// with, as the original Python server does.
 const Ack = "Authenticated!"
 
 // Wssafe is the wssafe echo with every guard on: the defaults (same-origin
@@ -82,17 +82,15 @@ func newWssafe(more func(*wssafe.Options)) (http.Handler, error) {
 	return wssafe.New(echo, o)
 }
 
-// WssafeAuth is [Wssafe] behind first-message authentication, the seed's
-// protocol: the client's first message is its JWT, verified with auth
-// (Sources is set to FromFirstMessage), and the session answers [Ack]
+// WssafeAuth is [Wssafe] behind a first-message protocol: the client's
+// first message is its JWT, verified with auth (Sources is set to
+// FromFirstMessage), and the session answers [Ack] (AuthenticatedText)
 // before it echoes.
 func WssafeAuth(auth *wssafe.AuthOptions) (http.Handler, error) {
 	a := *auth
 	a.Sources = wssafe.FromFirstMessage
-	return newWssafe(func(o *wssafe.Options) {
-		o.Auth = &a
-		o.OnOpen = func(s *wssafe.Session) error { return s.WriteText(s.Context(), Ack) }
-	})
+	a.AuthenticatedText = Ack
+	return newWssafe(func(o *wssafe.Options) { o.Auth = &a })
 }
 
 // Coder is the bare github.com/coder/websocket echo, the base wssafe builds

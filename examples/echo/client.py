@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""A client for examples/echo written with Python's `websockets`, as the seed's
-users would write it. Exits non-zero unless the server answers with the seed's
-protocol and refuses a binary message with close code 1003.
+"""A client for examples/echo written with Python's `websockets`, as the
+original Python example's users would write it. Exits non-zero unless the
+server answers every text message M with "Server received: M" and refuses a
+binary message with close code 1003.
 
     python3 examples/echo/client.py ws://127.0.0.1:8765
 """

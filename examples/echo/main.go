@@ -1,4 +1,5 @@
-// Command echo is the seed's echo server, hardened by wssafe.
+// Command echo is an echo server for the original Python echo client,
+// hardened by wssafe.
 //
 // Every text message M gets the text reply "Server received: M". Binary
 // messages close the session with 1003; everything else follows wssafe's
@@ -51,11 +52,11 @@ func run(ctx context.Context, args []string, _ func(string) string, stderr io.Wr
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/", ep) // WebSocket on every path, as the seed's server
+	mux.Handle("/", ep) // WebSocket on every path, as the original Python server
 	return serve.Run(ctx, log, &c.Flags, mux, ep)
 }
 
-// echo answers each text message with the seed's reply.
+// echo answers each text message with "Server received: " and the message.
 func echo(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
 	return s.WriteText(ctx, "Server received: "+m.Text())
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The seed's client for examples/secure (Python websockets + PyJWT).
+"""The original Python client for examples/secure (websockets + PyJWT).
 
 It sends a JWT carrying a user_id as its first message, prints the reply
 ("Authenticated!" or "Token Expired"), then sends a few messages and prints
@@ -10,7 +10,7 @@ what the server answers.
     go run ./examples/secure &
     python3 examples/secure/client.py
 
-    # the seed unchanged: secret 'secret_key', a token without exp
+    # the original client unchanged: secret 'secret_key', a token without exp
     WSSAFE_JWT_SECRET=secret_key go run ./examples/secure -allow-weak-secret -allow-missing-exp &
     WSSAFE_JWT_SECRET=secret_key python3 examples/secure/client.py --no-exp
 """

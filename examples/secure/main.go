@@ -1,8 +1,9 @@
-// Command secure is the seed's secure WebSocket server, hardened with
-// wssafe: a client sends its JWT (HS256 with the secret in
-// WSSAFE_JWT_SECRET, or signed by a key from -jwks) as the first text
-// message and gets "Authenticated!"; every text message M after that gets
-// "Server received: M" until the token expires.
+// Command secure is a WebSocket server with first-message JWT
+// authentication, hardened with wssafe, for the original Python client: a
+// client sends its JWT (HS256 with the secret in WSSAFE_JWT_SECRET, or
+// signed by a key from -jwks) as the first text message and gets
+// "Authenticated!"; every text message M after that gets "Server received:
+// M" until the token expires.
 //
 //	WSSAFE_JWT_SECRET=$(openssl rand -base64 32) go run ./examples/secure
 //
@@ -13,9 +14,9 @@
 // set headers may send "Authorization: Bearer <token>" instead, browsers the
 // subprotocols ["wssafe", "bearer.<token>"]; both also get "Authenticated!".
 //
-// The seed's own client (a 10-byte secret, tokens without exp) works only
-// with -allow-weak-secret -allow-missing-exp, two migration flags that
-// each log a warning.
+// The original Python client as published (a 10-byte secret, tokens
+// without exp) works only with -allow-weak-secret -allow-missing-exp, two
+// migration flags that each log a warning.
 package main
 
 import (
@@ -95,7 +96,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	return cfg, nil
 }
 
-// newHandler builds the endpoint: the seed's protocol on every path.
+// newHandler builds the endpoint: the first-message protocol on every path.
 func newHandler(cfg config, log *slog.Logger) (http.Handler, *wssafe.Endpoint, error) {
 	auth := &wssafe.AuthOptions{
 		HMACSecret:              cfg.secret,
@@ -106,6 +107,9 @@ func newHandler(cfg config, log *slog.Logger) (http.Handler, *wssafe.Endpoint, e
 		SubjectClaims:           []string{"user_id", "sub"},
 		Issuer:                  cfg.issuer,
 		Audience:                cfg.audience,
+		// The replies the original Python client reads.
+		AuthenticatedText: "Authenticated!",
+		ExpiredText:       "Token Expired",
 	}
 	if cfg.jwks != "" {
 		auth.JWKS = &wssafe.JWKSOptions{File: cfg.jwks}
@@ -119,9 +123,6 @@ func newHandler(cfg config, log *slog.Logger) (http.Handler, *wssafe.Endpoint, e
 	}
 	o.Auth = auth
 	o.Accept = []wssafe.MessageType{wssafe.MessageText}
-	o.OnOpen = func(s *wssafe.Session) error {
-		return s.WriteText(s.Context(), "Authenticated!")
-	}
 	ep, err := wssafe.New(wssafe.HandlerFunc(echo), &o)
 	if err != nil {
 		return nil, nil, err

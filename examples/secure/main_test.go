@@ -92,7 +92,7 @@ func sign(t *testing.T, alg jwa.SignatureAlgorithm, key any, claims map[string]a
 	return string(b)
 }
 
-// client runs the seed's client protocol: token first, then messages.
+// client runs the first-message client protocol: token first, then messages.
 type client struct {
 	t *testing.T
 	c *websocket.Conn
@@ -135,7 +135,7 @@ func (c *client) expectClose(code websocket.StatusCode, reason string) {
 	assert.Equal(c.t, reason, ce.Reason)
 }
 
-func TestSeedProtocol(t *testing.T) {
+func TestFirstMessageProtocol(t *testing.T) {
 	t.Parallel()
 	secret := testSecret()
 	url, logs := start(t, nil, secret)
@@ -151,7 +151,7 @@ func TestSeedProtocol(t *testing.T) {
 	assert.NotContains(t, logs.String(), tok)
 }
 
-func TestSeedProtocolFailures(t *testing.T) {
+func TestFirstMessageProtocolFailures(t *testing.T) {
 	t.Parallel()
 	secret := testSecret()
 	url, logs := start(t, []string{"-auth-timeout", "100ms"}, secret)
@@ -180,23 +180,23 @@ func TestSeedProtocolFailures(t *testing.T) {
 	}
 }
 
-// TestSeedClientMigration is the seed's client, unchanged: the 10-byte
-// secret "secret_key" and a token {"user_id": ...} without exp. It works
-// only with both migration flags, each of which logs a warning.
-func TestSeedClientMigration(t *testing.T) {
+// TestPythonClientMigration is the original Python client, unchanged: the
+// 10-byte secret "secret_key" and a token {"user_id": ...} without exp. It
+// works only with both migration flags, each of which logs a warning.
+func TestPythonClientMigration(t *testing.T) {
 	t.Parallel()
-	seedSecret := []byte("secret_key") // the seed's, deliberately weak
-	tok := sign(t, jwa.HS256(), seedSecret, map[string]any{"user_id": 7}, "")
+	weakSecret := []byte("secret_key") // the original client's, deliberately weak
+	tok := sign(t, jwa.HS256(), weakSecret, map[string]any{"user_id": 7}, "")
 
-	_, _, err := newHandler(config{secret: seedSecret}, slog.New(slog.DiscardHandler))
+	_, _, err := newHandler(config{secret: weakSecret}, slog.New(slog.DiscardHandler))
 	require.ErrorContains(t, err, "InsecureAllowWeakSecret")
 
-	url, _ := start(t, []string{"-allow-weak-secret"}, seedSecret)
+	url, _ := start(t, []string{"-allow-weak-secret"}, weakSecret)
 	c := connect(t, url)
 	c.send(tok)
 	c.expectClose(3000, "invalid token") // no exp
 
-	url, logs := start(t, []string{"-allow-weak-secret", "-allow-missing-exp"}, seedSecret)
+	url, logs := start(t, []string{"-allow-weak-secret", "-allow-missing-exp"}, weakSecret)
 	c = connect(t, url)
 	c.send(tok)
 	c.expect("Authenticated!")

@@ -1,5 +1,5 @@
-// examples/secure driven by Node's ws with tokens minted by jose: the seed's
-// first-message protocol, handshake authentication by header and by
+// examples/secure driven by Node's ws with tokens minted by jose: the
+// first-message protocol of the original Python client, handshake authentication by header and by
 // subprotocol, and the token attacks a real attacker would try. Every
 // refusal gets the close code or HTTP status in the README's tables, and no
 // token ever reaches the server's log.
@@ -62,7 +62,7 @@ before(async () => {
 after(killAll);
 
 // firstMessage opens a socket without handshake credentials and sends
-// token as the seed's client does.
+// token as the original Python client does.
 async function firstMessage(srv, token) {
   const c = await connect(srv.url);
   c.ws.send(token);
@@ -192,17 +192,17 @@ test("a token that expires while the session is open closes 3000 token expired",
   assert.deepEqual(await closeOf(c, 4000), { code: 3000, reason: "token expired" });
 });
 
-test("the seed's own token (secret_key, no exp) works only with both migration flags", async () => {
-  const seedKey = new TextEncoder().encode("secret_key"); // the seed's published test secret
-  const token = keep(await new jose.SignJWT({ user_id: 42 }).setProtectedHeader({ alg: "HS256", typ: "JWT" }).sign(seedKey));
-  const seed = await startServer("secure", ["-allow-weak-secret", "-allow-missing-exp"], { WSSAFE_JWT_SECRET: "secret_key" });
+test("the original Python client's token (secret_key, no exp) works only with both migration flags", async () => {
+  const weakKey = new TextEncoder().encode("secret_key"); // the original client's published test secret
+  const token = keep(await new jose.SignJWT({ user_id: 42 }).setProtectedHeader({ alg: "HS256", typ: "JWT" }).sign(weakKey));
+  const weak = await startServer("secure", ["-allow-weak-secret", "-allow-missing-exp"], { WSSAFE_JWT_SECRET: "secret_key" });
   try {
-    await authenticatedEcho(await firstMessage(seed, token));
+    await authenticatedEcho(await firstMessage(weak, token));
     await closesInvalid(await firstMessage(hs, token)); // the defaults refuse it
   } finally {
-    assert.equal((await stopServer(seed)).code, 0);
+    assert.equal((await stopServer(weak)).code, 0);
   }
-  assert.match(seed.log(), /"event":"insecure_config"/);
+  assert.match(weak.log(), /"event":"insecure_config"/);
 });
 
 test("JWK Set: an RS256 token from the listed key is authenticated (the control)", async () => {

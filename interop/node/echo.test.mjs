@@ -1,4 +1,4 @@
-// examples/echo driven by Node's ws: the seed's echo protocol, then hostile
+// examples/echo driven by Node's ws: the echo protocol, then hostile
 // frames and messages, each answered with the close code or HTTP status in
 // the README's tables, while a bystander session stays usable.
 import { test, before, after } from "node:test";
@@ -22,7 +22,7 @@ async function echoes(c, text) {
   assert.equal(await c.next(), "Server received: " + text);
 }
 
-test("the seed's echo protocol", async () => {
+test("the echo protocol", async () => {
   const c = await connect(srv.url);
   await echoes(c, `hello ${MARK}`);
   await echoes(c, `xin chào ${MARK} 👋`);

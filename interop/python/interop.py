@@ -3,9 +3,10 @@
 
 Debian's python3-websockets (10.4, the legacy asyncio client) and
 python3-jwt (PyJWT 2.6, with python3-cryptography for RS256) talk to the
-real examples/echo and examples/secure binaries on loopback: the seed's
-protocols, handshake authentication, and hostile frames and tokens. Each
-case asserts the close code or HTTP status in the README's tables.
+real examples/echo and examples/secure binaries on loopback: the echo and
+first-message protocols of the original Python example, handshake
+authentication, and hostile frames and tokens. Each case asserts the close
+code or HTTP status in the README's tables.
 
     ECHO_BIN=... SECURE_BIN=... python3 interop/python/interop.py
 
@@ -229,8 +230,8 @@ def setup():
 # examples/echo
 
 @case
-async def echo_seed_protocol():
-    """the seed's echo protocol, and a normal close"""
+async def echo_protocol():
+    """the echo protocol, and a normal close"""
     C.bystander = await connect(C.echo.url)
     ws = await connect(C.echo.url)
     await echoes(ws, "hello " + MARK)

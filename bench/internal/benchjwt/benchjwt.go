@@ -65,7 +65,7 @@ func New(alg string) (*Key, error) {
 }
 
 // Auth returns AuthOptions that verify this key's tokens sent as the first
-// message, the seed's protocol.
+// message, a first-message protocol.
 func (k *Key) Auth() *wssafe.AuthOptions {
 	a := &wssafe.AuthOptions{Sources: wssafe.FromFirstMessage}
 	if k.public == nil {

@@ -141,8 +141,8 @@ func SignalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-// Run serves h on f.Addr until ctx ends (see SignalContext), then shuts ep
-// down (every session gets 1001) and the HTTP server after it. With
+// Run serves h on f.Addr until ctx ends (see SignalContext), then shuts the
+// HTTP server down and ep with it (every session gets 1001). With
 // f.StatsAddr it also serves ep's Stats as JSON there; SIGUSR1 logs them.
 func Run(ctx context.Context, log *slog.Logger, f *Flags, h http.Handler, ep *wssafe.Endpoint) error {
 	ln, err := net.Listen("tcp", f.Addr)
@@ -181,12 +181,13 @@ func Serve(ctx context.Context, log *slog.Logger, ln net.Listener, h http.Handle
 }
 
 // serveWithin is Serve with the shutdown's time budget as a parameter. Both
-// shutdowns share one deadline: ep.Shutdown first (it keeps a margin of the
-// budget for the second, and drops the sessions whose peers do not answer
-// in time), then the HTTP server's, which drops the requests still running
-// at the deadline (a request body in flight). A connection dropped at the
-// deadline is what the deadline is for, not a failure: it is logged, and
-// serveWithin returns nil.
+// shutdowns share one deadline: the HTTP server's first, which stops
+// accepting, begins every session's 1001 close (ep is registered with
+// ShutdownWith) and waits for the plain requests, dropping those still
+// running at the deadline (a request body in flight); then ep.Shutdown,
+// which waits for the sessions and drops those whose peers do not answer
+// in time. A connection dropped at the deadline is what the deadline is
+// for, not a failure: it is logged, and serveWithin returns nil.
 func serveWithin(ctx context.Context, log *slog.Logger, ln net.Listener, h http.Handler, ep *wssafe.Endpoint, grace time.Duration) error {
 	lim := ServerLimits
 	srv := &http.Server{
@@ -197,6 +198,9 @@ func serveWithin(ctx context.Context, log *slog.Logger, ln net.Listener, h http.
 		MaxHeaderBytes:    lim.MaxHeaderBytes,
 		IdleTimeout:       lim.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if ep != nil {
+		ep.ShutdownWith(srv)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -215,14 +219,14 @@ func serveWithin(ctx context.Context, log *slog.Logger, ln net.Listener, h http.
 	// the budget (docker stop's default is 10 s) never has to.
 	sctx, cancel := context.WithTimeout(context.Background(), grace-grace/20)
 	defer cancel()
-	if ep != nil {
-		if err := ep.Shutdown(sctx); err != nil {
-			log.Warn("shutdown deadline reached with callbacks still running; their connections were closed", "error", err)
-		}
-	}
 	if err := srv.Shutdown(sctx); err != nil {
 		srv.Close()
 		log.Warn("shutdown deadline reached; dropped the requests still running", "error", err)
+	}
+	if ep != nil {
+		if err := ep.Shutdown(sctx); err != nil {
+			log.Warn("shutdown deadline reached with sessions still running; their connections were closed", "error", err)
+		}
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
