@@ -104,6 +104,10 @@ var (
 // reason.
 var errPongFlood = fmt.Errorf("wssafe: pong rate exceeded: %w", ErrPingFlood)
 
+// maxCloseReason is the longest close reason a close frame holds (RFC 6455
+// section 5.5: 125 bytes of payload, 2 of them the code).
+const maxCloseReason = 123
+
 // A CloseError ends the session with its code and reason. Return one from a
 // callback to choose the close code yourself:
 //
@@ -200,7 +204,8 @@ var closeTable = [...]closeRule{
 
 // CloseFrame returns the close code and reason wssafe sends for err:
 //   - nil: 1000 with an empty reason;
-//   - a [*CloseError] anywhere in the chain: its code and reason;
+//   - a [*CloseError] anywhere in the chain: its code and reason, cut to
+//     the 123 bytes a close frame holds;
 //   - a wssafe sentinel (see the Err variables): its code and fixed reason;
 //   - context.Canceled: 1000, the session was ended on purpose;
 //   - anything else: 1011 "internal error". The error's text is never sent.
@@ -210,7 +215,7 @@ func CloseFrame(err error) (StatusCode, string) {
 	}
 	var ce *CloseError
 	if errors.As(err, &ce) {
-		return ce.Code, ce.Reason
+		return ce.Code, truncate(ce.Reason, maxCloseReason)
 	}
 	for _, r := range closeTable {
 		if errors.Is(err, r.err) {

@@ -43,14 +43,14 @@
 // the Authorization header, a subprotocol, a cookie or the first message.
 // [Session.Subject] and [Session.Claims] (or [ClaimsFromContext]) carry the
 // verified identity; the session closes 3000 when the token expires, unless
-// the client refreshes it in-band; [Endpoint.CloseSubject] revokes.
+// the client refreshes it in-band; [Hub.CloseSubject] revokes.
 //
 // # Sessions, the Hub and monitoring
 //
-// Every live [Session] is in the endpoint's [Hub]: count, list, find by ID
-// or subject, close, broadcast through bounded send queues, and publish to
-// a cluster through a [Backplane]. [Endpoint.Stats] counts what happened;
-// an [Observer] sees each event as it happens.
+// Every live [Session] is in the endpoint's [Hub]: list, find by ID or
+// subject, revoke a subject, broadcast through bounded send queues, and
+// publish to a cluster through a [Backplane]. [Endpoint.Stats] counts what
+// happened; an [Observer] sees each event as it happens.
 //
 // # Validation and hashing
 //
@@ -472,8 +472,8 @@ type Options struct {
 	// observes nothing and costs nothing; [Endpoint.Stats] counts either way.
 	Observer Observer
 
-	// Backplane carries [Hub.Publish] to every node of a cluster. Zero
-	// applies published operations to this process's Hub only.
+	// Backplane carries [Hub.Publish] and [Hub.CloseSubject] to every node
+	// of a cluster. Zero applies them to this process's Hub only.
 	Backplane Backplane
 
 	// SecurityLogInterval is the minimum interval between two security

@@ -593,14 +593,16 @@ func TestSessionAPI(t *testing.T) {
 	assert.Equal(t, "v", s.Value(key{}))
 	assert.NotEmpty(t, s.RemoteAddr())
 	assert.False(t, s.StartedAt().IsZero())
-	assert.NoError(t, s.Err())
+	assert.NoError(t, context.Cause(s.Context()), "no cause while the session is open")
 
 	c.Close(websocket.StatusNormalClosure, "")
 	<-s.Context().Done()
-	assert.Equal(t, websocket.StatusNormalClosure, wssafe.CloseStatus(s.Err()))
+	assert.Equal(t, websocket.StatusNormalClosure, wssafe.CloseStatus(context.Cause(s.Context())))
 	assert.ErrorIs(t, s.WriteText(context.Background(), "late"), wssafe.ErrSessionClosed)
 }
 
+// Session.Close takes what a callback may return: nil, a sentinel, a
+// *CloseError (its reason cut to what a close frame holds).
 func TestSessionCloseFromAnotherGoroutine(t *testing.T) {
 	t.Parallel()
 	sessions := make(chan *wssafe.Session, 1)
@@ -608,12 +610,28 @@ func TestSessionCloseFromAnotherGoroutine(t *testing.T) {
 		sessions <- s
 		return nil
 	}})
-	c := dial(t, url, nil)
-	s := <-sessions
-	go s.Close(4002, "kicked")
-	ce := readClose(t, c)
-	assert.Equal(t, websocket.StatusCode(4002), ce.Code)
-	assert.Equal(t, "kicked", ce.Reason)
+	long := strings.Repeat("x", 200)
+	for _, tc := range []struct {
+		err    error
+		code   websocket.StatusCode
+		reason string
+	}{
+		{&wssafe.CloseError{Code: 4002, Reason: "kicked"}, 4002, "kicked"},
+		{nil, websocket.StatusNormalClosure, ""},
+		{wssafe.ErrForbidden, wssafe.StatusForbidden, "forbidden"},
+		{&wssafe.CloseError{Code: 4003, Reason: long}, 4003, long[:123]},
+	} {
+		c := dial(t, url, nil)
+		s := <-sessions
+		go s.Close(tc.err)
+		ce := readClose(t, c)
+		assert.Equal(t, tc.code, ce.Code, "%v", tc.err)
+		assert.Equal(t, tc.reason, ce.Reason)
+		<-s.Context().Done()
+		s.Close(wssafe.ErrPanic) // the first cause wins
+		code, _ := wssafe.CloseFrame(context.Cause(s.Context()))
+		assert.Equal(t, tc.code, code, "the cause is Close's error")
+	}
 }
 
 func TestOnOpenErrorCloses(t *testing.T) {

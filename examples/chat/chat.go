@@ -137,7 +137,7 @@ func (a *app) broadcast(v any, keep func(*wssafe.Session) bool) {
 		a.log.Error("chat: encoding a broadcast failed", "error", err)
 		return
 	}
-	a.ep.Hub().BroadcastFunc(wssafe.MessageText, b, keep)
+	a.ep.Hub().Broadcast(wssafe.MessageText, b, keep)
 }
 
 func name(s *wssafe.Session) string {
