@@ -148,7 +148,8 @@ func (s *Signer) Seal(msg []byte) ([]byte, error) {
 // signer (see [Signer.Seal]) and passes the next handler the inner msg,
 // verified. A message without a valid signature, or with any member besides
 // msg and sig, is answered with a "tampered" reply and counts against the
-// invalid-message budget; the next handler never sees it.
+// invalid-message budget; the next handler never sees it. The envelope is
+// bounded by [Options.JSONLimits], as [JSON] bounds a message.
 //
 // A signature proves origin and integrity, not freshness: a captured
 // message verifies again when replayed. Put [Dedup] after Integrity, and a
@@ -157,10 +158,9 @@ func Integrity(signer *Signer) Middleware {
 	if signer == nil {
 		panic("wssafe: Integrity needs a Signer")
 	}
-	limits := JSONLimits{}.resolve()
 	return func(next Handler) Handler {
 		return HandlerFunc(func(ctx context.Context, s *Session, m Message) error {
-			msg, me := openEnvelope(signer, m.Data, limits)
+			msg, me := openEnvelope(signer, m.Data, jsonLimits(s))
 			if me != nil {
 				return me
 			}

@@ -54,10 +54,11 @@
 //
 // # Validation and hashing
 //
-// [Validate] runs a chain of [Validator] ([MaxBytes], [UTF8], [ValidJSON], yours)
-// before the callback; [JSON] decodes each message strictly into your type
-// and calls its Validate method, so the callback receives a value, not
-// bytes; a [Router] dispatches {"type": ...} envelopes to typed handlers.
+// [JSON] decodes each message strictly into your type, within
+// [Options.JSONLimits], and calls its Validate method, so the callback
+// receives a value, not bytes; a [Router] dispatches {"type": ...}
+// envelopes to typed handlers. [Validate] runs a chain of [Validator]
+// ([MaxBytes], yours) before an untyped callback.
 // Field validators ([Email], [URL], [Length], [Chars], [Pattern], [Range],
 // [OneOf]) return a [*FieldError]. An invalid message gets a JSON error
 // reply with a stable code (CodeInvalidMessage ...), is logged at Warn with
@@ -371,6 +372,14 @@ type Options struct {
 	// default) answers invalid messages within the InvalidMessages budget.
 	CloseOnInvalidMessage bool
 
+	// JSONLimits bounds every JSON message decoded by [JSON], a [Router] or
+	// [Integrity] on this endpoint: nesting depth, keys per object, items
+	// per array, number length, checked while the message is tokenized,
+	// before anything is built. Zero (or negative) fields mean 32, 256,
+	// 1024 and 64; no limit can be switched off. Raising them raises what
+	// one message may cost to decode.
+	JSONLimits JSONLimits
+
 	// OnOpen, if set, runs after the handshake and before the first message
 	// is read. Returning an error closes the session with the code
 	// [CloseFrame] assigns to it.
@@ -540,6 +549,7 @@ func (o *Options) resolve() (*config, error) {
 	setDefault(&c.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&c.PingInterval, DefaultPingInterval)
 	setDefault(&c.PongTimeout, DefaultPongTimeout)
+	c.JSONLimits = c.JSONLimits.resolve()
 	if err := c.resolveAccept(); err != nil {
 		return nil, err
 	}
