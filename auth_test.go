@@ -208,7 +208,7 @@ func sendMsg(t *testing.T, c *websocket.Conn, typ websocket.MessageType, msg str
 // whoami answers every message with the session's subject and the subject
 // claim as seen through the context accessor.
 var whoami = wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
-	sub, _ := wssafe.ClaimsFromContext(ctx).Subject()
+	sub, _ := wssafe.SessionFromContext(ctx).Claims().Subject()
 	return s.WriteText(ctx, s.Subject()+"|"+sub+"|"+m.Text())
 })
 
@@ -601,7 +601,8 @@ func TestAuthSessionClaims(t *testing.T) {
 		if err := s.Claims().Get("role", &role); err != nil {
 			return err
 		}
-		return s.WriteText(ctx, fmt.Sprintf("%s %d", role, s.ExpiresAt().Unix()))
+		exp, _ := s.Claims().Expiration()
+		return s.WriteText(ctx, fmt.Sprintf("%s %d", role, exp.Unix()))
 	})
 	_, url := server(t, h, f.options(nil))
 	c := dial(t, url, bearer(f.token(claims{"role": "admin", "exp": exp})))
@@ -729,7 +730,7 @@ func TestAuthorizeHook(t *testing.T) {
 	o := f.options(func(a *wssafe.AuthOptions) {
 		a.Authorize = func(ctx context.Context, subject string, c jwt.Token) error {
 			var role string
-			_ = wssafe.ClaimsFromContext(ctx).Get("role", &role)
+			_ = c.Get("role", &role)
 			if role != "admin" {
 				return deny
 			}

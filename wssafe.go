@@ -41,7 +41,7 @@
 // [Options.Auth] binds every session to a JWT verified with
 // github.com/lestrrat-go/jwx/v3 before the callback sees a message: from
 // the Authorization header, a subprotocol, a cookie or the first message.
-// [Session.Subject] and [Session.Claims] (or [ClaimsFromContext]) carry the
+// [Session.Subject] and [Session.Claims] (see [SessionFromContext]) carry the
 // verified identity; the session closes 3000 when the token expires, unless
 // the client refreshes it in-band; [Hub.CloseSubject] revokes.
 //
