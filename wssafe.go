@@ -50,7 +50,7 @@
 // Every live [Session] is in the endpoint's [Hub]: list, find by ID or
 // subject, revoke a subject, broadcast through bounded send queues, and
 // publish to a cluster through a [Backplane]. [Endpoint.Stats] counts what
-// happened; an [Observer] sees each event as it happens.
+// happened; [Options.Observer] sees each event as it happens.
 //
 // # Validation and hashing
 //
@@ -139,7 +139,7 @@
 // endpoints on localhost or a private network), connection caps (total,
 // per address, per subject), handshake rate per address, message and byte
 // rates, and authentication. A public endpoint should set them;
-// [Endpoint.Stats] and an [Observer] show what they refuse. The
+// [Endpoint.Stats] and [Options.Observer] show what they refuse. The
 // per-subject cap and rate need authentication, or New fails. Once
 // [Options.Auth] is set, its own
 // defaults are the strict ones: exp required, algorithms bound to the
@@ -477,9 +477,15 @@ type Options struct {
 	SendQueueBytes    int
 
 	// Observer, if set, is told about every handshake, session, message,
-	// limit hit, validation failure and panic; see [Observer]. Zero
-	// observes nothing and costs nothing; [Endpoint.Stats] counts either way.
-	Observer Observer
+	// limit hit, validation failure and panic, to feed metrics, traces or
+	// audit logs; see [Observation]. It is called synchronously on the
+	// goroutine where the event happens (a handshake, a session's read
+	// loop, a broadcast), from many goroutines at once, and must return
+	// quickly without blocking: count, or hand off to a buffered channel,
+	// never do I/O. The Observation's Session may be kept. A method value
+	// (Observer: metrics.Observe) is the usual adapter. Zero observes
+	// nothing and costs nothing; [Endpoint.Stats] counts either way.
+	Observer func(Observation)
 
 	// Backplane carries [Hub.Publish] and [Hub.CloseSubject] to every node
 	// of a cluster. Zero applies them to this process's Hub only.
