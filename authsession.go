@@ -232,7 +232,7 @@ func (s *Session) firstMessageError(err error, a *authenticator) error {
 	case errors.Is(err, websocket.ErrMessageTooBig):
 		logEvent(s.ctx, s.log, slog.LevelWarn, EventMessageTooBig, "wssafe: first message over the auth read limit",
 			slog.Int64("limit", a.readLimit))
-		return &MessageTooBigError{Limit: a.readLimit}
+		return tooBig(a.readLimit)
 	}
 	return s.readError(err, ErrAuthTimeout)
 }

@@ -37,7 +37,7 @@ const (
 // fixed reason through [CloseFrame]; use errors.Is to test for them.
 var (
 	// ErrMessageTooBig: a message from the peer exceeded the read limit.
-	// Closes 1009.
+	// Closes 1009. The session's cause wraps it with the limit in force.
 	ErrMessageTooBig = errors.New("wssafe: message too big")
 	// ErrInvalidUTF8: a text message was not valid UTF-8. Closes 1007.
 	ErrInvalidUTF8 = errors.New("wssafe: text message is not valid UTF-8")
@@ -100,6 +100,11 @@ var (
 	ErrAuthTimeout = errors.New("wssafe: no token within the auth timeout")
 )
 
+// tooBig is ErrMessageTooBig for a message over limit bytes.
+func tooBig(limit int64) error {
+	return fmt.Errorf("%w: over the read limit of %d bytes", ErrMessageTooBig, limit)
+}
+
 // errPongFlood is ErrPingFlood for unsolicited pongs, with its own close
 // reason.
 var errPongFlood = fmt.Errorf("wssafe: pong rate exceeded: %w", ErrPingFlood)
@@ -123,19 +128,6 @@ type CloseError struct {
 func (e *CloseError) Error() string {
 	return fmt.Sprintf("wssafe: close %d %q", int(e.Code), e.Reason)
 }
-
-// MessageTooBigError reports a message over the read limit. It matches
-// [ErrMessageTooBig] with errors.Is.
-type MessageTooBigError struct {
-	Limit int64 // the read limit in force, in bytes
-}
-
-func (e *MessageTooBigError) Error() string {
-	return fmt.Sprintf("wssafe: message exceeds the read limit of %d bytes", e.Limit)
-}
-
-// Is reports whether target is [ErrMessageTooBig].
-func (e *MessageTooBigError) Is(target error) bool { return target == ErrMessageTooBig }
 
 // A MessageError reports a message the callback could not accept while the
 // session stays usable: the client gets one JSON text frame

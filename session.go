@@ -191,14 +191,9 @@ func (s *Session) Value(key any) any {
 	return v
 }
 
-// WriteText sends a text message.
+// WriteText sends a text message: Write with MessageText.
 func (s *Session) WriteText(ctx context.Context, text string) error {
 	return s.Write(ctx, MessageText, []byte(text))
-}
-
-// WriteBinary sends a binary message.
-func (s *Session) WriteBinary(ctx context.Context, p []byte) error {
-	return s.Write(ctx, MessageBinary, p)
 }
 
 // WriteJSON sends v encoded as JSON in a text message.

@@ -71,7 +71,7 @@ func TestShutdownWithinDeadline(t *testing.T) {
 				writers.Go(func() {
 					big := make([]byte, 64<<10)
 					flooding <- struct{}{}
-					for s.WriteBinary(s.Context(), big) == nil {
+					for s.Write(s.Context(), wssafe.MessageBinary, big) == nil {
 					}
 				})
 				<-flooding

@@ -72,13 +72,18 @@ func TestNewDoesNotMutateOptions(t *testing.T) {
 func TestOversizedMessageCloses1009(t *testing.T) {
 	t.Parallel()
 	log, logs := newLogger()
-	_, url := server(t, echo, &wssafe.Options{ReadLimit: 1024, Logger: log})
+	causes := make(chan error, 8)
+	_, url := server(t, echo, &wssafe.Options{ReadLimit: 1024, Logger: log,
+		OnClose: func(_ *wssafe.Session, err error) { causes <- err }})
 
 	t.Run("single frame", func(t *testing.T) {
 		c := dial(t, url, nil)
 		require.NoError(t, c.Write(ctxT(t), websocket.MessageText, []byte(strings.Repeat("a", 1025))))
 		ce := readClose(t, c)
 		assert.Equal(t, websocket.StatusMessageTooBig, ce.Code)
+		err := <-causes
+		assert.ErrorIs(t, err, wssafe.ErrMessageTooBig)
+		assert.ErrorContains(t, err, "1024 bytes", "the cause names the limit in force")
 	})
 	t.Run("fragmented", func(t *testing.T) {
 		c := dial(t, url, nil)
@@ -408,7 +413,7 @@ func TestWriteTimeoutDropsAPeerThatDoesNotRead(t *testing.T) {
 	_, url := server(t, wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
 		big := make([]byte, 1<<20)
 		for {
-			if err := s.WriteBinary(ctx, big); err != nil {
+			if err := s.Write(ctx, wssafe.MessageBinary, big); err != nil {
 				writeErr <- err
 				return err
 			}
@@ -670,7 +675,7 @@ func TestCloseFrameTable(t *testing.T) {
 		{nil, 1000, ""},
 		{context.Canceled, 1000, ""},
 		{wssafe.ErrMessageTooBig, 1009, "message too big"},
-		{&wssafe.MessageTooBigError{Limit: 5}, 1009, "message too big"},
+		{fmt.Errorf("%w: over 5 bytes", wssafe.ErrMessageTooBig), 1009, "message too big"},
 		{wssafe.ErrInvalidUTF8, 1007, "invalid utf-8"},
 		{wssafe.ErrUnsupportedType, 1003, "unsupported message type"},
 		{wssafe.ErrRateLimited, 1008, "rate limit exceeded"},
