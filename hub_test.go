@@ -132,8 +132,11 @@ func (b *fakeBackplane) Publish(_ context.Context, op wssafe.HubOp) error {
 func TestPublishAcrossNodes(t *testing.T) {
 	t.Parallel()
 	bp := &fakeBackplane{}
+	var logs []*logBuffer
 	node := func() (*wssafe.Endpoint, string) {
-		opts := &wssafe.Options{Backplane: bp}
+		log, buf := newLogger()
+		logs = append(logs, buf)
+		opts := &wssafe.Options{Backplane: bp, Logger: log}
 		wssafe.SetTestSubject(opts, subjectHeader(false))
 		ep, url := server(t, echo, opts)
 		bp.mu.Lock()
@@ -169,6 +172,9 @@ func TestPublishAcrossNodes(t *testing.T) {
 	}
 	echoOnce(t, bob2, "bob stays")
 	assert.Equal(t, 3, bp.sent)
+	for _, buf := range logs {
+		assert.Equal(t, []string{"alice 1 3000"}, subjectClosedLines(t, buf), "each node logs what it closed")
+	}
 }
 
 // Without a Backplane, Publish acts on this process.
