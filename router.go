@@ -25,7 +25,7 @@ type Router struct {
 }
 
 // route serves one type; env is the envelope's top level.
-type route func(ctx context.Context, s *Session, m Message, env map[string]json.RawMessage) error
+type route func(ctx context.Context, s *Session, env map[string]json.RawMessage) error
 
 // NewRouter returns an empty Router.
 func NewRouter() *Router {
@@ -43,7 +43,7 @@ func Route[T any](r *Router, typ string, fn func(ctx context.Context, s *Session
 	if fn == nil {
 		panic("wssafe: Route: nil func for type " + typ)
 	}
-	r.add(typ, func(ctx context.Context, s *Session, _ Message, env map[string]json.RawMessage) error {
+	r.add(typ, func(ctx context.Context, s *Session, env map[string]json.RawMessage) error {
 		delete(env, "type")
 		body, err := json.Marshal(env)
 		if err != nil {
@@ -92,5 +92,5 @@ func (r *Router) ServeMessage(ctx context.Context, s *Session, m Message) error 
 	if !ok {
 		return &MessageError{Code: CodeUnknownType, Field: "type", Message: "is not a known message type", Rule: "unknown_type"}
 	}
-	return rt(ctx, s, m, env)
+	return rt(ctx, s, env)
 }
