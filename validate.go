@@ -129,9 +129,9 @@ const (
 // JSONLimits bounds the shape of a JSON message: [Options.JSONLimits] sets
 // them for every message [JSON], a [Router] and [Integrity] decode. The
 // limits are checked while the message is tokenized, before any structure
-// is built, so a hostile message costs at most one pass over its bytes. Zero or negative
-// fields mean the defaults; no limit can be switched off (set a large value
-// instead). Duplicate keys are always refused.
+// is built, so a hostile message costs at most one pass over its bytes.
+// Zero or negative fields mean the defaults; no limit can be switched off
+// (set a large value instead). Duplicate keys are always refused.
 type JSONLimits struct {
 	// MaxDepth is the deepest nesting of objects and arrays. Zero means 32.
 	MaxDepth int
