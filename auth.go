@@ -230,8 +230,9 @@ type AuthOptions struct {
 	// the handshake, after a first-message token and on every refresh. A
 	// non-nil error refuses: HTTP 403 at the handshake, close 3003 on an
 	// open session (or the code of a *CloseError it returns). ctx is the
-	// handshake request's context, or the session's; ClaimsFromContext
-	// works on it. It must be safe for concurrent use.
+	// handshake request's context, or the session's; claims is the token
+	// being authorized (on a refresh, the new one). It must be safe for
+	// concurrent use.
 	Authorize func(ctx context.Context, subject string, claims jwt.Token) error
 }
 
@@ -910,7 +911,6 @@ func (a *authenticator) authorize(ctx context.Context, id *identity) (err error)
 			err = &authError{reason: "panic", kind: ErrPanic, cause: errors.New(fmt.Sprint(v))}
 		}
 	}()
-	ctx = context.WithValue(ctx, claimsKey{}, id.claims)
 	if err := a.authorizeFn(ctx, id.subject, id.claims); err != nil {
 		return &authError{reason: "forbidden", kind: ErrForbidden, cause: err}
 	}

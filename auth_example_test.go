@@ -61,12 +61,14 @@ func ExampleAuthOptions_firstMessage() {
 	http.Handle("/", ep)
 }
 
-// Log a user out everywhere: close every session bound to the subject.
-func ExampleEndpoint_CloseSubject() {
+// Log a user out everywhere: close every session bound to the subject, on
+// every node when the endpoint has a Backplane.
+func ExampleHub_CloseSubject() {
 	var ep *wssafe.Endpoint // from wssafe.New
-	logout := func(subject string) {
-		n := ep.CloseSubject(subject, wssafe.ErrForbidden) // close 3003
-		log.Printf("closed %d sessions", n)
+	logout := func(ctx context.Context, subject string) {
+		if err := ep.Hub().CloseSubject(ctx, subject, nil); err != nil { // nil: close 3003 "forbidden"
+			log.Printf("revoking %s: %v", subject, err)
+		}
 	}
 	_ = logout
 }

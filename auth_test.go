@@ -208,7 +208,7 @@ func sendMsg(t *testing.T, c *websocket.Conn, typ websocket.MessageType, msg str
 // whoami answers every message with the session's subject and the subject
 // claim as seen through the context accessor.
 var whoami = wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
-	sub, _ := wssafe.ClaimsFromContext(ctx).Subject()
+	sub, _ := wssafe.SessionFromContext(ctx).Claims().Subject()
 	return s.WriteText(ctx, s.Subject()+"|"+sub+"|"+m.Text())
 })
 
@@ -602,7 +602,8 @@ func TestAuthSessionClaims(t *testing.T) {
 		if err := s.Claims().Get("role", &role); err != nil {
 			return err
 		}
-		return s.WriteText(ctx, fmt.Sprintf("%s %d", role, s.ExpiresAt().Unix()))
+		exp, _ := s.Claims().Expiration()
+		return s.WriteText(ctx, fmt.Sprintf("%s %d", role, exp.Unix()))
 	})
 	_, url := server(t, h, f.options(nil))
 	c := dial(t, url, bearer(f.token(claims{"role": "admin", "exp": exp})))
@@ -671,19 +672,39 @@ func TestCloseSubject(t *testing.T) {
 	for _, c := range []*websocket.Conn{alice1, alice2, bob} {
 		roundTrip(t, c, "ping") // all three are authenticated and tracked
 	}
-	// CloseSubject returns after the close handshakes, so the clients must
-	// be reading meanwhile, as real ones are.
 	a1, a2 := closeCode(alice1), closeCode(alice2)
-	assert.Equal(t, 2, ep.CloseSubject("alice", nil))
-	assert.Equal(t, wssafe.StatusForbidden, <-a1)
+	ctx := context.Background()
+	require.NoError(t, ep.Hub().CloseSubject(ctx, "alice", nil))
+	assert.Equal(t, wssafe.StatusForbidden, <-a1, "nil is the revocation meaning: 3003")
 	assert.Equal(t, wssafe.StatusForbidden, <-a2)
 	assert.Equal(t, "bob|bob|still here", roundTrip(t, bob, "still here"))
-	assert.Equal(t, 0, ep.CloseSubject("alice", nil))
-	assert.Equal(t, 0, ep.CloseSubject("", nil))
+	require.NoError(t, ep.Hub().CloseSubject(ctx, "alice", nil))
+	require.NoError(t, ep.Hub().CloseSubject(ctx, "", nil))
 	b := closeCode(bob)
-	assert.Equal(t, 1, ep.CloseSubject("bob", wssafe.ErrInvalidToken))
+	require.NoError(t, ep.Hub().CloseSubject(ctx, "bob", wssafe.ErrInvalidToken))
 	assert.Equal(t, wssafe.StatusUnauthorized, <-b)
-	assert.Contains(t, f.logs.String(), `"event":"subject_closed"`)
+	// One line per revocation that closed something, with the code sent.
+	assert.Equal(t, []string{"alice 2 3003", "bob 1 3000"}, subjectClosedLines(t, f.logs))
+}
+
+// subjectClosedLines returns "subject sessions code" for each
+// subject_closed log line.
+func subjectClosedLines(t *testing.T, logs *logBuffer) []string {
+	t.Helper()
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec struct {
+			Event    string  `json:"event"`
+			Subject  string  `json:"subject"`
+			Sessions int     `json:"sessions"`
+			Code     float64 `json:"code"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(line), &rec))
+		if rec.Event == wssafe.EventSubjectClosed {
+			out = append(out, fmt.Sprintf("%s %d %d", rec.Subject, rec.Sessions, int(rec.Code)))
+		}
+	}
+	return out
 }
 
 // closeCode reads c in the background and delivers the close code it ends
@@ -710,7 +731,7 @@ func TestAuthorizeHook(t *testing.T) {
 	o := f.options(func(a *wssafe.AuthOptions) {
 		a.Authorize = func(ctx context.Context, subject string, c jwt.Token) error {
 			var role string
-			_ = wssafe.ClaimsFromContext(ctx).Get("role", &role)
+			_ = c.Get("role", &role)
 			if role != "admin" {
 				return deny
 			}

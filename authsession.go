@@ -32,40 +32,17 @@ func (st *authState) stop() {
 	}
 }
 
-type claimsKey struct{}
-
 // Claims returns the verified claims of the session's current token, or nil
 // when the endpoint does not authenticate (or before authentication). After
-// an in-band refresh it returns the new token's claims. Treat the token as
-// read-only: it is shared. Safe for concurrent use.
+// an in-band refresh it returns the new token's claims. The session closes
+// 3000 "token expired" at the token's exp (Claims().Expiration()) plus
+// AuthOptions.AcceptableSkew. In a callback, SessionFromContext(ctx).Claims()
+// reaches them from a context alone. Treat the token as read-only: it is
+// shared. Safe for concurrent use.
 func (s *Session) Claims() jwt.Token {
 	s.auth.mu.Lock()
 	defer s.auth.mu.Unlock()
 	return s.auth.claims
-}
-
-// ExpiresAt returns when the session's token expires; the session is
-// closed 3000 "token expired" then (plus AuthOptions.AcceptableSkew). It is
-// zero without authentication or for a token without exp. Safe for
-// concurrent use.
-func (s *Session) ExpiresAt() time.Time {
-	s.auth.mu.Lock()
-	defer s.auth.mu.Unlock()
-	return s.auth.exp
-}
-
-// ClaimsFromContext returns the verified claims in ctx: in
-// AuthOptions.Authorize, the token being authorized; in a Handler (or any
-// context derived from a session's), the session's current claims. It
-// returns nil otherwise.
-func ClaimsFromContext(ctx context.Context) jwt.Token {
-	if c, ok := ctx.Value(claimsKey{}).(jwt.Token); ok {
-		return c
-	}
-	if s := SessionFromContext(ctx); s != nil {
-		return s.Claims()
-	}
-	return nil
 }
 
 // authenticateHandshake verifies a token the handshake carries. It answers
@@ -255,7 +232,7 @@ func (s *Session) firstMessageError(err error, a *authenticator) error {
 	case errors.Is(err, websocket.ErrMessageTooBig):
 		logEvent(s.ctx, s.log, slog.LevelWarn, EventMessageTooBig, "wssafe: first message over the auth read limit",
 			slog.Int64("limit", a.readLimit))
-		return &MessageTooBigError{Limit: a.readLimit}
+		return tooBig(a.readLimit)
 	}
 	return s.readError(err, ErrAuthTimeout)
 }

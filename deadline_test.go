@@ -62,7 +62,7 @@ func TestWriteTimeoutDropsPeerThatStopsReading(t *testing.T) {
 	flood := wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
 		big := make([]byte, 256<<10)
 		for {
-			if err := s.WriteBinary(ctx, big); err != nil {
+			if err := s.Write(ctx, wssafe.MessageBinary, big); err != nil {
 				return err
 			}
 		}

@@ -48,7 +48,7 @@ const DefaultEmailLookupTimeout = 5 * time.Second
 // intent without a confusables table. Show users the canonical (A-label)
 // form, as browsers do, where it matters.
 //
-// Deliverability is never checked by [EmailRule.Check]; call
+// Deliverability is never checked by [EmailRule.Canonical]; call
 // [EmailRule.Deliverable] for that. EmailRule is a plain value, safe for
 // concurrent use.
 type EmailRule struct {
@@ -93,18 +93,15 @@ type MailResolver interface {
 // "email.quoted", "email.unicode_local", "email.idn", "email.ip_literal",
 // "email.domain", "email.mixed_script".
 func Email(field, value string) error {
-	return EmailRule{}.Check(field, value)
-}
-
-// Check checks value against the rule; it never touches the network.
-func (r EmailRule) Check(field, value string) error {
-	_, err := r.Canonical(field, value)
+	_, err := EmailRule{}.Canonical(field, value)
 	return err
 }
 
-// Canonical checks value and returns the address in the form to store and
-// compare: the local part as given (it is case-sensitive in principle) and
-// the domain in lower case, IDNs as A-labels.
+// Canonical checks value against the rule and returns the address in the
+// form to store and compare: the local part as given (it is case-sensitive
+// in principle) and the domain in lower case, IDNs as A-labels. It never
+// touches the network. To check without keeping the result, discard it:
+// _, err := rule.Canonical(field, value).
 func (r EmailRule) Canonical(field, value string) (string, error) {
 	if len(value) > MaxEmailLen {
 		return "", fieldError(field, "email.too_long", "must be at most 254 bytes long")
@@ -391,9 +388,9 @@ func subset(a, of []string) bool {
 	return true
 }
 
-// Deliverable checks value with [EmailRule.Check] and then asks DNS whether
-// its domain accepts mail, as a sending server would (RFC 5321 section
-// 5.1): MX records, or failing those A/AAAA records. A lone "." MX (RFC
+// Deliverable checks value with [EmailRule.Canonical] and then asks DNS
+// whether its domain accepts mail, as a sending server would (RFC 5321
+// section 5.1): MX records, or failing those A/AAAA records. A lone "." MX (RFC
 // 7505, "null MX") means the domain accepts no mail.
 //
 // It is never called implicitly: it sends the domain to a resolver, takes

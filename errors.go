@@ -37,7 +37,7 @@ const (
 // fixed reason through [CloseFrame]; use errors.Is to test for them.
 var (
 	// ErrMessageTooBig: a message from the peer exceeded the read limit.
-	// Closes 1009.
+	// Closes 1009. The session's cause wraps it with the limit in force.
 	ErrMessageTooBig = errors.New("wssafe: message too big")
 	// ErrInvalidUTF8: a text message was not valid UTF-8. Closes 1007.
 	ErrInvalidUTF8 = errors.New("wssafe: text message is not valid UTF-8")
@@ -100,9 +100,18 @@ var (
 	ErrAuthTimeout = errors.New("wssafe: no token within the auth timeout")
 )
 
+// tooBig is ErrMessageTooBig for a message over limit bytes.
+func tooBig(limit int64) error {
+	return fmt.Errorf("%w: over the read limit of %d bytes", ErrMessageTooBig, limit)
+}
+
 // errPongFlood is ErrPingFlood for unsolicited pongs, with its own close
 // reason.
 var errPongFlood = fmt.Errorf("wssafe: pong rate exceeded: %w", ErrPingFlood)
+
+// maxCloseReason is the longest close reason a close frame holds (RFC 6455
+// section 5.5: 125 bytes of payload, 2 of them the code).
+const maxCloseReason = 123
 
 // A CloseError ends the session with its code and reason. Return one from a
 // callback to choose the close code yourself:
@@ -119,19 +128,6 @@ type CloseError struct {
 func (e *CloseError) Error() string {
 	return fmt.Sprintf("wssafe: close %d %q", int(e.Code), e.Reason)
 }
-
-// MessageTooBigError reports a message over the read limit. It matches
-// [ErrMessageTooBig] with errors.Is.
-type MessageTooBigError struct {
-	Limit int64 // the read limit in force, in bytes
-}
-
-func (e *MessageTooBigError) Error() string {
-	return fmt.Sprintf("wssafe: message exceeds the read limit of %d bytes", e.Limit)
-}
-
-// Is reports whether target is [ErrMessageTooBig].
-func (e *MessageTooBigError) Is(target error) bool { return target == ErrMessageTooBig }
 
 // A MessageError reports a message the callback could not accept while the
 // session stays usable: the client gets one JSON text frame
@@ -200,7 +196,8 @@ var closeTable = [...]closeRule{
 
 // CloseFrame returns the close code and reason wssafe sends for err:
 //   - nil: 1000 with an empty reason;
-//   - a [*CloseError] anywhere in the chain: its code and reason;
+//   - a [*CloseError] anywhere in the chain: its code and reason, cut to
+//     the 123 bytes a close frame holds;
 //   - a wssafe sentinel (see the Err variables): its code and fixed reason;
 //   - context.Canceled: 1000, the session was ended on purpose;
 //   - anything else: 1011 "internal error". The error's text is never sent.
@@ -210,7 +207,7 @@ func CloseFrame(err error) (StatusCode, string) {
 	}
 	var ce *CloseError
 	if errors.As(err, &ce) {
-		return ce.Code, ce.Reason
+		return ce.Code, truncate(ce.Reason, maxCloseReason)
 	}
 	for _, r := range closeTable {
 		if errors.Is(err, r.err) {

@@ -1,6 +1,7 @@
 package wssafe
 
 import (
+	"cmp"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -92,16 +93,9 @@ func Pattern(field, value string, re *regexp.Regexp) error {
 	return nil
 }
 
-// Number is the set of types [Range] accepts.
-type Number interface {
-	~int | ~int8 | ~int16 | ~int32 | ~int64 |
-		~uint | ~uint8 | ~uint16 | ~uint32 | ~uint64 | ~uintptr |
-		~float32 | ~float64
-}
-
-// Range checks that min <= v <= max. NaN is outside every range.
-// Rule: "range".
-func Range[N Number](field string, v, min, max N) error {
+// Range checks that min <= v <= max: numbers, or any other ordered type
+// (strings compare byte-wise). NaN is outside every range. Rule: "range".
+func Range[N cmp.Ordered](field string, v, min, max N) error {
 	if !(v >= min && v <= max) {
 		return fieldError(field, "range", fmt.Sprintf("must be between %v and %v", min, max))
 	}

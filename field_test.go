@@ -78,6 +78,7 @@ func TestRange(t *testing.T) {
 	assert.Equal(t, "range", rule(t, wssafe.Range("ratio", math.NaN(), 0, 1)), "NaN is in no range")
 	assert.Equal(t, "range", rule(t, wssafe.Range("ratio", math.Inf(1), 0, math.MaxFloat64)))
 	assert.NoError(t, wssafe.Range("n", uint8(255), 0, 255))
+	assert.NoError(t, wssafe.Range("grade", "b", "a", "c"), "any ordered type")
 }
 
 func TestOneOf(t *testing.T) {

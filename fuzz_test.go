@@ -47,7 +47,7 @@ func FuzzValidJSON(f *testing.F) {
 	generous := wssafe.JSONLimits{MaxDepth: 1 << 20, MaxKeys: 1 << 20, MaxItems: 1 << 20, MaxNumberLen: 1 << 20}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		valid := json.Valid(data) && utf8.Valid(data)
-		err := wssafe.ValidJSON(generous)(wssafe.Message{Data: data})
+		err := wssafe.CheckJSON(data, generous)
 		if err == nil && !valid {
 			t.Fatalf("accepted invalid JSON %q", data)
 		}
@@ -57,7 +57,7 @@ func FuzzValidJSON(f *testing.F) {
 				t.Fatalf("refused valid JSON %q: %v", data, err)
 			}
 		}
-		err = wssafe.ValidJSON(small)(wssafe.Message{Data: data})
+		err = wssafe.CheckJSON(data, small)
 		if err != nil {
 			checkReply(t, err, data)
 			return
@@ -166,12 +166,12 @@ func FuzzRouter(f *testing.F) {
 		return nil
 	})
 	wssafe.Route(r, "say", func(context.Context, *wssafe.Session, say) error { return nil })
-	r.Handle("raw", wssafe.HandlerFunc(func(_ context.Context, _ *wssafe.Session, m wssafe.Message) error {
-		if !json.Valid(m.Data) {
+	wssafe.Route(r, "raw", func(_ context.Context, _ *wssafe.Session, raw json.RawMessage) error {
+		if !json.Valid(raw) {
 			return errors.New("handler got invalid JSON")
 		}
 		return nil
-	}))
+	})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		err := r.ServeMessage(context.Background(), nil, wssafe.Message{Type: wssafe.MessageText, Data: data})
 		if err != nil {

@@ -13,13 +13,15 @@ import (
 	"time"
 )
 
-// Digest returns the SHA-256 digest of p, a message or a string.
+// Digest returns the SHA-256 digest of p, a message's Data or a string.
+// For the hex form, like Python's hashlib.sha256(p).hexdigest(), encode
+// it: d := Digest(p); hex.EncodeToString(d[:]).
 //
-// Digests ([Digest], [DigestHex]) identify content: de-duplication
-// ([Dedup]), cache keys, comparing a payload with a known one. HMAC-SHA256
-// ([Signer]) proves that a message was made by someone holding a key and
-// not altered since. Keyed fingerprints ([Session.Fingerprint]) let logs
-// correlate secrets without containing them.
+// Digests identify content: de-duplication ([Dedup]), cache keys,
+// comparing a payload with a known one. HMAC-SHA256 ([Signer]) proves that
+// a message was made by someone holding a key and not altered since. Keyed
+// fingerprints ([Endpoint.Fingerprint]) let logs correlate secrets without
+// containing them.
 //
 // Hashing is NOT:
 //   - password storage. SHA-256 and HMAC are fast by design, so a leaked
@@ -34,19 +36,6 @@ func Digest[T ~string | ~[]byte](p T) [sha256.Size]byte {
 	return sha256.Sum256([]byte(p))
 }
 
-// DigestHex returns the SHA-256 digest of p as 64 lower-case hex digits,
-// like Python's hashlib.sha256(p).hexdigest().
-func DigestHex[T ~string | ~[]byte](p T) string {
-	d := Digest(p)
-	return hex.EncodeToString(d[:])
-}
-
-// Digest returns the SHA-256 digest of the message's payload.
-func (m Message) Digest() [sha256.Size]byte { return Digest(m.Data) }
-
-// DigestHex returns the SHA-256 digest of the message's payload in hex.
-func (m Message) DigestHex() string { return DigestHex(m.Data) }
-
 // Fingerprint returns a keyed fingerprint of p (16 hex digits of
 // HMAC-SHA256 under the endpoint's [Options.FingerprintKey]) to log in
 // place of a secret. Equal inputs give equal fingerprints within the
@@ -56,16 +45,13 @@ func (m Message) DigestHex() string { return DigestHex(m.Data) }
 // concurrent use.
 func (e *Endpoint) Fingerprint(p []byte) string { return e.fp.sum(p) }
 
-// Fingerprint is [Endpoint.Fingerprint] for the session's endpoint.
-func (s *Session) Fingerprint(p []byte) string { return s.ep.fp.sum(p) }
-
 // MinSignerKeyLen is the shortest key [NewSigner] accepts, in bytes: the
 // hash's output size, as RFC 2104 recommends.
 const MinSignerKeyLen = 32
 
-// ErrWeakKey is returned by [NewSigner] for a key shorter than
+// errWeakKey is returned by [NewSigner] for a key shorter than
 // [MinSignerKeyLen].
-var ErrWeakKey = errors.New("wssafe: HMAC key shorter than 32 bytes (generate one with crypto/rand)")
+var errWeakKey = errors.New("wssafe: NewSigner: the HMAC key is shorter than 32 bytes (generate one with crypto/rand)")
 
 // A Signer computes and verifies HMAC-SHA256 signatures under one key. It
 // is safe for concurrent use.
@@ -78,10 +64,10 @@ type Signer struct {
 }
 
 // NewSigner returns a Signer for key, which it copies. It refuses keys
-// shorter than [MinSignerKeyLen] with [ErrWeakKey].
+// shorter than [MinSignerKeyLen] with an error that says so.
 func NewSigner(key []byte) (*Signer, error) {
 	if len(key) < MinSignerKeyLen {
-		return nil, ErrWeakKey
+		return nil, errWeakKey
 	}
 	k := append([]byte(nil), key...)
 	s := &Signer{}
@@ -89,7 +75,8 @@ func NewSigner(key []byte) (*Signer, error) {
 	return s, nil
 }
 
-// Sign returns the 32-byte HMAC-SHA256 of p.
+// Sign returns the 32-byte HMAC-SHA256 of p. For the hex form, encode it
+// with hex.EncodeToString.
 func (s *Signer) Sign(p []byte) []byte {
 	h := s.pool.Get().(hash.Hash)
 	h.Reset()
@@ -99,18 +86,16 @@ func (s *Signer) Sign(p []byte) []byte {
 	return sum
 }
 
-// SignHex returns Sign(p) as 64 lower-case hex digits.
-func (s *Signer) SignHex(p []byte) string { return hex.EncodeToString(s.Sign(p)) }
-
 // Verify reports whether sig is the HMAC-SHA256 of p. The comparison takes
 // the same time whatever the bytes, so an attacker cannot find a valid
-// signature byte by byte by timing refusals.
+// signature byte by byte by timing refusals. Decode a hex signature with
+// hex.DecodeString first, and refuse it if that fails.
 func (s *Signer) Verify(p, sig []byte) bool {
 	return hmac.Equal(s.Sign(p), sig)
 }
 
-// VerifyHex is Verify for a hex-encoded signature.
-func (s *Signer) VerifyHex(p []byte, sig string) bool {
+// verifyHex is Verify for a hex-encoded signature.
+func (s *Signer) verifyHex(p []byte, sig string) bool {
 	raw, err := hex.DecodeString(sig)
 	return err == nil && s.Verify(p, raw)
 }
@@ -140,7 +125,7 @@ func (s *Signer) Seal(msg []byte) ([]byte, error) {
 	env = append(env, `{"msg":`...)
 	env = append(env, msg...)
 	env = append(env, `,"sig":"`...)
-	env = append(env, s.SignHex(msg)...)
+	env = hex.AppendEncode(env, s.Sign(msg))
 	return append(env, `"}`...), nil
 }
 
@@ -148,7 +133,8 @@ func (s *Signer) Seal(msg []byte) ([]byte, error) {
 // signer (see [Signer.Seal]) and passes the next handler the inner msg,
 // verified. A message without a valid signature, or with any member besides
 // msg and sig, is answered with a "tampered" reply and counts against the
-// invalid-message budget; the next handler never sees it.
+// invalid-message budget; the next handler never sees it. The envelope is
+// bounded by [Options.JSONLimits], as [JSON] bounds a message.
 //
 // A signature proves origin and integrity, not freshness: a captured
 // message verifies again when replayed. Put [Dedup] after Integrity, and a
@@ -157,10 +143,9 @@ func Integrity(signer *Signer) Middleware {
 	if signer == nil {
 		panic("wssafe: Integrity needs a Signer")
 	}
-	limits := JSONLimits{}.resolve()
 	return func(next Handler) Handler {
 		return HandlerFunc(func(ctx context.Context, s *Session, m Message) error {
-			msg, me := openEnvelope(signer, m.Data, limits)
+			msg, me := openEnvelope(signer, m.Data, jsonLimits(s))
 			if me != nil {
 				return me
 			}
@@ -177,7 +162,7 @@ func openEnvelope(signer *Signer, data []byte, limits JSONLimits) ([]byte, *Mess
 	if err != nil || env.Msg == nil {
 		return nil, &MessageError{Code: CodeTampered, Message: "message is not a signed envelope", Rule: "envelope"}
 	}
-	if len(env.Sig) != 2*sha256.Size || !signer.VerifyHex(env.Msg, env.Sig) {
+	if len(env.Sig) != 2*sha256.Size || !signer.verifyHex(env.Msg, env.Sig) {
 		return nil, &MessageError{Code: CodeTampered, Field: "sig", Message: "signature does not match", Rule: "hmac"}
 	}
 	return env.Msg, nil

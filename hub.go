@@ -3,6 +3,7 @@ package wssafe
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -11,16 +12,17 @@ import (
 )
 
 // A Hub is the registry of an Endpoint's open sessions in this process:
-// count them, list them, find them by ID or subject, close them, broadcast
-// to them. Broadcasts go through each session's bounded send queue (see
+// list them, find them by ID or subject, revoke a subject, broadcast to
+// them. Broadcasts go through each session's bounded send queue (see
 // [Session.Send]), so one slow reader never blocks a broadcast: it is
 // closed as a slow consumer instead.
 //
 // A session is in the Hub from the handshake until it ends, once its
 // subject, if the endpoint authenticates, is verified: a session still
 // waiting for its first-message token is neither listed nor broadcast to.
-// The Hub's methods act on this process; [Hub.Publish] acts on every node
-// of a cluster through [Options.Backplane]. A Hub is safe for concurrent use.
+// The Hub's methods act on this process, except [Hub.Publish] and
+// [Hub.CloseSubject], which act on every node of a cluster through
+// [Options.Backplane]. A Hub is safe for concurrent use.
 type Hub struct {
 	e  *Endpoint
 	mu sync.Mutex
@@ -127,24 +129,6 @@ func newHub(e *Endpoint) *Hub {
 
 // Hub returns the endpoint's session registry.
 func (e *Endpoint) Hub() *Hub { return e.hub }
-
-// CloseSubject closes every open session of subject in this process with
-// the close code [CloseFrame] assigns to err (e.g. [ErrForbidden] for a ban,
-// [ErrTokenExpired] for a revoked token) and returns how many it closed. The
-// close handshakes run in the background. An empty subject matches nothing.
-//
-// Sessions still waiting for a first-message token have no subject yet;
-// make AuthOptions.Authorize consult the same revocation list so that they,
-// and new handshakes, are refused too.
-func (e *Endpoint) CloseSubject(subject string, err error) int {
-	n := e.hub.CloseSubject(subject, err)
-	if n > 0 {
-		code, _ := CloseFrame(err)
-		logEvent(context.Background(), e.log, slog.LevelInfo, EventSubjectClosed, "wssafe: closing the sessions of a subject",
-			slog.String("subject", subject), slog.Int("sessions", n), slog.Int("code", int(code)))
-	}
-	return n
-}
 
 // reserve takes a connection slot for s under MaxConns and MaxConnsPerIP.
 func (h *Hub) reserve(s *Session) (refusal, bool) {
@@ -328,13 +312,6 @@ func (h *Hub) liveSessions() []*Session {
 	return out
 }
 
-// Count returns the number of open sessions.
-func (h *Hub) Count() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.byID)
-}
-
 // Sessions returns the open sessions, in no particular order. It is a
 // snapshot: sessions may end at any time after it is taken.
 func (h *Hub) Sessions() []*Session {
@@ -370,44 +347,59 @@ func (h *Hub) BySubject(subject string) []*Session {
 	return out
 }
 
-// Close closes the open session with the given ID with the close code
-// [CloseFrame] assigns to err, in the background, and reports whether
-// there was one.
-func (h *Hub) Close(id string, err error) bool {
-	s := h.ByID(id)
-	if s != nil {
-		s.fail(err)
+// CloseSubject revokes subject: it closes every open session of subject
+// with the close code and reason [CloseFrame] assigns to err, on every node
+// of the cluster through [Options.Backplane] (which carries it as an
+// OpClose [HubOp]), or in this process when there is none. A nil err
+// means [ErrForbidden], 3003 "forbidden": the application no longer
+// accepts the identity (log-out, a disabled account, a ban). Pass
+// [ErrTokenExpired] or [ErrInvalidToken] for 3000, or a [*CloseError] for
+// a code of your own. The close handshakes run in the background; each
+// node that closes sessions logs an Info line, event "subject_closed",
+// with their number. An empty subject matches nothing. The error is the
+// Backplane's, if any.
+//
+// Sessions still waiting for a first-message token have no subject yet;
+// make AuthOptions.Authorize consult the same revocation list so that
+// they, and new handshakes, are refused too. To close one session, call
+// its [Session.Close] ([Hub.ByID] finds it).
+func (h *Hub) CloseSubject(ctx context.Context, subject string, err error) error {
+	if subject == "" {
+		return nil
 	}
-	return s != nil
-}
-
-// CloseSubject closes every open session of subject with the close code
-// [CloseFrame] assigns to err (logout, revocation, ban; nil means
-// ErrForbidden, 3003), in the background, and returns how many it closed.
-// An empty subject matches nothing.
-func (h *Hub) CloseSubject(subject string, err error) int {
 	if err == nil {
 		err = ErrForbidden
 	}
+	if bp := h.e.cfg.Backplane; bp != nil {
+		code, reason := CloseFrame(err)
+		return bp.Publish(ctx, HubOp{Kind: OpClose, Subject: subject, Code: code, Reason: reason})
+	}
+	h.closeSubject(subject, err)
+	return nil
+}
+
+// closeSubject closes the open sessions of subject in this process and
+// returns how many.
+func (h *Hub) closeSubject(subject string, err error) int {
 	ss := h.BySubject(subject)
 	for _, s := range ss {
 		s.fail(err)
 	}
+	if len(ss) > 0 {
+		code, _ := CloseFrame(err)
+		logEvent(context.Background(), h.e.log, slog.LevelInfo, EventSubjectClosed, "wssafe: closing the sessions of a subject",
+			slog.String("subject", subject), slog.Int("sessions", len(ss)), slog.Int("code", int(code)))
+	}
 	return len(ss)
 }
 
-// Broadcast queues a message for every open session and returns how many
-// accepted it. It never blocks on a session: one whose queue is full is
-// closed as a slow consumer (see [Session.Send]). p is copied once and
-// shared. A message larger than SendQueueBytes reaches nobody.
-func (h *Hub) Broadcast(typ MessageType, p []byte) int {
-	return h.BroadcastFunc(typ, p, nil)
-}
-
-// BroadcastFunc is Broadcast to the open sessions for which keep returns
-// true; a nil keep keeps all. keep runs on the caller's goroutine, outside
-// the Hub's lock.
-func (h *Hub) BroadcastFunc(typ MessageType, p []byte, keep func(*Session) bool) int {
+// Broadcast queues a message for the open sessions for which keep returns
+// true (every open session when keep is nil) and returns how many accepted
+// it. It never blocks on a session: one whose queue is full is closed as a
+// slow consumer (see [Session.Send]). p is copied once and shared. A
+// message larger than SendQueueBytes reaches nobody. keep runs on the
+// caller's goroutine, outside the Hub's lock.
+func (h *Hub) Broadcast(typ MessageType, p []byte, keep func(*Session) bool) int {
 	return sendAll(h.Sessions(), typ, p, keep)
 }
 
@@ -427,14 +419,15 @@ type HubOpKind uint8
 
 // The kinds of [HubOp].
 const (
-	OpBroadcast HubOpKind = iota + 1 // queue Data for the addressed sessions
-	OpClose                          // close the addressed sessions with Code and Reason
+	OpBroadcast HubOpKind = iota + 1 // queue Data for the addressed sessions: [Hub.Publish]
+	OpClose                          // close the addressed sessions with Code and Reason: [Hub.CloseSubject]'s wire form
 )
 
 // A HubOp is one operation on the sessions of every node of a cluster,
 // addressed to one session (SessionID), to one subject's sessions
 // (Subject), or, for a broadcast only, to every session (neither). Its
 // fields are plain data, so that a [Backplane] can encode it, e.g. as JSON.
+// [Hub.Publish] sends broadcasts; [Hub.CloseSubject] sends closes.
 type HubOp struct {
 	Kind      HubOpKind   `json:"kind"`
 	SessionID string      `json:"session_id,omitempty"`
@@ -445,19 +438,24 @@ type HubOp struct {
 	Reason    string      `json:"reason,omitempty"` // OpClose: short and fixed, sent to the peers
 }
 
-// A Backplane carries [Hub.Publish] to every node of a cluster, e.g. over
-// Redis or NATS pub/sub: Publish must deliver op to each node, this one
-// included, where the receiving side passes it to that node's
-// [Hub.Apply]. Publish is called concurrently and should return quickly.
-// Whatever a Backplane delivers is trusted as if this process had published
-// it: authenticate its channel.
+// A Backplane carries [Hub.Publish] and [Hub.CloseSubject] to every node
+// of a cluster, e.g. over Redis or NATS pub/sub: Publish must deliver op
+// to each node, this one included, where the receiving side passes it to
+// that node's [Hub.Apply]. Publish is called concurrently and should
+// return quickly. Whatever a Backplane delivers is trusted as if this
+// process had published it: authenticate its channel.
 type Backplane interface {
 	Publish(ctx context.Context, op HubOp) error
 }
 
-// Publish performs op on every node of the cluster through
-// [Options.Backplane]; without one it is [Hub.Apply] on this process.
+// Publish performs a broadcast (an OpBroadcast op) on every node of the
+// cluster through [Options.Backplane]; without one it is [Hub.Apply] on
+// this process. It refuses any other kind: close sessions with
+// [Hub.CloseSubject] or [Session.Close].
 func (h *Hub) Publish(ctx context.Context, op HubOp) error {
+	if op.Kind != OpBroadcast {
+		return errors.New("wssafe: Hub.Publish carries broadcasts only; close sessions with Hub.CloseSubject or Session.Close")
+	}
 	if bp := h.e.cfg.Backplane; bp != nil {
 		return bp.Publish(ctx, op)
 	}
@@ -465,33 +463,39 @@ func (h *Hub) Publish(ctx context.Context, op HubOp) error {
 	return nil
 }
 
-// Apply performs op on this process's sessions and returns how many it
-// reached. A close addressed to nobody in particular is ignored: closing
-// everything is [Endpoint.Shutdown]'s job.
+// Apply performs op, as a Backplane delivers it, on this process's
+// sessions and returns how many it reached. A close addressed to nobody in
+// particular is ignored: closing everything is [Endpoint.Shutdown]'s job.
 func (h *Hub) Apply(op HubOp) int {
-	var ss []*Session
-	switch {
-	case op.SessionID != "":
-		if s := h.ByID(op.SessionID); s != nil {
-			ss = []*Session{s}
-		}
-	case op.Subject != "":
-		ss = h.BySubject(op.Subject)
-	case op.Kind == OpBroadcast:
-		ss = h.Sessions()
-	}
 	switch op.Kind {
 	case OpBroadcast:
+		var ss []*Session
+		switch {
+		case op.SessionID != "":
+			if s := h.ByID(op.SessionID); s != nil {
+				ss = []*Session{s}
+			}
+		case op.Subject != "":
+			ss = h.BySubject(op.Subject)
+		default:
+			ss = h.Sessions()
+		}
 		return sendAll(ss, op.Type, op.Data, nil)
 	case OpClose:
 		code := op.Code
 		if code == 0 {
 			code = StatusNormalClosure
 		}
-		for _, s := range ss {
-			s.fail(&CloseError{Code: code, Reason: truncate(op.Reason, 123)})
+		ce := &CloseError{Code: code, Reason: op.Reason}
+		switch {
+		case op.SessionID != "":
+			if s := h.ByID(op.SessionID); s != nil {
+				s.fail(ce)
+				return 1
+			}
+		case op.Subject != "":
+			return h.closeSubject(op.Subject, ce)
 		}
-		return len(ss)
 	}
 	return 0
 }

@@ -87,7 +87,7 @@ func TestRegistrationOpensOnSecondStep(t *testing.T) {
 
 	h.hide(late)
 	assert.Nil(t, h.ByID(late.id), "ending hides at once")
-	assert.Equal(t, 1, h.Count())
+	assert.Len(t, h.Sessions(), 1)
 	for _, s := range []*Session{early, late, dropped} {
 		e.untrack(s)
 		assert.Equal(t, regFree, s.reg.phase)

@@ -46,7 +46,7 @@ func TestHubRegistry(t *testing.T) {
 	a2 := dialWith(t, url, hdr("X-Test-Subject", "alice"))
 	b := dialWith(t, url, hdr("X-Test-Subject", "bob"))
 	anon := dialWith(t, url, nil)
-	require.Eventually(t, func() bool { return hub.Count() == 4 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(hub.Sessions()) == 4 }, 5*time.Second, 10*time.Millisecond)
 
 	assert.Equal(t, []string{"", "alice", "alice", "bob"}, subjects(hub.Sessions()))
 	assert.Equal(t, []string{"alice", "alice"}, subjects(hub.BySubject("alice")))
@@ -57,22 +57,25 @@ func TestHubRegistry(t *testing.T) {
 	assert.Nil(t, hub.ByID("no such id"))
 
 	// Logout everywhere: alice's sessions close with the code of the error.
-	assert.Equal(t, 0, ep.CloseSubject("", wssafe.ErrForbidden))
-	assert.Equal(t, 2, ep.CloseSubject("alice", wssafe.ErrForbidden))
+	ctx := context.Background()
+	require.NoError(t, hub.CloseSubject(ctx, "", wssafe.ErrForbidden))
+	require.NoError(t, hub.CloseSubject(ctx, "alice", wssafe.ErrForbidden))
 	for _, c := range []*websocket.Conn{a1, a2} {
 		ce := readClose(t, c)
 		assert.Equal(t, wssafe.StatusForbidden, ce.Code)
 		assert.Equal(t, "forbidden", ce.Reason)
 	}
-	require.Eventually(t, func() bool { return hub.Count() == 2 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(hub.Sessions()) == 2 }, 5*time.Second, 10*time.Millisecond)
 	assert.Nil(t, hub.BySubject("alice"))
 
-	// Close one session by ID.
-	assert.True(t, hub.Close(bob.ID(), &wssafe.CloseError{Code: 4001, Reason: "kicked"}))
-	ce := readClose(t, b)
+	// Close one session by ID, from another goroutine than its callback's:
+	// Close returns after the close handshake, so the client reads meanwhile.
+	ces := make(chan websocket.CloseError, 1)
+	go func() { ces <- readClose(t, b) }()
+	hub.ByID(bob.ID()).Close(&wssafe.CloseError{Code: 4001, Reason: "kicked"})
+	ce := <-ces
 	assert.Equal(t, websocket.StatusCode(4001), ce.Code)
 	assert.Equal(t, "kicked", ce.Reason)
-	assert.False(t, hub.Close("no such id", nil))
 	echoOnce(t, anon, "still here")
 }
 
@@ -84,15 +87,15 @@ func TestHubBroadcast(t *testing.T) {
 	hub := ep.Hub()
 	alice := dialWith(t, url, hdr("X-Test-Subject", "alice"))
 	bob := dialWith(t, url, hdr("X-Test-Subject", "bob"))
-	require.Eventually(t, func() bool { return hub.Count() == 2 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(hub.Sessions()) == 2 }, 5*time.Second, 10*time.Millisecond)
 
 	msg := []byte("to all")
-	assert.Equal(t, 2, hub.Broadcast(wssafe.MessageText, msg))
+	assert.Equal(t, 2, hub.Broadcast(wssafe.MessageText, msg, nil))
 	msg[0] = 'X' // Broadcast copied it
 	assert.Equal(t, "to all", readText(t, alice))
 	assert.Equal(t, "to all", readText(t, bob))
 
-	n := hub.BroadcastFunc(wssafe.MessageText, []byte("bob only"), func(s *wssafe.Session) bool { return s.Subject() == "bob" })
+	n := hub.Broadcast(wssafe.MessageText, []byte("bob only"), func(s *wssafe.Session) bool { return s.Subject() == "bob" })
 	assert.Equal(t, 1, n)
 	assert.Equal(t, "bob only", readText(t, bob))
 	// Alice got nothing: her next message is the echo.
@@ -129,8 +132,11 @@ func (b *fakeBackplane) Publish(_ context.Context, op wssafe.HubOp) error {
 func TestPublishAcrossNodes(t *testing.T) {
 	t.Parallel()
 	bp := &fakeBackplane{}
+	var logs []*logBuffer
 	node := func() (*wssafe.Endpoint, string) {
-		opts := &wssafe.Options{Backplane: bp}
+		log, buf := newLogger()
+		logs = append(logs, buf)
+		opts := &wssafe.Options{Backplane: bp, Logger: log}
 		wssafe.SetTestSubject(opts, subjectHeader(false))
 		ep, url := server(t, echo, opts)
 		bp.mu.Lock()
@@ -143,7 +149,7 @@ func TestPublishAcrossNodes(t *testing.T) {
 	alice1 := dialWith(t, url1, hdr("X-Test-Subject", "alice"))
 	alice2 := dialWith(t, url2, hdr("X-Test-Subject", "alice"))
 	bob2 := dialWith(t, url2, hdr("X-Test-Subject", "bob"))
-	require.Eventually(t, func() bool { return ep1.Hub().Count() == 1 && ep2.Hub().Count() == 2 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(ep1.Hub().Sessions()) == 1 && len(ep2.Hub().Sessions()) == 2 }, 5*time.Second, 10*time.Millisecond)
 
 	ctx := context.Background()
 	require.NoError(t, ep1.Hub().Publish(ctx, wssafe.HubOp{Kind: wssafe.OpBroadcast, Type: wssafe.MessageText, Data: []byte("everyone")}))
@@ -153,17 +159,22 @@ func TestPublishAcrossNodes(t *testing.T) {
 	require.NoError(t, ep2.Hub().Publish(ctx, wssafe.HubOp{Kind: wssafe.OpBroadcast, Subject: "bob", Type: wssafe.MessageText, Data: []byte("bob")}))
 	assert.Equal(t, "bob", readText(t, bob2))
 
+	// Publish carries broadcasts only: closing has one spelling.
+	assert.Error(t, ep1.Hub().Publish(ctx, wssafe.HubOp{Kind: wssafe.OpClose, Subject: "alice"}))
 	// A close addressed to nobody in particular closes nobody.
-	require.NoError(t, ep1.Hub().Publish(ctx, wssafe.HubOp{Kind: wssafe.OpClose}))
-	// Revoke alice on every node.
-	require.NoError(t, ep2.Hub().Publish(ctx, wssafe.HubOp{Kind: wssafe.OpClose, Subject: "alice", Code: wssafe.StatusUnauthorized, Reason: "token revoked"}))
+	assert.Zero(t, ep1.Hub().Apply(wssafe.HubOp{Kind: wssafe.OpClose}))
+	// Revoke alice on every node, from a node where she has one session.
+	require.NoError(t, ep1.Hub().CloseSubject(ctx, "alice", &wssafe.CloseError{Code: wssafe.StatusUnauthorized, Reason: "token revoked"}))
 	for _, c := range []*websocket.Conn{alice1, alice2} {
 		ce := readClose(t, c)
 		assert.Equal(t, wssafe.StatusUnauthorized, ce.Code)
 		assert.Equal(t, "token revoked", ce.Reason)
 	}
 	echoOnce(t, bob2, "bob stays")
-	assert.Equal(t, 4, bp.sent)
+	assert.Equal(t, 3, bp.sent)
+	for _, buf := range logs {
+		assert.Equal(t, []string{"alice 1 3000"}, subjectClosedLines(t, buf), "each node logs what it closed")
+	}
 }
 
 // Without a Backplane, Publish acts on this process.
@@ -171,7 +182,7 @@ func TestPublishLocal(t *testing.T) {
 	t.Parallel()
 	ep, url := server(t, echo, nil)
 	c := dialWith(t, url, nil)
-	require.Eventually(t, func() bool { return ep.Hub().Count() == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(ep.Hub().Sessions()) == 1 }, 5*time.Second, 10*time.Millisecond)
 	id := ep.Hub().Sessions()[0].ID()
 	require.NoError(t, ep.Hub().Publish(context.Background(), wssafe.HubOp{Kind: wssafe.OpBroadcast, SessionID: id, Type: wssafe.MessageText, Data: []byte("you")}))
 	assert.Equal(t, "you", readText(t, c))
@@ -186,7 +197,7 @@ func TestShutdownDrivesHub(t *testing.T) {
 	t.Parallel()
 	ep, url := server(t, echo, nil)
 	conns := []*websocket.Conn{dialWith(t, url, nil), dialWith(t, url, nil)}
-	require.Eventually(t, func() bool { return ep.Hub().Count() == 2 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(ep.Hub().Sessions()) == 2 }, 5*time.Second, 10*time.Millisecond)
 
 	done := make(chan error, 1)
 	go func() {
@@ -198,7 +209,7 @@ func TestShutdownDrivesHub(t *testing.T) {
 		assert.Equal(t, websocket.StatusGoingAway, readClose(t, c).Code)
 	}
 	require.NoError(t, <-done)
-	assert.Equal(t, 0, ep.Hub().Count())
+	assert.Empty(t, ep.Hub().Sessions())
 	resp := dialRefused(t, url, nil)
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	assert.NotEmpty(t, resp.Header.Get("Retry-After"))

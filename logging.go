@@ -41,7 +41,7 @@ const (
 	EventAuthTimeout       = "auth_timeout"        // Warn: no first-message token in time
 	EventTokenExpired      = "token_expired"       // Info: an open session's token expired
 	EventTokenRefreshed    = "token_refreshed"     // Debug: in-band refresh accepted
-	EventSubjectClosed     = "subject_closed"      // Info: Endpoint.CloseSubject ended sessions
+	EventSubjectClosed     = "subject_closed"      // Info: Hub.CloseSubject ended sessions
 	EventJWKSRefreshFailed = "jwks_refresh_failed" // Warn: fetching the JWK Set failed
 
 	// Handshake refusals (see [Options.AllowIPs] and the connection caps).

@@ -17,7 +17,7 @@ func TestRedactedLogsLengthAndFingerprintOnly(t *testing.T) {
 	log, logs := newLogger()
 	key := []byte("test-only fingerprint key, 32 b!")
 	done := make(chan struct{})
-	_, url := server(t, wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
+	ep, url := server(t, wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
 		s.Logger().Info("got", "payload", s.Redact(m.Data))
 		s.Logger().Info("again", "payload", s.Redact([]byte(m.Text())))
 		close(done)
@@ -38,6 +38,7 @@ func TestRedactedLogsLengthAndFingerprintOnly(t *testing.T) {
 	}
 	require.Len(t, fps, 2)
 	assert.Equal(t, fps[0], fps[1], "equal bytes, equal fingerprints")
+	assert.Equal(t, ep.Fingerprint([]byte("card-XJQZW-kept")), fps[0], "the endpoint's fingerprint, keyed by FingerprintKey")
 	c.Close(websocket.StatusNormalClosure, "")
 }
 

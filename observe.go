@@ -11,24 +11,6 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// An Observer is told about everything that happens at an Endpoint, to feed
-// metrics, traces or audit logs (see [Options.Observer]).
-//
-// Observe is called synchronously on the goroutine where the event happens:
-// a handshake, a session's read loop, a broadcast. It is called from many
-// goroutines at once and must return quickly without blocking: count, or
-// hand off to a buffered channel, never do I/O. The Observation's Session
-// may be kept; the Observation itself is a value.
-type Observer interface {
-	Observe(Observation)
-}
-
-// ObserverFunc adapts a function to an [Observer].
-type ObserverFunc func(Observation)
-
-// Observe calls f(o).
-func (f ObserverFunc) Observe(o Observation) { f(o) }
-
 // An ObservationKind says what an [Observation] reports.
 type ObservationKind uint8
 
@@ -61,8 +43,8 @@ func (k ObservationKind) String() string {
 	return "unknown"
 }
 
-// An Observation is one event at an Endpoint. Fields that do not apply to
-// its Kind are zero.
+// An Observation is one event at an Endpoint, as [Options.Observer] is
+// told it. Fields that do not apply to its Kind are zero.
 type Observation struct {
 	Kind ObservationKind
 	// Reason is the stable event name (one of the Event constants, the
@@ -223,7 +205,7 @@ func (e *Endpoint) record(o Observation) {
 		st.panics.Add(1)
 	}
 	if obs := e.cfg.Observer; obs != nil {
-		obs.Observe(o)
+		obs(o)
 	}
 }
 
@@ -266,7 +248,7 @@ func (s *Session) observeMessage(m Message) error {
 	now := s.ep.cfg.now
 	start := now()
 	err := s.ep.handler.ServeMessage(s.ctx, s, m)
-	s.ep.cfg.Observer.Observe(Observation{Kind: MessageHandled, Session: s, ClientIP: s.ip, Duration: now().Sub(start)})
+	s.ep.cfg.Observer(Observation{Kind: MessageHandled, Session: s, ClientIP: s.ip, Duration: now().Sub(start)})
 	return err
 }
 

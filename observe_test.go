@@ -20,7 +20,7 @@ import (
 	"github.com/wssafe/wssafe"
 )
 
-// recorder is an Observer that keeps everything it sees.
+// recorder keeps everything its Observe method, an Options.Observer, sees.
 type recorder struct {
 	mu  sync.Mutex
 	obs []wssafe.Observation
@@ -81,7 +81,7 @@ func TestObserverAndStats(t *testing.T) {
 	clock := newFakeClock()
 	opened := make(chan *wssafe.Session, 4)
 	opts := &wssafe.Options{
-		Observer:       rec,
+		Observer:       rec.Observe,
 		MessageRate:    wssafe.Rate{PerSecond: 1, Burst: 3},
 		DenyIPs:        []string{"203.0.113.0/24"},
 		TrustedProxies: []string{"127.0.0.1/32"},
@@ -187,7 +187,7 @@ func TestStatsLive(t *testing.T) {
 func TestAuthObservations(t *testing.T) {
 	t.Parallel()
 	rec := &recorder{}
-	ep, err := wssafe.New(echo, &wssafe.Options{Observer: rec})
+	ep, err := wssafe.New(echo, &wssafe.Options{Observer: rec.Observe})
 	require.NoError(t, err)
 	ip := netip.MustParseAddr("192.0.2.1")
 	wssafe.RecordAuth(ep, nil, ip, "")
@@ -205,7 +205,7 @@ func TestSecurityLogRateLimited(t *testing.T) {
 	clock := newFakeClock()
 	logger, logs := newLogger()
 	rec := &recorder{}
-	opts := &wssafe.Options{Logger: logger, Observer: rec, DenyIPs: []string{"203.0.113.0/24"},
+	opts := &wssafe.Options{Logger: logger, Observer: rec.Observe, DenyIPs: []string{"203.0.113.0/24"},
 		TrustedProxies: []string{"127.0.0.1/32"}}
 	wssafe.SetNow(opts, clock.Now)
 	ep, url := server(t, echo, opts)
@@ -267,9 +267,7 @@ func TestLogLimiterBounded(t *testing.T) {
 	}
 }
 
-type nopObserver struct{}
-
-func (nopObserver) Observe(wssafe.Observation) {}
+func nopObserver(wssafe.Observation) {}
 
 // BenchmarkEchoObserver measures the echo round trip over a real
 // connection with no Observer and with one that does nothing: a nil
@@ -277,8 +275,8 @@ func (nopObserver) Observe(wssafe.Observation) {}
 func BenchmarkEchoObserver(b *testing.B) {
 	for _, bc := range []struct {
 		name string
-		obs  wssafe.Observer
-	}{{"nil", nil}, {"nop", nopObserver{}}} {
+		obs  func(wssafe.Observation)
+	}{{"nil", nil}, {"nop", nopObserver}} {
 		b.Run(bc.name, func(b *testing.B) {
 			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 			ep, err := wssafe.New(echo, &wssafe.Options{Observer: bc.obs, Logger: logger})

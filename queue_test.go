@@ -67,7 +67,7 @@ func TestSendErrors(t *testing.T) {
 	assert.Equal(t, "true", string(p), "an oversized message is refused, the session goes on")
 
 	require.NoError(t, c.Close(websocket.StatusNormalClosure, ""))
-	require.Eventually(t, func() bool { return s.Err() != nil }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return context.Cause(s.Context()) != nil }, 5*time.Second, 10*time.Millisecond)
 	assert.ErrorIs(t, s.Send(wssafe.MessageText, []byte("late")), wssafe.ErrSessionClosed)
 }
 
@@ -134,7 +134,7 @@ func TestSlowConsumerCutDuringBroadcast(t *testing.T) {
 			}
 		}()
 	}
-	require.Eventually(t, func() bool { return ep.Hub().Count() == fastN+1 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(ep.Hub().Sessions()) == fastN+1 }, 5*time.Second, 10*time.Millisecond)
 
 	// Broadcast until the slow consumer is cut (its kernel buffers, then
 	// its queue, fill up), and a few rounds more; every round must reach
@@ -143,7 +143,7 @@ func TestSlowConsumerCutDuringBroadcast(t *testing.T) {
 	cut := -1
 	for round := 0; cut < 0 || round < cut+3; round++ {
 		require.Less(t, round, 200, "the slow consumer was never cut")
-		n := ep.Hub().Broadcast(wssafe.MessageBinary, payload)
+		n := ep.Hub().Broadcast(wssafe.MessageBinary, payload, nil)
 		if cut < 0 && n == fastN {
 			cut = round
 		}
@@ -167,7 +167,7 @@ func TestSlowConsumerCutDuringBroadcast(t *testing.T) {
 	ce := readClose(t, slow)
 	assert.Equal(t, websocket.StatusPolicyViolation, ce.Code)
 	assert.Equal(t, "slow consumer", ce.Reason)
-	require.Eventually(t, func() bool { return ep.Hub().Count() == fastN }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(ep.Hub().Sessions()) == fastN }, 5*time.Second, 10*time.Millisecond)
 	assert.Equal(t, uint64(1), ep.Stats().LimitHits[wssafe.EventSlowConsumer])
 	assert.Equal(t, 1, strings.Count(logs.String(), `"event":"slow_consumer"`))
 }
@@ -225,11 +225,11 @@ func TestQueueWriterExitsWhenDrained(t *testing.T) {
 	for range 5 {
 		conns = append(conns, dialWith(t, url, nil))
 	}
-	require.Eventually(t, func() bool { return ep.Hub().Count() == 5 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(ep.Hub().Sessions()) == 5 }, 5*time.Second, 10*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for range 3 {
-		require.Equal(t, 5, ep.Hub().Broadcast(wssafe.MessageText, []byte("news")))
+		require.Equal(t, 5, ep.Hub().Broadcast(wssafe.MessageText, []byte("news"), nil))
 	}
 	for _, c := range conns {
 		for range 3 {

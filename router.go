@@ -10,53 +10,40 @@ import (
 //
 //	{"type": "join", "room": "go"}
 //
-// by their "type" to a handler registered for that name. Before any
-// decoding the whole message is checked against Limits (depth, keys, items,
-// number length, duplicate keys in any case); then a missing or non-string
-// "type" is an invalid_message reply for field "type", and a type with no
-// route an unknown_type reply. The type's value is never echoed.
+// by their "type" to a handler registered for that name with [Route].
+// Before any decoding the whole message is checked against
+// [Options.JSONLimits] (depth, keys, items, number length, duplicate keys
+// in any case); then a missing or non-string "type" is an invalid_message
+// reply for field "type", and a type with no route an unknown_type reply.
+// The type's value is never echoed.
 //
-// Register every route before the Router serves messages: Handle and
-// [Route] are not safe for concurrent use with ServeMessage. ServeMessage
-// itself is safe for concurrent use.
+// Register every route before the Router serves messages: [Route] is not
+// safe for concurrent use with ServeMessage. ServeMessage itself is safe
+// for concurrent use. The zero Router is empty and ready to use.
 type Router struct {
-	// Limits bounds every message before it is routed. Zero fields mean the
-	// [JSONLimits] defaults.
-	Limits JSONLimits
-
 	routes map[string]route
 }
 
 // route serves one type; env is the envelope's top level.
-type route func(ctx context.Context, s *Session, m Message, env map[string]json.RawMessage) error
+type route func(ctx context.Context, s *Session, env map[string]json.RawMessage) error
 
 // NewRouter returns an empty Router.
 func NewRouter() *Router {
 	return &Router{routes: make(map[string]route)}
 }
 
-// Handle routes messages of type typ to h, which receives the whole
-// message, "type" included. Handle panics if typ is empty, already routed,
-// or h is nil: those are programming errors, like http.ServeMux's.
-func (r *Router) Handle(typ string, h Handler) {
-	if h == nil {
-		panic("wssafe: Router.Handle: nil Handler for type " + typ)
-	}
-	r.add(typ, func(ctx context.Context, s *Session, m Message, _ map[string]json.RawMessage) error {
-		return h.ServeMessage(ctx, s, m)
-	})
-}
-
 // Route routes messages of type typ to fn with the envelope decoded into a
-// T, as [DecodeJSON] does: strictly, and validated by T's Validate method
-// if it has one. T declares the members beside "type"; the "type" member
-// itself is removed before decoding, so T need not (and should not) have a
-// field for it. Route panics as [Router.Handle] does.
+// T, as [JSON] does: strictly, and validated by T's Validate method if it
+// has one. T declares the members beside "type"; the "type" member itself
+// is removed before decoding, so T need not (and should not) have a field
+// for it; with T json.RawMessage, fn gets those members undecoded. Route
+// panics if typ is empty or already routed, or fn is nil: those are
+// programming errors, like http.ServeMux's.
 func Route[T any](r *Router, typ string, fn func(ctx context.Context, s *Session, v T) error) {
 	if fn == nil {
 		panic("wssafe: Route: nil func for type " + typ)
 	}
-	r.add(typ, func(ctx context.Context, s *Session, _ Message, env map[string]json.RawMessage) error {
+	r.add(typ, func(ctx context.Context, s *Session, env map[string]json.RawMessage) error {
 		delete(env, "type")
 		body, err := json.Marshal(env)
 		if err != nil {
@@ -86,7 +73,7 @@ func (r *Router) add(typ string, rt route) {
 // ServeMessage routes m. Every error it returns for a bad envelope is a
 // [*MessageError].
 func (r *Router) ServeMessage(ctx context.Context, s *Session, m Message) error {
-	if me := scanJSON(m.Data, r.Limits.resolve(), true); me != nil {
+	if me := scanJSON(m.Data, jsonLimits(s), true); me != nil {
 		return me
 	}
 	var env map[string]json.RawMessage
@@ -105,5 +92,5 @@ func (r *Router) ServeMessage(ctx context.Context, s *Session, m Message) error 
 	if !ok {
 		return &MessageError{Code: CodeUnknownType, Field: "type", Message: "is not a known message type", Rule: "unknown_type"}
 	}
-	return rt(ctx, s, m, env)
+	return rt(ctx, s, env)
 }

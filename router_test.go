@@ -2,6 +2,7 @@ package wssafe_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -23,7 +24,8 @@ type say struct {
 	Text string `json:"text"`
 }
 
-// chatRouter routes join and say to typed handlers and raw to a plain one.
+// chatRouter routes join and say to typed handlers and raw to one that
+// takes the members undecoded.
 func chatRouter() *wssafe.Router {
 	r := wssafe.NewRouter()
 	wssafe.Route(r, "join", func(ctx context.Context, s *wssafe.Session, j join) error {
@@ -32,9 +34,9 @@ func chatRouter() *wssafe.Router {
 	wssafe.Route(r, "say", func(ctx context.Context, s *wssafe.Session, m say) error {
 		return s.WriteText(ctx, m.Room+": "+m.Text)
 	})
-	r.Handle("raw", wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
-		return s.WriteText(ctx, "raw "+m.Text())
-	}))
+	wssafe.Route(r, "raw", func(ctx context.Context, s *wssafe.Session, raw json.RawMessage) error {
+		return s.WriteText(ctx, "raw "+string(raw))
+	})
 	return r
 }
 
@@ -46,7 +48,7 @@ func TestRouterEndToEnd(t *testing.T) {
 	assert.Equal(t, "joined go", roundTrip(t, c, `{"type":"join","room":"go"}`))
 	assert.Equal(t, "joined go", roundTrip(t, c, `{"room":"go","type":"join"}`), "member order does not matter")
 	assert.Equal(t, "go: hi", roundTrip(t, c, `{"type":"say","room":"go","text":"hi"}`))
-	assert.Equal(t, `raw {"type":"raw","x":1}`, roundTrip(t, c, `{"type":"raw","x":1}`), "a plain handler gets the whole message")
+	assert.Equal(t, `raw {"x":1}`, roundTrip(t, c, `{"type":"raw","x":1}`), "a json.RawMessage route gets the members beside type")
 
 	r := sendInvalid(t, c, `{"type":"SENTINEL"}`)
 	assert.Equal(t, reply{Type: "error", Code: wssafe.CodeUnknownType, Field: "type", Message: "is not a known message type"}, r)
@@ -95,25 +97,14 @@ func TestRouterEnvelope(t *testing.T) {
 	}
 }
 
-func TestRouterLimits(t *testing.T) {
-	t.Parallel()
-	r := chatRouter()
-	r.Limits = wssafe.JSONLimits{MaxKeys: 2}
-	me := asMessageError(t, r.ServeMessage(context.Background(), nil, wssafe.Message{Data: []byte(`{"type":"say","room":"go","text":"x"}`)}))
-	assert.Equal(t, "max_keys", me.Rule)
-}
-
 func TestRouterRegistrationPanics(t *testing.T) {
 	t.Parallel()
 	r := wssafe.NewRouter()
-	assert.Panics(t, func() { r.Handle("", echo) })
-	assert.Panics(t, func() { r.Handle("x", nil) })
+	noop := func(context.Context, *wssafe.Session, join) error { return nil }
+	assert.Panics(t, func() { wssafe.Route(r, "", noop) })
 	assert.Panics(t, func() { wssafe.Route[join](r, "y", nil) })
-	r.Handle("x", echo)
-	assert.Panics(t, func() { r.Handle("x", echo) })
-	assert.Panics(t, func() {
-		wssafe.Route(r, "x", func(context.Context, *wssafe.Session, join) error { return nil })
-	})
+	wssafe.Route(r, "x", noop)
+	assert.Panics(t, func() { wssafe.Route(r, "x", noop) })
 	var zero wssafe.Router
-	assert.NotPanics(t, func() { zero.Handle("x", echo) }, "the zero Router is usable")
+	assert.NotPanics(t, func() { wssafe.Route(&zero, "x", noop) }, "the zero Router is usable")
 }

@@ -284,7 +284,7 @@ func TestHandshakeFloodLogBounded(t *testing.T) {
 			logger, lines := newCountingLogger()
 			opts.Logger = logger
 			rec := &recorder{}
-			opts.Observer = rec
+			opts.Observer = rec.Observe
 			ep, url := server(t, echo, opts)
 			url = "http" + strings.TrimPrefix(url, "ws")
 			header := tc.header(f)
@@ -421,7 +421,7 @@ func TestSecurityEventsCountedWhateverTheLogLevel(t *testing.T) {
 	t.Parallel()
 	rec := &recorder{}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))
-	ep, url := server(t, echo, &wssafe.Options{RequireTLS: true, Logger: quiet, Observer: rec})
+	ep, url := server(t, echo, &wssafe.Options{RequireTLS: true, Logger: quiet, Observer: rec.Observe})
 	statuses := hammer(t, "http"+strings.TrimPrefix(url, "ws"), 50, 2, func(int) http.Header { return http.Header{} })
 	require.Equal(t, map[int]int{http.StatusForbidden: 50}, statuses)
 	assert.Equal(t, uint64(50), ep.Stats().Refused[wssafe.EventTLSRequired])

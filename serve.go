@@ -344,7 +344,7 @@ func (s *Session) readError(err error, timeoutErr error) error {
 	case errors.Is(err, websocket.ErrMessageTooBig):
 		logEvent(s.ctx, s.log, slog.LevelWarn, EventMessageTooBig, "wssafe: message over the read limit",
 			slog.Int64("limit", s.ep.cfg.ReadLimit))
-		return &MessageTooBigError{Limit: s.ep.cfg.ReadLimit}
+		return tooBig(s.ep.cfg.ReadLimit)
 	case websocket.CloseStatus(err) != -1, IsExpectedClose(err):
 		return err // the peer closed or went away
 	}

@@ -191,14 +191,9 @@ func (s *Session) Value(key any) any {
 	return v
 }
 
-// WriteText sends a text message.
+// WriteText sends a text message: Write with MessageText.
 func (s *Session) WriteText(ctx context.Context, text string) error {
 	return s.Write(ctx, MessageText, []byte(text))
-}
-
-// WriteBinary sends a binary message.
-func (s *Session) WriteBinary(ctx context.Context, p []byte) error {
-	return s.Write(ctx, MessageBinary, p)
 }
 
 // WriteJSON sends v encoded as JSON in a text message.
@@ -267,25 +262,15 @@ func (s *Session) writeLocked(wctx context.Context, typ MessageType, p []byte) e
 	return nil
 }
 
-// Close ends the session with code and reason and returns once the close
-// handshake has completed or timed out (at most 10 s). Reason is sent to the
-// peer: keep it short and fixed. Calling Close again has no effect.
-func (s *Session) Close(code StatusCode, reason string) error {
-	s.closeWith(&CloseError{Code: code, Reason: truncate(reason, 123)})
-	return nil
-}
-
-// CloseWith ends the session with the close code [CloseFrame] assigns to
-// err, e.g. ErrForbidden for 3003.
-func (s *Session) CloseWith(err error) { s.closeWith(err) }
-
-// Err returns why the session ended, or nil while it is open.
-func (s *Session) Err() error {
-	if s.ctx.Err() == nil {
-		return nil
-	}
-	return context.Cause(s.ctx)
-}
+// Close ends the session with the close code and reason [CloseFrame]
+// assigns to err: nil is 1000 normal closure, a [*CloseError] its own code
+// and reason, a sentinel its code (ErrForbidden 3003, ErrTokenExpired
+// 3000 ...), any other error 1011 with a generic reason. It returns once
+// the close handshake has completed or timed out (at most 10 s). A
+// CloseError's Reason is sent to the peer: keep it short and fixed. The
+// first cause wins: calling Close again, or on a session that has ended,
+// has no effect. Close is safe for concurrent use, from any goroutine.
+func (s *Session) Close(err error) { s.closeWith(err) }
 
 // fail ends the session from any goroutine without blocking the caller:
 // the session is over (its context cancelled, lookups skip it) on return,

@@ -118,17 +118,6 @@ func MaxBytes(n int, types ...MessageType) Validator {
 	}
 }
 
-// UTF8 is a Validator that refuses a message, text or binary, that is not
-// valid UTF-8, with an invalid_utf8 reply. Text messages are already checked
-// by the endpoint (an invalid one closes 1007); UTF8 is for binary payloads
-// that the application's protocol declares to be text.
-func UTF8(m Message) error {
-	if !utf8.Valid(m.Data) {
-		return &MessageError{Code: CodeInvalidUTF8, Message: "message is not valid UTF-8", Rule: "utf8"}
-	}
-	return nil
-}
-
 // Defaults for [JSONLimits] fields left at zero.
 const (
 	DefaultJSONMaxDepth     = 32
@@ -137,11 +126,12 @@ const (
 	DefaultJSONMaxNumberLen = 64
 )
 
-// JSONLimits bounds the shape of a JSON message. The limits are checked
-// while the message is tokenized, before any structure is built, so a
-// hostile message costs at most one pass over its bytes. Zero or negative
-// fields mean the defaults; no limit can be switched off (set a large value
-// instead). Duplicate keys are always refused.
+// JSONLimits bounds the shape of a JSON message: [Options.JSONLimits] sets
+// them for every message [JSON], a [Router] and [Integrity] decode. The
+// limits are checked while the message is tokenized, before any structure
+// is built, so a hostile message costs at most one pass over its bytes.
+// Zero or negative fields mean the defaults; no limit can be switched off
+// (set a large value instead). Duplicate keys are always refused.
 type JSONLimits struct {
 	// MaxDepth is the deepest nesting of objects and arrays. Zero means 32.
 	MaxDepth int
@@ -170,19 +160,14 @@ func (l JSONLimits) resolve() JSONLimits {
 	}
 }
 
-// ValidJSON returns a Validator that accepts exactly one well-formed JSON
-// value (RFC 8259) in valid UTF-8 within l, with no duplicate keys in any
-// object. Failures are answered with invalid_json, invalid_utf8 or
-// too_complex. Duplicate keys are refused because parsers disagree on
-// which one wins, a classic way to smuggle a value past a check.
-func ValidJSON(l JSONLimits) Validator {
-	l = l.resolve()
-	return func(m Message) error {
-		if me := scanJSON(m.Data, l, false); me != nil {
-			return me
-		}
-		return nil
+// jsonLimits returns the limits in force for s: its endpoint's
+// Options.JSONLimits, resolved at New, or the defaults without a session
+// (a handler called directly, as in a unit test).
+func jsonLimits(s *Session) JSONLimits {
+	if s == nil {
+		return JSONLimits{}.resolve()
 	}
+	return s.ep.cfg.JSONLimits
 }
 
 // jsonFrame is one open object or array during a scan.
@@ -332,10 +317,23 @@ func tooComplex(rule, msg string) *MessageError {
 // selfValidator is implemented by typed messages that check themselves.
 type selfValidator interface{ Validate() error }
 
-// JSON returns a Handler that decodes each message into a T with
-// [DecodeJSON] under the default [JSONLimits] and calls fn with it, so fn
-// only ever sees a T that passed every check. A message that fails is
-// answered with an error reply (see [Validate]) and fn is not called.
+// JSON returns a Handler that decodes each message into a T and calls fn
+// with it, so fn only ever sees a T that passed every check:
+//   - the message is one JSON value in valid UTF-8 within
+//     [Options.JSONLimits], with no duplicate keys, not even ones that
+//     differ only in case (encoding/json matches field names
+//     case-insensitively, so {"admin":false,"Admin":true} would otherwise
+//     let the last one win; parsers that disagree on which duplicate wins
+//     are a classic way to smuggle a value past a check);
+//   - no member that T does not declare (unknown_field), no value of the
+//     wrong type, no trailing data, not null;
+//   - then, if T (or *T) has a method Validate() error, it is called; its
+//     [*MessageError] or [*FieldError] becomes the reply, any other error a
+//     generic invalid_message reply.
+//
+// A message that fails is answered with an error reply (see [Validate])
+// and fn is not called. JSON[json.RawMessage] checks a message without
+// decoding it into a type.
 //
 //	type Join struct {
 //		Room string `json:"room"`
@@ -345,14 +343,8 @@ type selfValidator interface{ Validate() error }
 //
 //	h := wssafe.JSON(func(ctx context.Context, s *wssafe.Session, j Join) error { ... })
 func JSON[T any](fn func(ctx context.Context, s *Session, v T) error) Handler {
-	return JSONWith(JSONLimits{}, fn)
-}
-
-// JSONWith is [JSON] with explicit limits.
-func JSONWith[T any](l JSONLimits, fn func(ctx context.Context, s *Session, v T) error) Handler {
-	l = l.resolve()
 	return HandlerFunc(func(ctx context.Context, s *Session, m Message) error {
-		v, err := decodeJSON[T](m.Data, l)
+		v, err := decodeJSON[T](m.Data, jsonLimits(s))
 		if err != nil {
 			return err
 		}
@@ -360,24 +352,8 @@ func JSONWith[T any](l JSONLimits, fn func(ctx context.Context, s *Session, v T)
 	})
 }
 
-// DecodeJSON decodes data into a T strictly and validates it:
-//   - data is one JSON value in valid UTF-8 within l, with no duplicate
-//     keys, not even ones that differ only in case (encoding/json matches
-//     field names case-insensitively, so {"admin":false,"Admin":true}
-//     would otherwise let the last one win);
-//   - no member that T does not declare (unknown_field), no value of the
-//     wrong type, no trailing data, not null;
-//   - then, if T (or *T) has a method Validate() error, it is called; its
-//     [*MessageError] or [*FieldError] becomes the reply, any other error a
-//     generic invalid_message reply.
-//
-// Every error DecodeJSON returns is a [*MessageError], ready to be returned
-// from a callback.
-func DecodeJSON[T any](data []byte, l JSONLimits) (T, error) {
-	return decodeJSON[T](data, l.resolve())
-}
-
-// decodeJSON is DecodeJSON with resolved limits.
+// decodeJSON decodes data into a T under l, which is resolved, as [JSON]
+// describes. Every error it returns is a *MessageError.
 func decodeJSON[T any](data []byte, l JSONLimits) (T, error) {
 	var v T
 	if me := scanJSON(data, l, true); me != nil {

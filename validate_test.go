@@ -3,12 +3,14 @@ package wssafe_test
 import (
 	"cmp"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
@@ -46,7 +48,9 @@ func nested(open, close string, n int) string {
 	return strings.Repeat(open, n) + strings.Repeat(close, n)
 }
 
-func TestValidJSON(t *testing.T) {
+// The strict scan every JSON decode starts with; JSON[json.RawMessage]
+// runs it on a message that needs no type, folding the case of keys.
+func TestCheckJSON(t *testing.T) {
 	t.Parallel()
 	manyKeys := func(n int) string {
 		var b strings.Builder
@@ -68,7 +72,7 @@ func TestValidJSON(t *testing.T) {
 		{"scalar", `42`, "", ""},
 		{"escaped NUL in string", `{"a":"x\u0000y"}`, "", ""},
 		{"same key in sibling objects", `[{"a":1},{"a":2}]`, "", ""},
-		{"keys differing in case", `{"a":1,"A":2}`, "", ""},
+		{"keys differing in case", `{"a":1,"A":2}`, "", ""}, // JSON[T] folds case: see below
 		{"depth at limit", nested("[", "]", 32), "", ""},
 		{"keys at limit", manyKeys(256), "", ""},
 		{"items at limit", manyItems(1024), "", ""},
@@ -101,35 +105,124 @@ func TestValidJSON(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			err := wssafe.ValidJSON(wssafe.JSONLimits{})(wssafe.Message{Type: wssafe.MessageText, Data: []byte(tc.in)})
+			err := wssafe.CheckJSON([]byte(tc.in), wssafe.JSONLimits{})
+			_, typed := decode[json.RawMessage](tc.in)
 			if tc.code == "" {
 				assert.NoError(t, err)
+				if tc.name == "keys differing in case" {
+					assert.Equal(t, "duplicate_key", asMessageError(t, typed).Rule)
+				} else {
+					assert.NoError(t, typed)
+				}
 				return
 			}
-			me := asMessageError(t, err)
-			assert.Equal(t, tc.code, me.Code)
-			assert.Equal(t, tc.rule, me.Rule)
-			if len(tc.in) > 3 {
-				assert.NotContains(t, me.Message, tc.in, "the reply must not echo the input")
+			for _, err := range []error{err, typed} {
+				me := asMessageError(t, err)
+				assert.Equal(t, tc.code, me.Code)
+				assert.Equal(t, tc.rule, me.Rule)
+				if len(tc.in) > 3 {
+					assert.NotContains(t, me.Message, tc.in, "the reply must not echo the input")
+				}
 			}
 		})
 	}
 }
 
-func TestValidJSONCustomLimits(t *testing.T) {
+// decode runs in through JSON[T] as a handler called without a session
+// (the default limits) and returns what the callback got.
+func decode[T any](in string) (T, error) {
+	var got T
+	h := wssafe.JSON(func(_ context.Context, _ *wssafe.Session, v T) error {
+		got = v
+		return nil
+	})
+	err := h.ServeMessage(context.Background(), nil, wssafe.Message{Type: wssafe.MessageText, Data: []byte(in)})
+	return got, err
+}
+
+func TestCheckJSONCustomLimits(t *testing.T) {
 	t.Parallel()
-	v := wssafe.ValidJSON(wssafe.JSONLimits{MaxDepth: 2, MaxKeys: 1, MaxItems: 2, MaxNumberLen: 3})
-	check := func(in string) error { return v(wssafe.Message{Data: []byte(in)}) }
+	l := wssafe.JSONLimits{MaxDepth: 2, MaxKeys: 1, MaxItems: 2, MaxNumberLen: 3}
+	check := func(in string) error { return wssafe.CheckJSON([]byte(in), l) }
 	assert.NoError(t, check(`[[1,2]]`))
 	assert.Equal(t, "max_depth", asMessageError(t, check(`[[[1]]]`)).Rule)
 	assert.Equal(t, "max_keys", asMessageError(t, check(`{"a":1,"b":2}`)).Rule)
 	assert.Equal(t, "max_items", asMessageError(t, check(`[1,2,3]`)).Rule)
 	assert.Equal(t, "max_number_len", asMessageError(t, check(`1000`)).Rule)
-	assert.NoError(t, wssafe.ValidJSON(wssafe.JSONLimits{MaxDepth: -1})(wssafe.Message{Data: []byte(nested("[", "]", 32))}),
+	assert.NoError(t, wssafe.CheckJSON([]byte(nested("[", "]", 32)), wssafe.JSONLimits{MaxDepth: -1}),
 		"a negative limit means the default")
 }
 
-func TestMaxBytesAndUTF8(t *testing.T) {
+// Options.JSONLimits bounds what JSON, a Router and Integrity decode on
+// the endpoint, read at run time from the session's endpoint.
+func TestJSONLimitsOption(t *testing.T) {
+	t.Parallel()
+	signer, err := wssafe.NewSigner([]byte(strings.Repeat("k", 32)))
+	require.NoError(t, err)
+	r := wssafe.NewRouter()
+	wssafe.Route(r, "say", func(ctx context.Context, s *wssafe.Session, v json.RawMessage) error {
+		return s.WriteText(ctx, "routed "+string(v))
+	})
+	typed := wssafe.JSON(func(ctx context.Context, s *wssafe.Session, v json.RawMessage) error {
+		return s.WriteText(ctx, "typed "+string(v))
+	})
+	// A binary message goes to the router, a text one to JSON[T]; an
+	// "x" message is opened by Integrity first.
+	h := wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
+		if m.Type == wssafe.MessageBinary {
+			return r.ServeMessage(ctx, s, m)
+		}
+		return typed.ServeMessage(ctx, s, m)
+	})
+	sealed := wssafe.Chain(h, wssafe.Integrity(signer))
+	mux := wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
+		if strings.HasPrefix(m.Text(), `{"msg"`) {
+			return sealed.ServeMessage(ctx, s, m)
+		}
+		return h.ServeMessage(ctx, s, m)
+	})
+	_, url := server(t, mux, &wssafe.Options{JSONLimits: wssafe.JSONLimits{MaxDepth: 2, MaxKeys: 2, MaxItems: 2, MaxNumberLen: 3}})
+	c := dial(t, url, nil)
+	ctx := ctxT(t)
+	answer := func(typ websocket.MessageType, msg string) string {
+		t.Helper()
+		require.NoError(t, c.Write(ctx, typ, []byte(msg)))
+		_, got, err := c.Read(ctx)
+		require.NoError(t, err)
+		return string(got)
+	}
+	rule := func(typ websocket.MessageType, msg string) string {
+		t.Helper()
+		var r struct{ Code string }
+		require.NoError(t, json.Unmarshal([]byte(answer(typ, msg)), &r))
+		return r.Code
+	}
+	text, bin := websocket.MessageText, websocket.MessageBinary
+
+	assert.Equal(t, `typed [[1,2]]`, answer(text, `[[1,2]]`))
+	assert.Equal(t, wssafe.CodeTooComplex, rule(text, `[[[1]]]`))
+	assert.Equal(t, wssafe.CodeTooComplex, rule(text, `{"a":1,"b":2,"c":3}`))
+	assert.Equal(t, wssafe.CodeTooComplex, rule(text, `[1,2,3]`))
+	assert.Equal(t, wssafe.CodeTooComplex, rule(text, `1000`))
+
+	assert.Equal(t, `routed {"a":1}`, answer(bin, `{"type":"say","a":1}`))
+	assert.Equal(t, wssafe.CodeTooComplex, rule(bin, `{"type":"say","a":1,"b":2}`), "the router counts the envelope's keys")
+
+	msg := `{"a":1}`
+	env := `{"msg":` + msg + `,"sig":"` + hex.EncodeToString(signer.Sign([]byte(msg))) + `"}`
+	assert.Equal(t, `typed {"a":1}`, answer(text, env))
+	deep := `[[1]]`
+	env = `{"msg":` + deep + `,"sig":"` + hex.EncodeToString(signer.Sign([]byte(deep))) + `"}`
+	assert.Equal(t, wssafe.CodeTooComplex, rule(text, env), "the envelope is bounded too")
+
+	// Without the option, the defaults.
+	_, url = server(t, typed, nil)
+	c = dial(t, url, nil)
+	assert.Equal(t, "typed "+nested("[", "]", 32), roundTrip(t, c, nested("[", "]", 32)))
+	assert.Equal(t, wssafe.CodeTooComplex, sendInvalid(t, c, nested("[", "]", 33)).Code)
+}
+
+func TestMaxBytes(t *testing.T) {
 	t.Parallel()
 	text := func(s string) wssafe.Message { return wssafe.Message{Type: wssafe.MessageText, Data: []byte(s)} }
 	bin := func(s string) wssafe.Message { return wssafe.Message{Type: wssafe.MessageBinary, Data: []byte(s)} }
@@ -143,11 +236,6 @@ func TestMaxBytesAndUTF8(t *testing.T) {
 	textOnly := wssafe.MaxBytes(4, wssafe.MessageText)
 	assert.Error(t, textOnly(text("12345")))
 	assert.NoError(t, textOnly(bin("12345")), "a text limit does not apply to binary")
-
-	assert.NoError(t, wssafe.UTF8(bin("xin chào")))
-	me = asMessageError(t, wssafe.UTF8(bin("\xc3\x28")))
-	assert.Equal(t, wssafe.CodeInvalidUTF8, me.Code)
-	assert.Error(t, wssafe.UTF8(bin("\xed\xa0\x80")), "an encoded surrogate is not UTF-8")
 }
 
 // signUp is a typed message with its own Validate.
@@ -192,10 +280,10 @@ func (c customError) Validate() error {
 	return nil
 }
 
-func TestDecodeJSON(t *testing.T) {
+func TestJSONDecodesStrictly(t *testing.T) {
 	t.Parallel()
 	good := `{"email":"ann@example.com","name":"Ann","age":30,"plan":"pro"}`
-	v, err := wssafe.DecodeJSON[signUp]([]byte(good), wssafe.JSONLimits{})
+	v, err := decode[signUp](good)
 	require.NoError(t, err)
 	assert.Equal(t, signUp{Email: "ann@example.com", Name: "Ann", Age: 30, Plan: "pro"}, v)
 
@@ -217,7 +305,7 @@ func TestDecodeJSON(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := wssafe.DecodeJSON[signUp]([]byte(tc.in), wssafe.JSONLimits{})
+			_, err := decode[signUp](tc.in)
 			me := asMessageError(t, err)
 			assert.Equal(t, tc.code, me.Code)
 			assert.Equal(t, tc.field, me.Field)
@@ -227,7 +315,7 @@ func TestDecodeJSON(t *testing.T) {
 
 	t.Run("pointer receiver, plain error", func(t *testing.T) {
 		t.Parallel()
-		_, err := wssafe.DecodeJSON[ptrValidated]([]byte(`{"secret":"hunter2"}`), wssafe.JSONLimits{})
+		_, err := decode[ptrValidated](`{"secret":"hunter2"}`)
 		me := asMessageError(t, err)
 		assert.Equal(t, wssafe.CodeInvalidMessage, me.Code)
 		assert.Equal(t, "validate", me.Rule)
@@ -236,20 +324,20 @@ func TestDecodeJSON(t *testing.T) {
 	})
 	t.Run("own MessageError", func(t *testing.T) {
 		t.Parallel()
-		_, err := wssafe.DecodeJSON[customError]([]byte(`{"n":-1}`), wssafe.JSONLimits{})
+		_, err := decode[customError](`{"n":-1}`)
 		assert.Equal(t, "negative", asMessageError(t, err).Code)
 	})
 	t.Run("pointer type", func(t *testing.T) {
 		t.Parallel()
-		v, err := wssafe.DecodeJSON[*customError]([]byte(`{"n":2}`), wssafe.JSONLimits{})
+		v, err := decode[*customError](`{"n":2}`)
 		require.NoError(t, err)
 		assert.Equal(t, 2, v.N)
-		_, err = wssafe.DecodeJSON[*customError]([]byte(`{"n":-2}`), wssafe.JSONLimits{})
+		_, err = decode[*customError](`{"n":-2}`)
 		assert.Equal(t, "negative", asMessageError(t, err).Code)
 	})
 	t.Run("limits", func(t *testing.T) {
 		t.Parallel()
-		_, err := wssafe.DecodeJSON[map[string]any]([]byte(`{"a":{"b":{}}}`), wssafe.JSONLimits{MaxDepth: 2})
+		_, err := decode[map[string]any](nested("[", "]", 33))
 		assert.Equal(t, wssafe.CodeTooComplex, asMessageError(t, err).Code)
 	})
 }
@@ -368,9 +456,19 @@ func TestInvalidMessageStrictMode(t *testing.T) {
 	assert.Equal(t, websocket.StatusPolicyViolation, ce.Code)
 }
 
+// utf8Payload is the Validator an application writes for binary payloads
+// its protocol declares to be text (text messages are checked by the
+// endpoint, and an invalid one closes 1007).
+func utf8Payload(m wssafe.Message) error {
+	if !utf8.Valid(m.Data) {
+		return &wssafe.MessageError{Code: wssafe.CodeInvalidUTF8, Message: "message is not valid UTF-8", Rule: "utf8"}
+	}
+	return nil
+}
+
 func TestValidateOverBinaryText(t *testing.T) {
 	t.Parallel()
-	h := wssafe.Chain(echo, wssafe.Validate(wssafe.UTF8, wssafe.MaxBytes(16, wssafe.MessageBinary)))
+	h := wssafe.Chain(echo, wssafe.Validate(utf8Payload, wssafe.MaxBytes(16, wssafe.MessageBinary)))
 	_, url := server(t, h, nil)
 	c := dial(t, url, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -35,7 +35,7 @@ func TestVanishedPeerIsAbnormalClosure(t *testing.T) {
 		return wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
 			big := make([]byte, 64<<10)
 			for {
-				if err := s.WriteBinary(ctx, big); err != nil {
+				if err := s.Write(ctx, wssafe.MessageBinary, big); err != nil {
 					if wrap {
 						return fmt.Errorf("streaming to the client: %w", err)
 					}

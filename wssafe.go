@@ -41,25 +41,27 @@
 // [Options.Auth] binds every session to a JWT verified with
 // github.com/lestrrat-go/jwx/v3 before the callback sees a message: from
 // the Authorization header, a subprotocol, a cookie or the first message.
-// [Session.Subject] and [Session.Claims] (or [ClaimsFromContext]) carry the
+// [Session.Subject] and [Session.Claims] (see [SessionFromContext]) carry the
 // verified identity; the session closes 3000 when the token expires, unless
-// the client refreshes it in-band; [Endpoint.CloseSubject] revokes.
+// the client refreshes it in-band; [Hub.CloseSubject] revokes.
 //
 // # Sessions, the Hub and monitoring
 //
-// Every live [Session] is in the endpoint's [Hub]: count, list, find by ID
-// or subject, close, broadcast through bounded send queues, and publish to
-// a cluster through a [Backplane]. [Endpoint.Stats] counts what happened;
-// an [Observer] sees each event as it happens. [Endpoint.ShutdownWith]
-// makes an http.Server's Shutdown close every session with 1001 "going
-// away"; [Endpoint.Shutdown] waits for them within a deadline.
+// Every live [Session] is in the endpoint's [Hub]: list, find by ID or
+// subject, revoke a subject, broadcast through bounded send queues, and
+// publish to a cluster through a [Backplane]. [Endpoint.Stats] counts what
+// happened; [Options.Observer] sees each event as it happens.
+// [Endpoint.ShutdownWith] makes an http.Server's Shutdown close every
+// session with 1001 "going away"; [Endpoint.Shutdown] waits for them
+// within a deadline.
 //
 // # Validation and hashing
 //
-// [Validate] runs a chain of [Validator] ([MaxBytes], [UTF8], [ValidJSON], yours)
-// before the callback; [JSON] decodes each message strictly into your type
-// and calls its Validate method, so the callback receives a value, not
-// bytes; a [Router] dispatches {"type": ...} envelopes to typed handlers.
+// [JSON] decodes each message strictly into your type, within
+// [Options.JSONLimits], and calls its Validate method, so the callback
+// receives a value, not bytes; a [Router] dispatches {"type": ...}
+// envelopes to typed handlers. [Validate] runs a chain of [Validator]
+// ([MaxBytes], yours) before an untyped callback.
 // Field validators ([Email], [URL], [Length], [Chars], [Pattern], [Range],
 // [OneOf]) return a [*FieldError]. An invalid message gets a JSON error
 // reply with a stable code (CodeInvalidMessage ...), is logged at Warn with
@@ -140,7 +142,7 @@
 // endpoints on localhost or a private network), connection caps (total,
 // per address, per subject), handshake rate per address, message and byte
 // rates, and authentication. A public endpoint should set them;
-// [Endpoint.Stats] and an [Observer] show what they refuse. The
+// [Endpoint.Stats] and [Options.Observer] show what they refuse. The
 // per-subject cap and rate need authentication, or New fails. Once
 // [Options.Auth] is set, its own
 // defaults are the strict ones: exp required, algorithms bound to the
@@ -377,6 +379,14 @@ type Options struct {
 	// default) answers invalid messages within the InvalidMessages budget.
 	CloseOnInvalidMessage bool
 
+	// JSONLimits bounds every JSON message decoded by [JSON], a [Router] or
+	// [Integrity] on this endpoint: nesting depth, keys per object, items
+	// per array, number length, checked while the message is tokenized,
+	// before anything is built. Zero (or negative) fields mean 32, 256,
+	// 1024 and 64; no limit can be switched off. Raising them raises what
+	// one message may cost to decode.
+	JSONLimits JSONLimits
+
 	// OnOpen, if set, runs after the handshake and before the first message
 	// is read. Returning an error closes the session with the code
 	// [CloseFrame] assigns to it.
@@ -474,12 +484,18 @@ type Options struct {
 	SendQueueBytes    int
 
 	// Observer, if set, is told about every handshake, session, message,
-	// limit hit, validation failure and panic; see [Observer]. Zero
-	// observes nothing and costs nothing; [Endpoint.Stats] counts either way.
-	Observer Observer
+	// limit hit, validation failure and panic, to feed metrics, traces or
+	// audit logs; see [Observation]. It is called synchronously on the
+	// goroutine where the event happens (a handshake, a session's read
+	// loop, a broadcast), from many goroutines at once, and must return
+	// quickly without blocking: count, or hand off to a buffered channel,
+	// never do I/O. The Observation's Session may be kept. A method value
+	// (Observer: metrics.Observe) is the usual adapter. Zero observes
+	// nothing and costs nothing; [Endpoint.Stats] counts either way.
+	Observer func(Observation)
 
-	// Backplane carries [Hub.Publish] to every node of a cluster. Zero
-	// applies published operations to this process's Hub only.
+	// Backplane carries [Hub.Publish] and [Hub.CloseSubject] to every node
+	// of a cluster. Zero applies them to this process's Hub only.
 	Backplane Backplane
 
 	// SecurityLogInterval is the minimum interval between two security
@@ -546,6 +562,7 @@ func (o *Options) resolve() (*config, error) {
 	setDefault(&c.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&c.PingInterval, DefaultPingInterval)
 	setDefault(&c.PongTimeout, DefaultPongTimeout)
+	c.JSONLimits = c.JSONLimits.resolve()
 	if err := c.resolveAccept(); err != nil {
 		return nil, err
 	}

@@ -72,13 +72,18 @@ func TestNewDoesNotMutateOptions(t *testing.T) {
 func TestOversizedMessageCloses1009(t *testing.T) {
 	t.Parallel()
 	log, logs := newLogger()
-	_, url := server(t, echo, &wssafe.Options{ReadLimit: 1024, Logger: log})
+	causes := make(chan error, 8)
+	_, url := server(t, echo, &wssafe.Options{ReadLimit: 1024, Logger: log,
+		OnClose: func(_ *wssafe.Session, err error) { causes <- err }})
 
 	t.Run("single frame", func(t *testing.T) {
 		c := dial(t, url, nil)
 		require.NoError(t, c.Write(ctxT(t), websocket.MessageText, []byte(strings.Repeat("a", 1025))))
 		ce := readClose(t, c)
 		assert.Equal(t, websocket.StatusMessageTooBig, ce.Code)
+		err := <-causes
+		assert.ErrorIs(t, err, wssafe.ErrMessageTooBig)
+		assert.ErrorContains(t, err, "1024 bytes", "the cause names the limit in force")
 	})
 	t.Run("fragmented", func(t *testing.T) {
 		c := dial(t, url, nil)
@@ -408,7 +413,7 @@ func TestWriteTimeoutDropsAPeerThatDoesNotRead(t *testing.T) {
 	_, url := server(t, wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
 		big := make([]byte, 1<<20)
 		for {
-			if err := s.WriteBinary(ctx, big); err != nil {
+			if err := s.Write(ctx, wssafe.MessageBinary, big); err != nil {
 				writeErr <- err
 				return err
 			}
@@ -593,14 +598,16 @@ func TestSessionAPI(t *testing.T) {
 	assert.Equal(t, "v", s.Value(key{}))
 	assert.NotEmpty(t, s.RemoteAddr())
 	assert.False(t, s.StartedAt().IsZero())
-	assert.NoError(t, s.Err())
+	assert.NoError(t, context.Cause(s.Context()), "no cause while the session is open")
 
 	c.Close(websocket.StatusNormalClosure, "")
 	<-s.Context().Done()
-	assert.Equal(t, websocket.StatusNormalClosure, wssafe.CloseStatus(s.Err()))
+	assert.Equal(t, websocket.StatusNormalClosure, wssafe.CloseStatus(context.Cause(s.Context())))
 	assert.ErrorIs(t, s.WriteText(context.Background(), "late"), wssafe.ErrSessionClosed)
 }
 
+// Session.Close takes what a callback may return: nil, a sentinel, a
+// *CloseError (its reason cut to what a close frame holds).
 func TestSessionCloseFromAnotherGoroutine(t *testing.T) {
 	t.Parallel()
 	sessions := make(chan *wssafe.Session, 1)
@@ -608,12 +615,28 @@ func TestSessionCloseFromAnotherGoroutine(t *testing.T) {
 		sessions <- s
 		return nil
 	}})
-	c := dial(t, url, nil)
-	s := <-sessions
-	go s.Close(4002, "kicked")
-	ce := readClose(t, c)
-	assert.Equal(t, websocket.StatusCode(4002), ce.Code)
-	assert.Equal(t, "kicked", ce.Reason)
+	long := strings.Repeat("x", 200)
+	for _, tc := range []struct {
+		err    error
+		code   websocket.StatusCode
+		reason string
+	}{
+		{&wssafe.CloseError{Code: 4002, Reason: "kicked"}, 4002, "kicked"},
+		{nil, websocket.StatusNormalClosure, ""},
+		{wssafe.ErrForbidden, wssafe.StatusForbidden, "forbidden"},
+		{&wssafe.CloseError{Code: 4003, Reason: long}, 4003, long[:123]},
+	} {
+		c := dial(t, url, nil)
+		s := <-sessions
+		go s.Close(tc.err)
+		ce := readClose(t, c)
+		assert.Equal(t, tc.code, ce.Code, "%v", tc.err)
+		assert.Equal(t, tc.reason, ce.Reason)
+		<-s.Context().Done()
+		s.Close(wssafe.ErrPanic) // the first cause wins
+		code, _ := wssafe.CloseFrame(context.Cause(s.Context()))
+		assert.Equal(t, tc.code, code, "the cause is Close's error")
+	}
 }
 
 func TestOnOpenErrorCloses(t *testing.T) {
@@ -652,7 +675,7 @@ func TestCloseFrameTable(t *testing.T) {
 		{nil, 1000, ""},
 		{context.Canceled, 1000, ""},
 		{wssafe.ErrMessageTooBig, 1009, "message too big"},
-		{&wssafe.MessageTooBigError{Limit: 5}, 1009, "message too big"},
+		{fmt.Errorf("%w: over 5 bytes", wssafe.ErrMessageTooBig), 1009, "message too big"},
 		{wssafe.ErrInvalidUTF8, 1007, "invalid utf-8"},
 		{wssafe.ErrUnsupportedType, 1003, "unsupported message type"},
 		{wssafe.ErrRateLimited, 1008, "rate limit exceeded"},

@@ -88,8 +88,8 @@ var mediumMessage = func() []byte {
 
 // BenchmarkJSON decodes a small (about 50 B) and a medium (about 1 KiB)
 // message: plain json.Unmarshal (no limits, no strictness), json.Unmarshal
-// then Validate, wssafe.DecodeJSON, and the Handlers an application mounts,
-// wssafe.JSON and a Router with one route (the envelope decoded, "type"
+// then Validate, and the Handlers an application mounts, wssafe.JSON and a
+// Router with one route (the envelope decoded, "type"
 // removed, the rest decoded strictly). Every wssafe row does the whole
 // check: UTF-8, the structure limits, duplicate keys in any case, unknown
 // fields, trailing data, Validate.
@@ -128,7 +128,6 @@ func BenchmarkJSON(b *testing.B) {
 				var v say
 				return cmp.Or(json.Unmarshal(p, &v), v.Validate())
 			}},
-			{"wssafe.DecodeJSON", func(p []byte) error { _, err := wssafe.DecodeJSON[say](p, wssafe.JSONLimits{}); return err }},
 			{"wssafe.JSON", handler(wssafe.JSON(func(context.Context, *wssafe.Session, say) error { return nil }))},
 			{"wssafe.Router", handler(sayRouter)},
 		}},
@@ -138,7 +137,6 @@ func BenchmarkJSON(b *testing.B) {
 				var v order
 				return cmp.Or(json.Unmarshal(p, &v), v.Validate())
 			}},
-			{"wssafe.DecodeJSON", func(p []byte) error { _, err := wssafe.DecodeJSON[order](p, wssafe.JSONLimits{}); return err }},
 			{"wssafe.JSON", handler(wssafe.JSON(func(context.Context, *wssafe.Session, order) error { return nil }))},
 			{"wssafe.Router", handler(orderRouter)},
 		}},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -11,11 +12,13 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/wssafe/wssafe"
 )
 
-// signIn is the sign-in form, decoded strictly and validated by wssafe.
+// signIn is the sign-in form, decoded strictly by decodeSignIn and
+// validated with wssafe's field validators.
 type signIn struct {
 	Name  string `json:"name"`
 	Email string `json:"email"`
@@ -72,7 +75,7 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		writeBodyError(w, err)
 		return
 	}
-	form, err := wssafe.DecodeJSON[signIn](body, wssafe.JSONLimits{})
+	form, err := decodeSignIn(body)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
@@ -81,6 +84,55 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	subject := newSubject()
 	a.log.Info("chat: signed in", "event", "signed_in", "subject", subject, "email_fp", a.ep.Fingerprint([]byte(email)))
 	a.issue(w, subject, form.Name)
+}
+
+// decodeSignIn decodes the form as strictly as wssafe.JSON decodes the
+// socket's messages: valid UTF-8, one JSON object whose members are the
+// form's two strings, each spelled exactly and given once (encoding/json
+// alone would match "NAME" to Name and let a second "name" win: two
+// parsers could then disagree about who signed in), nothing after it;
+// then the form's Validate. The body is small (maxBody), so a
+// flat object needs no depth or size limits of its own.
+func decodeSignIn(body []byte) (signIn, error) {
+	var f signIn
+	notForm := &wssafe.MessageError{Code: wssafe.CodeInvalidJSON, Message: "send one JSON object with a name and an email"}
+	if !utf8.Valid(body) {
+		return f, &wssafe.MessageError{Code: wssafe.CodeInvalidUTF8, Message: "request is not valid UTF-8"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return f, notForm
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return f, notForm
+		}
+		key, _ := tok.(string)
+		dst := map[string]*string{"name": &f.Name, "email": &f.Email}[key]
+		if dst == nil {
+			return f, &wssafe.MessageError{Code: wssafe.CodeUnknownField, Message: "request has a member that is not allowed"}
+		}
+		if seen[key] {
+			return f, &wssafe.MessageError{Code: wssafe.CodeInvalidJSON, Message: "request has a duplicate member"}
+		}
+		seen[key] = true
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return f, notForm
+		}
+		if raw[0] != '"' || json.Unmarshal(raw, dst) != nil {
+			return f, &wssafe.MessageError{Code: wssafe.CodeInvalidMessage, Field: key, Message: "must be a string"}
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return f, notForm
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return f, notForm
+	}
+	return f, f.Validate()
 }
 
 // newSubject returns a fresh subject: "u-" and 96 random bits in hex. Its

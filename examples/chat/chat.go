@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -64,7 +65,8 @@ func (a *app) router() wssafe.Handler {
 func (a *app) say(ctx context.Context, s *wssafe.Session, m say) error {
 	seq := s.Value(seqKey{}).(*atomic.Uint64).Add(1)
 	// A server-assigned ID: a digest of who said what when, short enough to show.
-	id := wssafe.DigestHex(fmt.Sprintf("%s|%d|%s", s.ID(), seq, m.Text))[:12]
+	d := wssafe.Digest(fmt.Sprintf("%s|%d|%s", s.ID(), seq, m.Text))
+	id := hex.EncodeToString(d[:6])
 	a.broadcast(map[string]any{
 		"type": "said", "id": id, "from": s.Subject(), "name": name(s),
 		"text": m.Text, "at": time.Now().UTC().Format(time.RFC3339),
@@ -137,7 +139,7 @@ func (a *app) broadcast(v any, keep func(*wssafe.Session) bool) {
 		a.log.Error("chat: encoding a broadcast failed", "error", err)
 		return
 	}
-	a.ep.Hub().BroadcastFunc(wssafe.MessageText, b, keep)
+	a.ep.Hub().Broadcast(wssafe.MessageText, b, keep)
 }
 
 func name(s *wssafe.Session) string {

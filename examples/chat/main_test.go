@@ -111,6 +111,13 @@ func TestLoginValidates(t *testing.T) {
 		{`{"name":" Ann","email":"ann@example.com"}`, "name"},
 		{`{"name":"A\u0000n","email":"ann@example.com"}`, "name"},
 		{`{"name":"Ann","email":"ann@example.com","admin":true}`, ""},
+		{`{"name":"Ann","name":"Eve","email":"ann@example.com"}`, ""},
+		{`{"name":"Ann","NAME":"Eve","email":"ann@example.com"}`, ""},
+		{`{"name":null,"email":"ann@example.com"}`, "name"},
+		{`{"name":"Ann","email":"ann@example.com"} {}`, ""},
+		{"{\"name\":\"Ann\xff\",\"email\":\"ann@example.com\"}", ""},
+		{`null`, ""},
+		{`[]`, ""},
 	} {
 		resp, out := post(t, base+"/api/login", "", tc.body)
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, tc.body)

@@ -60,7 +60,7 @@ func TestServeShutdownWithinDeadline(t *testing.T) {
 		writers.Go(func() {
 			big := make([]byte, 64<<10)
 			flooding <- struct{}{}
-			for s.WriteBinary(s.Context(), big) == nil {
+			for s.Write(s.Context(), wssafe.MessageBinary, big) == nil {
 			}
 		})
 		return nil
