@@ -38,20 +38,18 @@ func readText(t *testing.T, c *websocket.Conn) string {
 
 func TestHubRegistry(t *testing.T) {
 	t.Parallel()
-	opts := &wssafe.Options{}
-	wssafe.SetTestSubject(opts, subjectHeader(false))
-	ep, url := server(t, echo, opts)
+	f := newAuthFixture(t)
+	ep, url := f.server(t, echo, headerAuth(f))
 	hub := ep.Hub()
-	a1 := dialWith(t, url, hdr("X-Test-Subject", "alice"))
-	a2 := dialWith(t, url, hdr("X-Test-Subject", "alice"))
-	b := dialWith(t, url, hdr("X-Test-Subject", "bob"))
-	anon := dialWith(t, url, nil)
+	a1 := dialWith(t, url, f.as("alice"))
+	a2 := dialWith(t, url, f.as("alice"))
+	b := dialWith(t, url, f.as("bob"))
+	carol := dialWith(t, url, f.as("carol"))
 	require.Eventually(t, func() bool { return hub.Count() == 4 }, 5*time.Second, 10*time.Millisecond)
 
-	assert.Equal(t, []string{"", "alice", "alice", "bob"}, subjects(hub.Sessions()))
+	assert.Equal(t, []string{"alice", "alice", "bob", "carol"}, subjects(hub.Sessions()))
 	assert.Equal(t, []string{"alice", "alice"}, subjects(hub.BySubject("alice")))
-	assert.Nil(t, hub.BySubject(""), "unauthenticated sessions share no subject")
-	assert.Nil(t, hub.BySubject("carol"))
+	assert.Nil(t, hub.BySubject("dave"))
 	bob := hub.BySubject("bob")[0]
 	assert.Same(t, bob, hub.ByID(bob.ID()))
 	assert.Nil(t, hub.ByID("no such id"))
@@ -73,17 +71,23 @@ func TestHubRegistry(t *testing.T) {
 	assert.Equal(t, websocket.StatusCode(4001), ce.Code)
 	assert.Equal(t, "kicked", ce.Reason)
 	assert.False(t, hub.Close("no such id", nil))
-	echoOnce(t, anon, "still here")
+	echoOnce(t, carol, "still here")
+
+	// Unauthenticated sessions share no subject.
+	anonEp, anonURL := server(t, echo, nil)
+	dialWith(t, anonURL, nil)
+	require.Eventually(t, func() bool { return anonEp.Hub().Count() == 1 }, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, []string{""}, subjects(anonEp.Hub().Sessions()))
+	assert.Nil(t, anonEp.Hub().BySubject(""))
 }
 
 func TestHubBroadcast(t *testing.T) {
 	t.Parallel()
-	opts := &wssafe.Options{}
-	wssafe.SetTestSubject(opts, subjectHeader(false))
-	ep, url := server(t, echo, opts)
+	f := newAuthFixture(t)
+	ep, url := f.server(t, echo, headerAuth(f))
 	hub := ep.Hub()
-	alice := dialWith(t, url, hdr("X-Test-Subject", "alice"))
-	bob := dialWith(t, url, hdr("X-Test-Subject", "bob"))
+	alice := dialWith(t, url, f.as("alice"))
+	bob := dialWith(t, url, f.as("bob"))
 	require.Eventually(t, func() bool { return hub.Count() == 2 }, 5*time.Second, 10*time.Millisecond)
 
 	msg := []byte("to all")
@@ -129,10 +133,11 @@ func (b *fakeBackplane) Publish(_ context.Context, op wssafe.HubOp) error {
 func TestPublishAcrossNodes(t *testing.T) {
 	t.Parallel()
 	bp := &fakeBackplane{}
+	f := newAuthFixture(t)
 	node := func() (*wssafe.Endpoint, string) {
-		opts := &wssafe.Options{Backplane: bp}
-		wssafe.SetTestSubject(opts, subjectHeader(false))
-		ep, url := server(t, echo, opts)
+		opts := headerAuth(f)
+		opts.Backplane = bp
+		ep, url := f.server(t, echo, opts)
 		bp.mu.Lock()
 		bp.nodes = append(bp.nodes, ep.Hub())
 		bp.mu.Unlock()
@@ -140,9 +145,9 @@ func TestPublishAcrossNodes(t *testing.T) {
 	}
 	ep1, url1 := node()
 	ep2, url2 := node()
-	alice1 := dialWith(t, url1, hdr("X-Test-Subject", "alice"))
-	alice2 := dialWith(t, url2, hdr("X-Test-Subject", "alice"))
-	bob2 := dialWith(t, url2, hdr("X-Test-Subject", "bob"))
+	alice1 := dialWith(t, url1, f.as("alice"))
+	alice2 := dialWith(t, url2, f.as("alice"))
+	bob2 := dialWith(t, url2, f.as("bob"))
 	require.Eventually(t, func() bool { return ep1.Hub().Count() == 1 && ep2.Hub().Count() == 2 }, 5*time.Second, 10*time.Millisecond)
 
 	ctx := context.Background()

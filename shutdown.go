@@ -48,6 +48,7 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 	}
 	var limit time.Time
 	if d, ok := ctx.Deadline(); ok {
+		// ctx's deadline and the sockets' are on the real clock.
 		limit = d.Add(-shutdownMargin(time.Until(d)))
 	}
 	for _, s := range live {
@@ -60,7 +61,7 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 		// A close handshake in progress cannot be cut short through
 		// coder/websocket; closing the socket under it can.
 		for _, s := range live {
-			s.nc.Close()
+			s.dc.Close()
 		}
 		return ctx.Err()
 	}
