@@ -546,7 +546,7 @@ func period(b []byte) int {
 func (a *authenticator) resolveClaims(c *config, o *AuthOptions) {
 	opts := []jwt.ParseOption{
 		jwt.WithKeyProvider(a),
-		jwt.WithClock(jwt.ClockFunc(c.now)),
+		jwt.WithClock(jwt.ClockFunc(c.clock.now)),
 		jwt.WithAcceptableSkew(a.skew),
 	}
 	if o.InsecureAllowMissingExp {

@@ -80,10 +80,18 @@ func (f *authFixture) options(mutate func(*wssafe.AuthOptions)) *wssafe.Options 
 	// The tests assert the log line of every refused token, many from one
 	// address within one (fake) second: the log limiter, tested on its
 	// own in seclog_test.go, would keep only the first.
-	o := &wssafe.Options{Auth: a, Logger: logger, SecurityLogInterval: -1}
-	wssafe.SetClock(o, f.clock)
-	return o
+	return &wssafe.Options{Auth: a, Logger: logger, SecurityLogInterval: -1}
 }
+
+// server is the package's server on the fixture's clock, which its tokens'
+// times are relative to.
+func (f *authFixture) server(t *testing.T, h wssafe.Handler, o *wssafe.Options) (*wssafe.Endpoint, string) {
+	t.Helper()
+	return serverWith(t, h, o, f.hooks())
+}
+
+// hooks are the test doubles of an endpoint on the fixture's clock.
+func (f *authFixture) hooks() wssafe.Hooks { return wssafe.Hooks{Clock: f.clock} }
 
 func (f *authFixture) remember(tok string) string {
 	f.mu.Lock()
@@ -220,7 +228,7 @@ func authenticated(s *wssafe.Session) error {
 func TestAuthHeaderToken(t *testing.T) {
 	t.Parallel()
 	f := newAuthFixture(t)
-	_, url := server(t, whoami, f.options(nil))
+	_, url := f.server(t, whoami, f.options(nil))
 	c := dial(t, url, bearer(f.token(nil)))
 	assert.Equal(t, "alice|alice|hi", roundTrip(t, c, "hi"))
 	assert.Contains(t, f.logs.String(), `"event":"authenticated"`)
@@ -230,7 +238,7 @@ func TestAuthHeaderToken(t *testing.T) {
 func TestAuthSubprotocolToken(t *testing.T) {
 	t.Parallel()
 	f := newAuthFixture(t)
-	_, url := server(t, whoami, f.options(nil))
+	_, url := f.server(t, whoami, f.options(nil))
 	tok := f.token(nil)
 	k8s := "base64url.bearer.authorization.k8s.io." + base64.RawURLEncoding.EncodeToString([]byte(tok))
 	for _, entry := range []string{"bearer." + tok, k8s} {
@@ -252,7 +260,7 @@ func TestAuthSubprotocolTokenWithAppProtocols(t *testing.T) {
 	f := newAuthFixture(t)
 	o := f.options(nil)
 	o.Subprotocols = []string{"chat.v2"}
-	_, url := server(t, whoami, o)
+	_, url := f.server(t, whoami, o)
 	c := dial(t, url, &websocket.DialOptions{Subprotocols: []string{"chat.v2", "bearer." + f.token(nil)}})
 	assert.Equal(t, "chat.v2", c.Subprotocol())
 	assert.Equal(t, "alice|alice|x", roundTrip(t, c, "x"))
@@ -265,7 +273,7 @@ func TestAuthCookieToken(t *testing.T) {
 		a.Sources = wssafe.FromCookie
 		a.CookieName = "session"
 	})
-	_, url := server(t, whoami, o)
+	_, url := f.server(t, whoami, o)
 	tok := f.token(nil)
 	cookie := http.Header{"Cookie": {"session=" + tok}}
 	c := dial(t, url, &websocket.DialOptions{HTTPHeader: cookie})
@@ -294,7 +302,7 @@ func TestAuthQueryToken(t *testing.T) {
 	// Refused unless enabled, out loud and even beside a good header token
 	// or with first-message auth on: the client is leaking its token into
 	// access logs and must learn so at once.
-	_, url := server(t, whoami, f.options(func(a *wssafe.AuthOptions) {
+	_, url := f.server(t, whoami, f.options(func(a *wssafe.AuthOptions) {
 		a.Sources = wssafe.FromHeader | wssafe.FromFirstMessage
 	}))
 	for _, q := range []string{"?access_token=", "?token=", "?jwt=", "?x=1&id_token="} {
@@ -309,7 +317,7 @@ func TestAuthQueryToken(t *testing.T) {
 	c0 := dial(t, url+"?room=go", bearer(tok)) // other parameters are fine
 	c0.Close(websocket.StatusNormalClosure, "")
 
-	_, url = server(t, whoami, f.options(func(a *wssafe.AuthOptions) {
+	_, url = f.server(t, whoami, f.options(func(a *wssafe.AuthOptions) {
 		a.Sources = wssafe.FromHeader
 		a.InsecureQueryParam = "access_token"
 	}))
@@ -331,7 +339,7 @@ func TestAuthFirstMessage(t *testing.T) {
 	})
 	o := f.options(func(a *wssafe.AuthOptions) { a.SubjectClaims = []string{"user_id", "sub"} })
 	o.OnOpen = authenticated
-	_, url := server(t, h, o)
+	_, url := f.server(t, h, o)
 	exp := f.clock.Now().Add(time.Hour).Unix()
 	for _, tok := range []string{
 		f.token(claims{"user_id": 42, "sub": nil}),
@@ -435,7 +443,7 @@ func TestAuthHandshakeRejections(t *testing.T) {
 			f := newAuthFixture(t)
 			var calls atomic.Int32
 			h := wssafe.HandlerFunc(func(context.Context, *wssafe.Session, wssafe.Message) error { calls.Add(1); return nil })
-			_, url := server(t, h, f.options(nil))
+			_, url := f.server(t, h, f.options(nil))
 			resp := handshake(t, url, bearer(tc.token(f)))
 			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 			want := `Bearer error="invalid_token"`
@@ -467,7 +475,7 @@ func TestAuthFirstMessageRejections(t *testing.T) {
 				a.ExpiredText = "Token Expired"
 			})
 			o.OnOpen = func(*wssafe.Session) error { opened = true; return nil }
-			_, url := server(t, h, o)
+			_, url := f.server(t, h, o)
 			c := dial(t, url, nil)
 			sendMsg(t, c, websocket.MessageText, tc.token(f))
 			if tc.reason == "expired" {
@@ -492,7 +500,7 @@ func TestAuthFirstMessageRejections(t *testing.T) {
 func TestAuthHandshakeMissingToken(t *testing.T) {
 	t.Parallel()
 	f := newAuthFixture(t)
-	_, url := server(t, whoami, f.options(func(a *wssafe.AuthOptions) { a.Sources = 0 }))
+	_, url := f.server(t, whoami, f.options(func(a *wssafe.AuthOptions) { a.Sources = 0 }))
 	resp := handshake(t, url, nil)
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 	assert.Equal(t, "Bearer", resp.Header.Get("WWW-Authenticate"))
@@ -523,7 +531,7 @@ func TestAuthFirstMessageLimits(t *testing.T) {
 		a.Sources = wssafe.FromFirstMessage
 		a.AuthTimeout = 100 * time.Millisecond
 	})
-	_, url := server(t, h, o)
+	_, url := f.server(t, h, o)
 
 	t.Run("timeout", func(t *testing.T) {
 		c := dial(t, url, nil)
@@ -553,7 +561,7 @@ func TestAuthFirstMessageReadLimitRestored(t *testing.T) {
 	t.Parallel()
 	f := newAuthFixture(t)
 	o := f.options(func(a *wssafe.AuthOptions) { a.Sources = wssafe.FromFirstMessage })
-	_, url := server(t, echo, o)
+	_, url := f.server(t, echo, o)
 	c := dial(t, url, nil)
 	sendMsg(t, c, websocket.MessageText, f.token(nil))
 	big := strings.Repeat("b", 20<<10) // over the auth limit, under the session's 32 KiB
@@ -564,7 +572,8 @@ func TestAuthExpiryClosesOpenSession(t *testing.T) {
 	t.Parallel()
 	f := newAuthFixture(t)
 	o := f.options(func(a *wssafe.AuthOptions) { a.AcceptableSkew = 5 * time.Second })
-	ep, url := server(t, whoami, o)
+	o.PingInterval, o.WriteTimeout = -1, -1 // so that the expiry timer is the clock's only one
+	ep, url := f.server(t, whoami, o)
 	_ = ep
 	exp := f.clock.Now().Add(time.Minute)
 	c := dial(t, url, bearer(f.token(claims{"exp": exp})))
@@ -585,7 +594,9 @@ func TestAuthExpiryClosesOpenSession(t *testing.T) {
 func TestAuthExpiryTimerStoppedOnClose(t *testing.T) {
 	t.Parallel()
 	f := newAuthFixture(t)
-	_, url := server(t, whoami, f.options(nil))
+	o := f.options(nil)
+	o.PingInterval, o.WriteTimeout = -1, -1 // so that the expiry timer is the clock's only one
+	_, url := f.server(t, whoami, o)
 	c := dial(t, url, bearer(f.token(nil)))
 	roundTrip(t, c, "a")
 	assert.Equal(t, 1, f.clock.Timers())
@@ -605,7 +616,7 @@ func TestAuthSessionClaims(t *testing.T) {
 		exp, _ := s.Claims().Expiration()
 		return s.WriteText(ctx, fmt.Sprintf("%s %d", role, exp.Unix()))
 	})
-	_, url := server(t, h, f.options(nil))
+	_, url := f.server(t, h, f.options(nil))
 	c := dial(t, url, bearer(f.token(claims{"role": "admin", "exp": exp})))
 	assert.Equal(t, fmt.Sprintf("admin %d", exp.Unix()), roundTrip(t, c, "x"))
 }
@@ -618,7 +629,7 @@ func TestAuthRefresh(t *testing.T) {
 		calls.Add(1)
 		return whoami(ctx, s, m)
 	})
-	_, url := server(t, h, f.options(func(a *wssafe.AuthOptions) { a.AllowRefresh = true }))
+	_, url := f.server(t, h, f.options(func(a *wssafe.AuthOptions) { a.AllowRefresh = true }))
 	refresh := func(tok string) string { return `{"type":"refresh","token":"` + tok + `"}` }
 
 	t.Run("same subject moves the expiry", func(t *testing.T) {
@@ -655,7 +666,7 @@ func TestAuthRefresh(t *testing.T) {
 func TestAuthRefreshDisabledPassesThrough(t *testing.T) {
 	t.Parallel()
 	f := newAuthFixture(t)
-	_, url := server(t, whoami, f.options(nil))
+	_, url := f.server(t, whoami, f.options(nil))
 	c := dial(t, url, bearer(f.token(nil)))
 	msg := `{"type":"refresh","token":"` + f.token(claims{"sub": "mallory"}) + `"}`
 	assert.Equal(t, "alice|alice|"+msg, roundTrip(t, c, msg))
@@ -664,7 +675,7 @@ func TestAuthRefreshDisabledPassesThrough(t *testing.T) {
 func TestCloseSubject(t *testing.T) {
 	t.Parallel()
 	f := newAuthFixture(t)
-	ep, url := server(t, whoami, f.options(nil))
+	ep, url := f.server(t, whoami, f.options(nil))
 	alice1 := dial(t, url, bearer(f.token(nil)))
 	alice2 := dial(t, url, nil)
 	sendMsg(t, alice2, websocket.MessageText, f.token(nil)) // first-message auth
@@ -738,7 +749,7 @@ func TestAuthorizeHook(t *testing.T) {
 			return nil
 		}
 	})
-	_, url := server(t, whoami, o)
+	_, url := f.server(t, whoami, o)
 
 	c := dial(t, url, bearer(f.token(claims{"role": "admin"})))
 	assert.Equal(t, "alice|alice|x", roundTrip(t, c, "x"))
@@ -761,7 +772,7 @@ func TestAuthorizePanicFailsClosed(t *testing.T) {
 	o := f.options(func(a *wssafe.AuthOptions) {
 		a.Authorize = func(context.Context, string, jwt.Token) error { panic("bug") }
 	})
-	_, url := server(t, whoami, o)
+	_, url := f.server(t, whoami, o)
 	resp := handshake(t, url, bearer(f.token(nil)))
 	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
 	c := dial(t, url, nil)
@@ -784,7 +795,7 @@ func TestAuthClaimRules(t *testing.T) {
 			jwt.WithValidate(false),
 		}
 	})
-	_, url := server(t, whoami, o)
+	_, url := f.server(t, whoami, o)
 	good := claims{"iss": "https://issuer.example", "aud": []string{"other", "wssafe-test"}, "jti": "1", "tenant": "acme"}
 	with := func(k string, v any) claims {
 		c := claims{}
@@ -819,7 +830,8 @@ func TestAuthMissingExpOptOut(t *testing.T) {
 	t.Parallel()
 	f := newAuthFixture(t)
 	o := f.options(func(a *wssafe.AuthOptions) { a.InsecureAllowMissingExp = true })
-	_, url := server(t, whoami, o)
+	o.PingInterval, o.WriteTimeout = -1, -1 // so that an expiry timer would be the clock's only one
+	_, url := f.server(t, whoami, o)
 	assert.Contains(t, f.logs.String(), "tokens without exp accepted")
 	c := dial(t, url, bearer(f.token(claims{"exp": nil})))
 	assert.Equal(t, "alice|alice|x", roundTrip(t, c, "x"))
@@ -843,7 +855,7 @@ func TestAuthWeakSecret(t *testing.T) {
 
 	f := newAuthFixture(t)
 	f.secret = weak
-	_, url := server(t, whoami, f.options(func(a *wssafe.AuthOptions) { a.InsecureAllowWeakSecret = true }))
+	_, url := f.server(t, whoami, f.options(func(a *wssafe.AuthOptions) { a.InsecureAllowWeakSecret = true }))
 	logs := f.logs.String()
 	assert.Equal(t, 1, strings.Count(logs, "weak HMAC secret accepted"))
 	c := dial(t, url, bearer(f.token(nil)))
@@ -904,7 +916,7 @@ func TestAuthPublicKeys(t *testing.T) {
 			{Key: edPub},
 		}
 	})
-	_, url := server(t, whoami, o)
+	_, url := f.server(t, whoami, o)
 	for _, tok := range []string{
 		f.sign(jwa.RS256(), rsaKey, f.claims(nil), map[string]any{"kid": "rsa-1"}),
 		f.sign(jwa.RS256(), rsaKey, f.claims(nil), nil), // no kid: the key still applies
@@ -944,7 +956,7 @@ func TestAuthErrorsMatchSentinels(t *testing.T) {
 	var got atomic.Value
 	o := f.options(func(a *wssafe.AuthOptions) { a.Sources = wssafe.FromFirstMessage })
 	o.OnClose = func(_ *wssafe.Session, err error) { got.Store(err) }
-	_, url := server(t, echo, o)
+	_, url := f.server(t, echo, o)
 	c := dial(t, url, nil)
 	sendMsg(t, c, websocket.MessageText, f.token(claims{"exp": f.clock.Now().Add(-time.Minute)}))
 	readClose(t, c)
@@ -965,7 +977,7 @@ func TestAuthSubjectCapAndBudget(t *testing.T) {
 	o.MaxConnsPerSubject = 2
 	o.SubjectMessageRate = wssafe.Rate{PerSecond: 0.001, Burst: 3}
 	o.OnOpen = authenticated
-	ep, url := server(t, echo, o)
+	ep, url := f.server(t, echo, o)
 
 	a1 := dial(t, url, bearer(f.token(nil)))
 	assert.Equal(t, "Authenticated!", readText(t, a1))

@@ -249,7 +249,7 @@ func (s *Session) armExpiry() {
 		return
 	}
 	cfg := s.ep.cfg
-	st.timer = cfg.afterFunc(st.exp.Add(cfg.auth.skew).Sub(cfg.now()), s.expire)
+	st.timer = cfg.clock.afterFunc(st.exp.Add(cfg.auth.skew).Sub(cfg.clock.now()), s.expire)
 }
 
 // expire runs on the timer's goroutine. A timer that a refresh replaced
@@ -257,7 +257,7 @@ func (s *Session) armExpiry() {
 func (s *Session) expire() {
 	s.auth.mu.Lock()
 	deadline := s.auth.exp.Add(s.ep.cfg.auth.skew)
-	live := !s.auth.stopped && !s.ep.cfg.now().Before(deadline)
+	live := !s.auth.stopped && !s.ep.cfg.clock.now().Before(deadline)
 	s.auth.mu.Unlock()
 	if !live {
 		return

@@ -47,5 +47,5 @@ func closeAfterReply(w http.ResponseWriter) {
 			h.Add("Connection", v)
 		}
 	}
-	http.NewResponseController(w).SetReadDeadline(time.Now())
+	http.NewResponseController(w).SetReadDeadline(time.Now()) // a socket deadline: the real clock
 }

@@ -63,7 +63,7 @@ func TestAuthMissingClaimNamed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := newAuthFixture(t)
-			_, url := server(t, whoami, f.options(mutate))
+			_, url := f.server(t, whoami, f.options(mutate))
 			c := dial(t, url, bearer(f.token(good(f)))) // the rest is right
 			assert.Equal(t, "alice|alice|x", roundTrip(t, c, "x"))
 			f.refusedForClaim(url, tc)
@@ -71,7 +71,7 @@ func TestAuthMissingClaimNamed(t *testing.T) {
 		t.Run(tc.name+" first message", func(t *testing.T) {
 			t.Parallel()
 			f := newAuthFixture(t)
-			_, url := server(t, whoami, f.options(mutate))
+			_, url := f.server(t, whoami, f.options(mutate))
 			f.closedForClaim(url, tc)
 		})
 	}
@@ -85,7 +85,7 @@ func TestAuthMissingClaimNamed(t *testing.T) {
 func TestAuthMissingClaimNamedVariants(t *testing.T) {
 	t.Parallel()
 	f := newAuthFixture(t)
-	_, url := server(t, whoami, everyLine(f.options(func(a *wssafe.AuthOptions) {
+	_, url := f.server(t, whoami, everyLine(f.options(func(a *wssafe.AuthOptions) {
 		a.SubjectClaims = []string{"user_id", "sub"}
 		a.RequiredClaims = []string{`a"b`}
 		a.ParseOptions = []jwt.ParseOption{jwt.WithRequiredClaim("tenant")}
@@ -130,7 +130,7 @@ func TestAuthMissingClaimNamedVariants(t *testing.T) {
 func TestAuthClaimReasonsNeedSignature(t *testing.T) {
 	t.Parallel()
 	f := newAuthFixture(t)
-	_, url := server(t, whoami, everyLine(f.options(nil)))
+	_, url := f.server(t, whoami, everyLine(f.options(nil)))
 	other := []byte(strings.Repeat("k", 32))
 	for name, tok := range map[string]string{
 		"no exp":      f.sign(jwa.HS256(), other, f.claims(claims{"exp": nil}), nil),
@@ -180,7 +180,7 @@ func TestAuthNumericDates(t *testing.T) {
 	for _, missingExpOK := range []bool{false, true} {
 		o := everyLine(f.options(func(a *wssafe.AuthOptions) { a.InsecureAllowMissingExp = missingExpOK }))
 		var calls atomic.Int32
-		_, url := server(t, wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
+		_, url := f.server(t, wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
 			calls.Add(1)
 			return whoami(ctx, s, m)
 		}), o)

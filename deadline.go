@@ -33,8 +33,20 @@ const maxControlStall = 4 * time.Second
 //     read from the socket. A message that arrived whole (the common case)
 //     never touches the timer; one that trickles in, or never ends (empty
 //     continuation frames), is cut off MessageTimeout after that read. The
-//     read deadline is the earliest of the frame's, the message's and the
-//     idle deadline the session sets between messages.
+//     read deadline is the earliest of the frame's, the message's and,
+//     between messages, the idle deadline.
+//   - The idle deadline applies only while no data message is open (from
+//     the end of one message to the first frame of the next, control
+//     frames included), and is renewed lazily, like the write deadline:
+//     when the session starts waiting for a message, the deadline is moved
+//     to 1.25 x IdleTimeout ahead if the endpoint's idle ticker has moved
+//     since it was last moved, so at least IdleTimeout remains at every
+//     wait. A silent peer is therefore closed between IdleTimeout and 1.25
+//     x IdleTimeout after the wait began, and a busy session moves the
+//     deadline once per quarter of IdleTimeout, not once per message. While
+//     a message is open the idle deadline stays on the socket until the
+//     message needs another read, which re-arms the message's own deadline
+//     in its place: a message that arrived whole touches no timer.
 //   - After a read timed out mid-frame, coder/websocket's view of the
 //     stream is lost (it has consumed part of a header, or payload it did
 //     not unmask): every later Read fails at once, so the close handshake
@@ -45,29 +57,38 @@ const maxControlStall = 4 * time.Second
 //     passed since it was last moved, so at least 1.25 x WriteTimeout
 //     remains at every write. A blocked write therefore fails after between
 //     WriteTimeout and 1.5 x WriteTimeout, never sooner. Whether a quarter
-//     has passed is told by the endpoint's writeTicker, not by the clock: a
-//     clock read per write was the largest single cost of the reply path.
+//     has passed is told by the endpoint's write ticker (a quarterTicker),
+//     not by the clock: a clock read per write was the largest single cost
+//     of the reply path.
 //   - Once the close path owns the read deadline (closeRead) nothing else
 //     moves it, and a shutdown limit (limitBy) caps every read and write
 //     deadline from then on: the lazy renewal never pushes it back out.
 //
 // All these deadlines are socket deadlines on the real clock (time.Now):
 // the kernel knows no other, so tests cannot drive them with a fake clock.
+// The tickers that pace the lazy renewals run on the endpoint's clock,
+// like every other timer: under a fake clock a renewal happens only once
+// the test has advanced it by a quarter of the timeout.
 //
 // Reads happen on the serve goroutine or, during the close handshake, under
 // coder/websocket's read lock; writes under its write lock. Read's own state
 // (scan, armed, stuck) is touched only by reads, so the lock orders it;
 // msgState is atomic since beginMessage and endMessage run outside those
-// locks, and every deadline change goes through mu.
+// locks, and every deadline change goes through mu. idleRenewed is touched
+// only by the serve goroutine.
 type deadlineConn struct {
 	net.Conn
 	msgTimeout   time.Duration // <= 0: no message or frame timeout
 	ctlTimeout   time.Duration // a started control frame's bound
 	writeTimeout time.Duration
-	ticks        *writeTicker // nil: no write deadline
+	writeTicks   *quarterTicker // nil: no write deadline
+	idleTimeout  time.Duration
+	idleTicks    *quarterTicker // nil: no idle deadline
+	tracks       bool           // msgState is followed: a message or an idle timeout is set
 
-	msgState  atomic.Uint32 // msgIdle, msgOpen or msgArmed
-	renewedAt atomic.Uint64 // ticks.count when the write deadline was last moved; 0: never
+	msgState    atomic.Uint32 // msgIdle, msgOpen or msgArmed
+	renewedAt   atomic.Uint64 // writeTicks.count when the write deadline was last moved; 0: never
+	idleRenewed uint64        // idleTicks.count when the idle deadline was last moved; 0: never
 
 	scan  frameScan
 	armed uint64 // the frame (scan.seq) whose deadline is armed; 0: none. Written under mu.
@@ -76,7 +97,7 @@ type deadlineConn struct {
 	mu        sync.Mutex
 	msgAt     time.Time // the open message's deadline; zero: not armed
 	frameAt   time.Time // the armed frame's deadline
-	idleAt    time.Time // the session's idle deadline
+	idleAt    time.Time // the idle (or auth) deadline, in force while no message is open; zero: none
 	readAt    time.Time // the read deadline on the socket
 	writeAt   time.Time // the write deadline on the socket
 	idleBound bool      // readAt is the idle deadline
@@ -92,10 +113,14 @@ const (
 	msgArmed               // and its deadline is set
 )
 
-func newDeadlineConn(c net.Conn, msgTimeout time.Duration, ticks *writeTicker) *deadlineConn {
-	dc := &deadlineConn{Conn: c, msgTimeout: msgTimeout, ctlTimeout: min(msgTimeout, maxControlStall), ticks: ticks}
-	if ticks != nil {
-		dc.writeTimeout = ticks.timeout
+func newDeadlineConn(c net.Conn, msgTimeout time.Duration, writeTicks, idleTicks *quarterTicker) *deadlineConn {
+	dc := &deadlineConn{Conn: c, msgTimeout: msgTimeout, ctlTimeout: min(msgTimeout, maxControlStall),
+		writeTicks: writeTicks, idleTicks: idleTicks, tracks: msgTimeout > 0 || idleTicks != nil}
+	if writeTicks != nil {
+		dc.writeTimeout = writeTicks.timeout
+	}
+	if idleTicks != nil {
+		dc.idleTimeout = idleTicks.timeout
 	}
 	return dc
 }
@@ -108,10 +133,31 @@ func (c *deadlineConn) buffered(b []byte) {
 	}
 }
 
+// awaitMessage marks the start of the wait for the next data message, and
+// renews the idle deadline if its ticker has moved since the last renewal
+// (see deadlineConn): per message, an atomic load and a comparison.
+func (c *deadlineConn) awaitMessage() {
+	if c.idleTicks != nil {
+		if n := c.idleTicks.count.Load(); n != c.idleRenewed {
+			c.renewIdle(n)
+		}
+	}
+}
+
+// renewIdle moves the idle deadline 1.25 x IdleTimeout ahead.
+func (c *deadlineConn) renewIdle(n uint64) {
+	c.mu.Lock()
+	c.idleAt = time.Now().Add(c.idleTimeout * 5 / 4) // a socket deadline: the real clock
+	c.applyRead()
+	c.mu.Unlock()
+	c.idleRenewed = n
+	c.idleTicks.renewed()
+}
+
 // beginMessage marks the start of a data message, after its first frame
-// header has been read.
+// header has been read: from now on the idle deadline does not apply.
 func (c *deadlineConn) beginMessage() {
-	if c != nil && c.msgTimeout > 0 {
+	if c != nil && c.tracks {
 		c.msgState.Store(msgOpen)
 	}
 }
@@ -130,13 +176,15 @@ func (c *deadlineConn) endMessage() {
 	}
 }
 
-// setIdle sets the deadline for the next data message to start; zero
-// clears it.
+// setIdle sets the deadline in force while no data message is open (the
+// first-message auth timeout, which reads its message as if idle); zero
+// clears it. The next awaitMessage renews the idle deadline in its place.
 func (c *deadlineConn) setIdle(t time.Time) {
 	c.mu.Lock()
 	c.idleAt = t
 	c.applyRead()
 	c.mu.Unlock()
+	c.idleRenewed = 0
 }
 
 // idleExpired reports whether the read deadline in force is the idle one,
@@ -148,7 +196,7 @@ func (c *deadlineConn) idleExpired() bool {
 }
 
 func (c *deadlineConn) Read(p []byte) (int, error) {
-	if c.msgTimeout <= 0 {
+	if !c.tracks {
 		return c.Conn.Read(p)
 	}
 	if c.stuck {
@@ -158,7 +206,9 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 		c.rearm(f)
 	}
 	n, err := c.Conn.Read(p)
-	c.scan.feed(p[:n])
+	if c.msgTimeout > 0 {
+		c.scan.feed(p[:n])
+	}
 	if err != nil && c.scan.current() != 0 && isTimeout(err) {
 		c.stuck = true
 	}
@@ -166,12 +216,12 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 }
 
 // rearm arms the deadline of the frame in progress (0: none) and of a
-// message that has just started.
+// message that has just started, in place of the idle deadline.
 func (c *deadlineConn) rearm(frame uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now() // a socket deadline: the real clock
-	if c.msgState.CompareAndSwap(msgOpen, msgArmed) {
+	if c.msgState.CompareAndSwap(msgOpen, msgArmed) && c.msgTimeout > 0 {
 		c.msgAt = now.Add(c.msgTimeout)
 	}
 	if frame != c.armed {
@@ -187,8 +237,9 @@ func (c *deadlineConn) rearm(frame uint64) {
 	c.applyRead()
 }
 
-// applyRead puts the earliest of the armed deadlines on the socket, unless
-// it is there already or the close path owns the read deadline; mu is held.
+// applyRead puts the earliest of the armed deadlines on the socket (the
+// idle one only while no message is open), unless it is there already or
+// the close path owns the read deadline; mu is held.
 func (c *deadlineConn) applyRead() {
 	if c.closing {
 		return
@@ -197,7 +248,7 @@ func (c *deadlineConn) applyRead() {
 	if !c.frameAt.IsZero() && (t.IsZero() || c.frameAt.Before(t)) {
 		t = c.frameAt
 	}
-	idle := !c.idleAt.IsZero() && (t.IsZero() || c.idleAt.Before(t))
+	idle := !c.idleAt.IsZero() && c.msgState.Load() == msgIdle && (t.IsZero() || c.idleAt.Before(t))
 	if idle {
 		t = c.idleAt
 	}
@@ -247,8 +298,8 @@ func (c *deadlineConn) limitBy(t time.Time) {
 }
 
 func (c *deadlineConn) Write(p []byte) (int, error) {
-	if c.ticks != nil {
-		if n := c.ticks.count.Load(); n != c.renewedAt.Load() {
+	if c.writeTicks != nil {
+		if n := c.writeTicks.count.Load(); n != c.renewedAt.Load() {
 			c.renewWrite(n)
 		}
 	}
@@ -269,7 +320,7 @@ func (c *deadlineConn) renewWrite(n uint64) {
 	}
 	c.mu.Unlock()
 	c.renewedAt.Store(n)
-	c.ticks.renewed()
+	c.writeTicks.renewed()
 }
 
 // frameScan follows RFC 6455 frame boundaries in a byte stream: a few
@@ -336,36 +387,37 @@ func (f *frameScan) feed(b []byte) {
 	}
 }
 
-// A writeTicker counts quarters of WriteTimeout for all the connections of
-// an endpoint. A connection that renewed its write deadline at count n
-// renews again at its first write after the count has moved on, which is at
-// most a quarter of WriteTimeout (plus the timer's lateness) later. The
-// ticker runs only while connections renew: a quarter without a renewal
-// stops it, the next renewal restarts it, so an idle endpoint has no timer
-// pending. It is safe for concurrent use.
-type writeTicker struct {
-	timeout   time.Duration
-	afterFunc func(time.Duration, func()) timer // time.AfterFunc; tests inject one
-	count     atomic.Uint64                     // starts at 1, so a zero renewedAt is always stale
-	running   atomic.Bool                       // a tick is pending or running; only its owner arms the next
-	active    atomic.Bool                       // a connection renewed since the last tick
+// A quarterTicker counts quarters of a timeout (WriteTimeout, IdleTimeout)
+// for all the connections of an endpoint, on the endpoint's clock. A
+// connection that renewed its deadline at count n renews again at its first
+// write (or wait) after the count has moved on, which is at most a quarter
+// of the timeout (plus the timer's lateness) later. The ticker runs only
+// while connections renew: a quarter without a renewal stops it, the next
+// renewal restarts it, so an idle endpoint has no timer pending. It is safe
+// for concurrent use.
+type quarterTicker struct {
+	timeout time.Duration
+	clock   clock
+	count   atomic.Uint64 // starts at 1, so a zero renewal mark is always stale
+	running atomic.Bool   // a tick is pending or running; only its owner arms the next
+	active  atomic.Bool   // a connection renewed since the last tick
 }
 
-// newWriteTicker returns nil when writes have no deadline.
-func newWriteTicker(timeout time.Duration) *writeTicker {
+// newQuarterTicker returns nil when the timeout is off (not positive).
+func newQuarterTicker(timeout time.Duration, clk clock) *quarterTicker {
 	if timeout <= 0 {
 		return nil
 	}
-	t := &writeTicker{timeout: timeout, afterFunc: afterFunc}
+	t := &quarterTicker{timeout: timeout, clock: clk}
 	t.count.Store(1)
 	return t
 }
 
 // renewed records a renewal and starts the ticker if it is not running.
-func (t *writeTicker) renewed() {
+func (t *quarterTicker) renewed() {
 	t.active.Store(true)
 	if !t.running.Load() && t.running.CompareAndSwap(false, true) {
-		t.afterFunc(t.timeout/4, t.tick)
+		t.clock.afterFunc(t.timeout/4, t.tick)
 	}
 }
 
@@ -374,14 +426,14 @@ func (t *writeTicker) renewed() {
 // are writing. A renewal racing with a stopping tick sees running false
 // and restarts the ticker, or the tick sees active and restarts itself:
 // the two stores and loads are ordered, so one of them sees the other.
-func (t *writeTicker) tick() {
+func (t *quarterTicker) tick() {
 	t.count.Add(1)
 	if t.active.Swap(false) {
-		t.afterFunc(t.timeout/4, t.tick)
+		t.clock.afterFunc(t.timeout/4, t.tick)
 		return
 	}
 	t.running.Store(false)
 	if t.active.Load() && t.running.CompareAndSwap(false, true) {
-		t.afterFunc(t.timeout/4, t.tick)
+		t.clock.afterFunc(t.timeout/4, t.tick)
 	}
 }

@@ -27,41 +27,14 @@ func (c *deadlineRecorder) SetWriteDeadline(t time.Time) error {
 
 func (c *deadlineRecorder) Write(p []byte) (int, error) { return len(p), nil }
 
-// manualTimers stands in for time.AfterFunc: a test fires the pending
-// callback when it chooses.
-type manualTimers struct {
-	mu      sync.Mutex
-	pending []func()
-	after   []time.Duration
-}
-
-func (m *manualTimers) afterFunc(d time.Duration, f func()) timer {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.pending = append(m.pending, f)
-	m.after = append(m.after, d)
-	return nil
-}
-
-// fire runs the pending callbacks and reports how many there were.
-func (m *manualTimers) fire() int {
-	m.mu.Lock()
-	fs := m.pending
-	m.pending = nil
-	m.mu.Unlock()
-	for _, f := range fs {
-		f()
-	}
-	return len(fs)
-}
-
 func TestWriteTickerRenewsOncePerQuarter(t *testing.T) {
 	t.Parallel()
-	timers := &manualTimers{}
-	ticks := newWriteTicker(8 * time.Second)
-	ticks.afterFunc = timers.afterFunc
+	clock := NewFakeClock(time.Now())
+	ticks := newQuarterTicker(8*time.Second, clock)
 	rec := &deadlineRecorder{}
-	dc := newDeadlineConn(rec, 0, ticks)
+	dc := newDeadlineConn(rec, 0, ticks, nil)
+	// fire runs the tick due a quarter of WriteTimeout from now, if any.
+	fire := func() int { return clock.AdvanceSync(2 * time.Second) }
 	write := func() {
 		_, err := dc.Write([]byte("x"))
 		require.NoError(t, err)
@@ -71,24 +44,24 @@ func TestWriteTickerRenewsOncePerQuarter(t *testing.T) {
 	write()
 	require.Equal(t, int32(1), rec.renewals.Load(), "the first write arms the deadline")
 	assert.GreaterOrEqual(t, time.Unix(0, rec.last.Load()).Sub(start), 12*time.Second, "1.5 x WriteTimeout ahead")
-	assert.Equal(t, []time.Duration{2 * time.Second}, timers.after, "a tick a quarter of WriteTimeout later")
+	require.Equal(t, 0, clock.AdvanceSync(2*time.Second-time.Nanosecond))
 	write()
 	write()
 	assert.Equal(t, int32(1), rec.renewals.Load(), "writes within the quarter do not renew")
-
-	require.Equal(t, 1, timers.fire())
+	require.Equal(t, 1, clock.AdvanceSync(time.Nanosecond), "a tick a quarter of WriteTimeout later")
 	write()
 	assert.Equal(t, int32(2), rec.renewals.Load(), "the first write after a tick renews")
 
 	// A quarter with a renewal keeps the ticker going; one without stops it.
-	require.Equal(t, 1, timers.fire())
-	require.Equal(t, 1, timers.fire())
-	assert.Equal(t, 0, timers.fire(), "an idle quarter stops the ticker")
+	require.Equal(t, 1, fire())
+	require.Equal(t, 1, fire())
+	assert.Equal(t, 0, fire(), "an idle quarter stops the ticker")
 	assert.False(t, ticks.running.Load())
+	assert.Zero(t, clock.Timers())
 
 	write()
 	assert.Equal(t, int32(3), rec.renewals.Load(), "a write after the ticker stopped renews")
-	assert.Equal(t, 1, timers.fire(), "and restarts the ticker")
+	assert.Equal(t, 1, fire(), "and restarts the ticker")
 }
 
 // Many connections renewing while the ticker starts and stops: the race
@@ -96,13 +69,13 @@ func TestWriteTickerRenewsOncePerQuarter(t *testing.T) {
 // renews at its next write.
 func TestWriteTickerConcurrent(t *testing.T) {
 	t.Parallel()
-	ticks := newWriteTicker(4 * time.Millisecond) // real timers, a tick per millisecond
+	ticks := newQuarterTicker(4*time.Millisecond, newRealClock()) // a tick per millisecond
 	var wg sync.WaitGroup
 	recs := make([]*deadlineRecorder, 8)
 	dcs := make([]*deadlineConn, len(recs))
 	for i := range recs {
 		recs[i] = &deadlineRecorder{}
-		dc := newDeadlineConn(recs[i], 0, ticks)
+		dc := newDeadlineConn(recs[i], 0, ticks, nil)
 		dcs[i] = dc
 		wg.Go(func() {
 			for j := range 2000 {

@@ -9,12 +9,14 @@ import (
 	"time"
 )
 
-// FakeClock is a manual clock for tests: time moves only on Advance, and
-// timers fire (each on its own goroutine, like time.AfterFunc) when
-// Advance passes their deadline.
+// FakeClock is the tests' clock: time moves only on Advance, and timers
+// (every timer of an endpoint built with it: keepalive, lifetime, token
+// expiry, the pong timeout, the write and idle tickers) fire when Advance
+// passes their deadline. Socket deadlines stay on the real clock; the
+// tickers that renew them lazily tick only when the clock is advanced.
 type FakeClock struct {
 	mu     sync.Mutex
-	now    time.Time
+	at     time.Time
 	timers []*fakeTimer
 }
 
@@ -25,14 +27,17 @@ type fakeTimer struct {
 }
 
 // NewFakeClock returns a clock stopped at now.
-func NewFakeClock(now time.Time) *FakeClock { return &FakeClock{now: now} }
+func NewFakeClock(now time.Time) *FakeClock { return &FakeClock{at: now} }
 
 // Now returns the clock's time.
 func (c *FakeClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.now
+	return c.at
 }
+
+func (c *FakeClock) now() time.Time  { return c.Now() }
+func (c *FakeClock) mono() time.Time { return c.Now() }
 
 // Timers returns the number of armed timers.
 func (c *FakeClock) Timers() int {
@@ -42,16 +47,29 @@ func (c *FakeClock) Timers() int {
 }
 
 func (c *FakeClock) afterFunc(d time.Duration, f func()) timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{c: c, when: c.now.Add(d), f: f}
-	c.timers = append(c.timers, t)
+	t := &fakeTimer{c: c, f: f}
+	t.Reset(d)
 	return t
 }
 
 func (t *fakeTimer) Stop() bool {
 	t.c.mu.Lock()
 	defer t.c.mu.Unlock()
+	return t.remove()
+}
+
+// Reset re-arms the timer d after the clock's time, like time.Timer.Reset.
+func (t *fakeTimer) Reset(d time.Duration) bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	armed := t.remove()
+	t.when = t.c.at.Add(d)
+	t.c.timers = append(t.c.timers, t)
+	return armed
+}
+
+// remove disarms t; the clock's lock is held.
+func (t *fakeTimer) remove() bool {
 	for i, x := range t.c.timers {
 		if x == t {
 			t.c.timers = append(t.c.timers[:i], t.c.timers[i+1:]...)
@@ -62,31 +80,65 @@ func (t *fakeTimer) Stop() bool {
 }
 
 // Advance moves the clock forward by d and fires the timers now due, in
-// deadline order.
+// deadline order, each on its own goroutine like time.AfterFunc.
 func (c *FakeClock) Advance(d time.Duration) {
+	for _, t := range c.due(d) {
+		go t.f()
+	}
+}
+
+// AdvanceSync is Advance with the due timers run one after the other on
+// the caller's goroutine; it returns how many ran. For timers whose
+// callbacks do not block, so that a test can go on once they have run.
+func (c *FakeClock) AdvanceSync(d time.Duration) int {
+	due := c.due(d)
+	for _, t := range due {
+		t.f()
+	}
+	return len(due)
+}
+
+// due moves the clock forward by d and disarms and returns the timers due,
+// in deadline order.
+func (c *FakeClock) due(d time.Duration) []*fakeTimer {
 	c.mu.Lock()
-	c.now = c.now.Add(d)
+	defer c.mu.Unlock()
+	c.at = c.at.Add(d)
 	var due, rest []*fakeTimer
 	for _, t := range c.timers {
-		if t.when.After(c.now) {
+		if t.when.After(c.at) {
 			rest = append(rest, t)
 		} else {
 			due = append(due, t)
 		}
 	}
 	c.timers = rest
-	c.mu.Unlock()
-	sort.Slice(due, func(i, j int) bool { return due[i].when.Before(due[j].when) })
-	for _, t := range due {
-		go t.f()
-	}
+	sort.SliceStable(due, func(i, j int) bool { return due[i].when.Before(due[j].when) })
+	return due
 }
 
-// SetClock makes the endpoint built from o use c for token validation,
-// expiry timers and JWK Set refresh limits.
-func SetClock(o *Options, c *FakeClock) {
-	o.now = c.Now
-	o.afterFunc = c.afterFunc
+// Hooks are the test doubles an endpoint can be built with (see
+// NewWithHooks); the zero Hooks are New's.
+type Hooks struct {
+	// Clock, if set, is the endpoint's clock: token validation and expiry,
+	// every limiter, timer and ticker, the durations logged and observed.
+	Clock *FakeClock
+	// MaxSources, if set, lowers the bound on per-address limiter state
+	// (the handshake limiter and the log limiter).
+	MaxSources int
+}
+
+func (k Hooks) hooks() hooks {
+	h := hooks{maxSources: k.MaxSources}
+	if k.Clock != nil {
+		h.clock = k.Clock
+	}
+	return h
+}
+
+// NewWithHooks is New with the test doubles k.
+func NewWithHooks(h Handler, o *Options, k Hooks) (*Endpoint, error) {
+	return newEndpoint(h, o, k.hooks())
 }
 
 // Fuzzing hooks for the token extraction and parsing code.
@@ -102,7 +154,7 @@ var (
 // Verifier resolves o (which must configure Auth) and returns its token
 // verifier, for fuzzing verification without a network round trip.
 func Verifier(o *Options) (func(raw []byte) (subject string, err error), error) {
-	c, err := o.resolve()
+	c, err := o.resolve(hooks{})
 	if err != nil {
 		return nil, err
 	}
@@ -113,23 +165,6 @@ func Verifier(o *Options) (func(raw []byte) (subject string, err error), error) 
 		}
 		return id.subject, nil
 	}, nil
-}
-
-// SetDedupClock injects a clock into o, for tests of the replay window.
-func SetDedupClock(o *DedupOptions, now func() time.Time) { o.now = now }
-
-// SetNow injects only the endpoint's time source (no timers), for the
-// limiters' token buckets.
-func SetNow(o *Options, now func() time.Time) { o.now = now }
-
-// SetMaxSources lowers the bound on per-address limiter state.
-func SetMaxSources(o *Options, n int) { o.maxSources = n }
-
-// SetTestSubject makes the endpoint take each session's subject from f, as
-// handshake-time authentication (afterAccept false) or first-message
-// authentication (afterAccept true) will.
-func SetTestSubject(o *Options, f func(r *http.Request) (subject string, afterAccept bool)) {
-	o.testSubject = f
 }
 
 // HandshakeSources is the number of addresses the handshake limiter tracks.
@@ -143,7 +178,7 @@ func RecordAuth(e *Endpoint, s *Session, ip netip.Addr, reason string) { e.recor
 
 // ClientIP resolves o and returns the client address it derives from r.
 func ClientIP(o *Options, r *http.Request) (netip.Addr, error) {
-	c, err := o.resolve()
+	c, err := o.resolve(hooks{})
 	if err != nil {
 		return netip.Addr{}, err
 	}

@@ -114,7 +114,7 @@ func TestFrameDeadlineCostsNothingForWholeFrames(t *testing.T) {
 	t.Parallel()
 	text := wireFrame(0x1, 5, true)
 	sc := &scriptConn{reads: [][]byte{text, append(text, text...)}}
-	dc := newDeadlineConn(sc, 10*time.Second, nil)
+	dc := newDeadlineConn(sc, 10*time.Second, nil, nil)
 	buf := make([]byte, 4096)
 	for range 2 {
 		_, err := dc.Read(buf)
@@ -130,7 +130,7 @@ func TestFrameDeadlineArmedForAStartedFrame(t *testing.T) {
 	ping := wireFrame(0x9, 125, true)
 	text := wireFrame(0x1, 5, true)
 	sc := &scriptConn{reads: [][]byte{ping[:1], ping[1:20], ping[20:], text}}
-	dc := newDeadlineConn(sc, 10*time.Second, nil)
+	dc := newDeadlineConn(sc, 10*time.Second, nil, nil)
 	buf := make([]byte, 4096)
 	read := func() {
 		t.Helper()
@@ -158,7 +158,7 @@ func TestFrameDeadlineNeverExtendsTheMessage(t *testing.T) {
 	first[0] &^= 0x80 // not final
 	cont := wireFrame(0x0, 100, true)
 	sc := &scriptConn{reads: [][]byte{first, cont[:10], cont[10:50], cont[50:], wireFrame(0x1, 1, true)}}
-	dc := newDeadlineConn(sc, time.Second, nil)
+	dc := newDeadlineConn(sc, time.Second, nil, nil)
 	buf := make([]byte, 4096)
 	_, err := dc.Read(buf)
 	require.NoError(t, err)
@@ -182,7 +182,7 @@ func TestReadAfterMidFrameTimeoutFails(t *testing.T) {
 	t.Parallel()
 	text := wireFrame(0x1, 50, true)
 	sc := &scriptConn{reads: [][]byte{text[:10], nil, text[10:]}, errs: []error{nil, os.ErrDeadlineExceeded}}
-	dc := newDeadlineConn(sc, time.Second, nil)
+	dc := newDeadlineConn(sc, time.Second, nil, nil)
 	buf := make([]byte, 4096)
 	_, err := dc.Read(buf)
 	require.NoError(t, err)
@@ -196,9 +196,8 @@ func TestReadAfterMidFrameTimeoutFails(t *testing.T) {
 func TestLimitCapsEveryDeadline(t *testing.T) {
 	t.Parallel()
 	rec := &deadlineRecorder{}
-	ticks := newWriteTicker(time.Hour)
-	ticks.afterFunc = (&manualTimers{}).afterFunc
-	dc := newDeadlineConn(rec, 0, ticks)
+	ticks := newQuarterTicker(time.Hour, NewFakeClock(time.Now())) // never ticks by itself
+	dc := newDeadlineConn(rec, 0, ticks, nil)
 	limit := time.Now().Add(time.Second)
 	dc.limitBy(limit)
 	assert.Equal(t, limit.UnixNano(), rec.last.Load(), "the write deadline in force is brought forward")
@@ -208,7 +207,7 @@ func TestLimitCapsEveryDeadline(t *testing.T) {
 	assert.Equal(t, limit.UnixNano(), rec.last.Load(), "the lazy renewal does not push the limit out")
 
 	sc := &scriptConn{}
-	rd := newDeadlineConn(sc, 10*time.Second, nil)
+	rd := newDeadlineConn(sc, 10*time.Second, nil, nil)
 	rd.limitBy(limit)
 	rd.setIdle(time.Now().Add(time.Hour))
 	rd.closeRead(time.Time{})

@@ -388,7 +388,7 @@ func (e *Endpoint) guard(w http.ResponseWriter, r *http.Request, ip netip.Addr) 
 		e.refuse(w, r, ip, refuseHost, slog.String("host", truncate(r.Host, 256)))
 		return false
 	}
-	if ok, retry := e.handshakes.allow(sourceKey(ip), e.cfg.now()); !ok {
+	if ok, retry := e.handshakes.allow(sourceKey(ip), e.cfg.clock.now()); !ok {
 		rf := refuseHandshake
 		rf.retry = retry
 		e.refuse(w, r, ip, rf)
@@ -452,11 +452,4 @@ func (e *Endpoint) admitEarly(w http.ResponseWriter, r *http.Request, s *Session
 		return false
 	}
 	return true
-}
-
-// identifyForTest stands in for handshake-time authentication in tests.
-func (e *Endpoint) identifyForTest(w http.ResponseWriter, r *http.Request, s *Session) bool {
-	subject, afterAccept := e.cfg.testSubject(r)
-	s.subject = subject
-	return afterAccept || e.admitEarly(w, r, s)
 }

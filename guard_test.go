@@ -18,11 +18,24 @@ import (
 	"github.com/wssafe/wssafe"
 )
 
-// subjectHeader stands in for authentication: the subject is the
-// X-Test-Subject header, known before Accept or, with afterAccept, only
-// once the session is open (as with a first-message token).
-func subjectHeader(afterAccept bool) func(*http.Request) (string, bool) {
-	return func(r *http.Request) (string, bool) { return r.Header.Get("X-Test-Subject"), afterAccept }
+// as returns a handshake header that authenticates as subject with an
+// HS256 token of f's (for f.options with FromHeader).
+func (f *authFixture) as(subject string) http.Header {
+	return hdr("Authorization", "Bearer "+f.token(claims{"sub": subject}))
+}
+
+// dialFirst connects and authenticates as subject with a first-message
+// token of f's, so that the subject is known only once the session is open.
+func (f *authFixture) dialFirst(t *testing.T, url, subject string) *websocket.Conn {
+	t.Helper()
+	c := dialWith(t, url, nil)
+	require.NoError(t, c.Write(ctxT(t), websocket.MessageText, []byte(f.token(claims{"sub": subject}))))
+	return c
+}
+
+// headerAuth is f.options authenticating at the handshake only.
+func headerAuth(f *authFixture) *wssafe.Options {
+	return f.options(func(a *wssafe.AuthOptions) { a.Sources = wssafe.FromHeader })
 }
 
 // hdr builds a header from name, value pairs.
@@ -251,8 +264,7 @@ func TestHandshakeRate(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
 	opts := &wssafe.Options{HandshakeRate: wssafe.Rate{PerSecond: 0.5, Burst: 2}, TrustedProxies: []string{"127.0.0.1/32"}}
-	wssafe.SetNow(opts, clock.Now)
-	ep, url := server(t, echo, opts)
+	ep, url := serverWith(t, echo, opts, wssafe.Hooks{Clock: clock})
 	dialWith(t, url, nil)
 	dialWith(t, url, nil)
 	resp := dialRefused(t, url, nil)
@@ -276,9 +288,7 @@ func TestHandshakeLimiterBounded(t *testing.T) {
 	clock := newFakeClock()
 	opts := &wssafe.Options{HandshakeRate: wssafe.Rate{PerSecond: 1, Burst: 1}, TrustedProxies: []string{"127.0.0.1/32"},
 		DenyIPs: []string{"192.0.2.0/24"}}
-	wssafe.SetNow(opts, clock.Now)
-	wssafe.SetMaxSources(opts, 64)
-	ep, url := server(t, echo, opts)
+	ep, url := serverWith(t, echo, opts, wssafe.Hooks{Clock: clock, MaxSources: 64})
 	httpURL := strings.Replace(url, "ws://", "http://", 1)
 	get := func(ip string) int {
 		req, err := http.NewRequest(http.MethodGet, httpURL, nil)
@@ -357,23 +367,19 @@ func TestIPv6(t *testing.T) {
 
 func TestSubjectCapBeforeAccept(t *testing.T) {
 	t.Parallel()
-	opts := &wssafe.Options{MaxConnsPerSubject: 2}
-	wssafe.SetTestSubject(opts, subjectHeader(false))
-	ep, url := server(t, echo, opts)
-	alice := hdr("X-Test-Subject", "alice")
-	a1 := dialWith(t, url, alice)
-	dialWith(t, url, alice)
-	resp := dialRefused(t, url, alice)
+	f := newAuthFixture(t)
+	opts := headerAuth(f)
+	opts.MaxConnsPerSubject = 2
+	ep, url := f.server(t, echo, opts)
+	a1 := dialWith(t, url, f.as("alice"))
+	dialWith(t, url, f.as("alice"))
+	resp := dialRefused(t, url, f.as("alice"))
 	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
 	assert.Equal(t, "5", resp.Header.Get("Retry-After"))
-	echoOnce(t, dialWith(t, url, hdr("X-Test-Subject", "bob")), "bob is not alice")
-	// Without a subject there is no per-subject cap.
-	for range 3 {
-		dialWith(t, url, nil)
-	}
+	echoOnce(t, dialWith(t, url, f.as("bob")), "bob is not alice")
 	require.NoError(t, a1.Close(websocket.StatusNormalClosure, ""))
-	require.Eventually(t, func() bool { return ep.Stats().Active == 5 }, 5*time.Second, 10*time.Millisecond) // a1 released its slot
-	echoOnce(t, dialWith(t, url, alice), "alice again")
+	require.Eventually(t, func() bool { return ep.Stats().Active == 2 }, 5*time.Second, 10*time.Millisecond) // a1 released its slot
+	echoOnce(t, dialWith(t, url, f.as("alice")), "alice again")
 	assert.Equal(t, uint64(1), ep.Stats().Refused[wssafe.EventSubjectConnLimit])
 }
 
@@ -381,13 +387,13 @@ func TestSubjectCapBeforeAccept(t *testing.T) {
 // the session over the cap is closed 1008 "too many connections".
 func TestSubjectCapAfterAccept(t *testing.T) {
 	t.Parallel()
-	opts := &wssafe.Options{MaxConnsPerSubject: 2}
-	wssafe.SetTestSubject(opts, subjectHeader(true))
-	ep, url := server(t, echo, opts)
-	alice := hdr("X-Test-Subject", "alice")
-	echoOnce(t, dialWith(t, url, alice), "one")
-	echoOnce(t, dialWith(t, url, alice), "two")
-	ce := readClose(t, dialWith(t, url, alice))
+	f := newAuthFixture(t)
+	opts := f.options(func(a *wssafe.AuthOptions) { a.Sources = wssafe.FromFirstMessage })
+	opts.MaxConnsPerSubject = 2
+	ep, url := f.server(t, echo, opts)
+	echoOnce(t, f.dialFirst(t, url, "alice"), "one")
+	echoOnce(t, f.dialFirst(t, url, "alice"), "two")
+	ce := readClose(t, f.dialFirst(t, url, "alice"))
 	assert.Equal(t, websocket.StatusPolicyViolation, ce.Code)
 	assert.Equal(t, "too many connections", ce.Reason)
 	require.Eventually(t, func() bool { return ep.Stats().Closed[wssafe.StatusPolicyViolation] == 1 }, 5*time.Second, 10*time.Millisecond)

@@ -192,9 +192,6 @@ type DedupOptions struct {
 	// both send "hi" are not each other's replays. Enable it for messages
 	// that carry their own nonce or ID, where any duplicate is an attack.
 	AcrossSessions bool
-
-	// now is the clock; tests inject one.
-	now func() time.Time
 }
 
 // Dedup returns a Middleware that refuses a message whose SHA-256 digest
@@ -208,7 +205,7 @@ func Dedup(opts *DedupOptions) Middleware {
 	d := newReplayStore(opts)
 	return func(next Handler) Handler {
 		return HandlerFunc(func(ctx context.Context, s *Session, m Message) error {
-			if d.seen(d.key(s, m)) {
+			if d.seen(d.key(s, m), s.now()) {
 				return &MessageError{Code: CodeReplayed, Message: "message was already received", Rule: "dedup"}
 			}
 			return next.ServeMessage(ctx, s, m)
@@ -228,7 +225,6 @@ type replayStore struct {
 	window  time.Duration
 	max     int
 	global  bool
-	now     func() time.Time
 	mu      sync.Mutex
 	entries map[[sha256.Size]byte]time.Time
 	queue   []replayEntry
@@ -243,10 +239,7 @@ func newReplayStore(opts *DedupOptions) *replayStore {
 	if o.MaxEntries <= 0 {
 		o.MaxEntries = DefaultDedupMaxEntries
 	}
-	if o.now == nil {
-		o.now = time.Now
-	}
-	return &replayStore{window: o.Window, max: o.MaxEntries, global: o.AcrossSessions, now: o.now,
+	return &replayStore{window: o.Window, max: o.MaxEntries, global: o.AcrossSessions,
 		entries: make(map[[sha256.Size]byte]time.Time)}
 }
 
@@ -263,10 +256,9 @@ func (d *replayStore) key(s *Session, m Message) [sha256.Size]byte {
 	return k
 }
 
-// seen records k and reports whether it was already recorded within the
-// window.
-func (d *replayStore) seen(k [sha256.Size]byte) bool {
-	now := d.now()
+// seen records k, seen at now, and reports whether it was already recorded
+// within the window.
+func (d *replayStore) seen(k [sha256.Size]byte, now time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.expire(now)

@@ -178,16 +178,20 @@ func TestFingerprint(t *testing.T) {
 
 func TestDedup(t *testing.T) {
 	t.Parallel()
-	clock := &fakeClock{t: time.Unix(1700000000, 0)}
+	// Dedup keeps time on the clock of the session's endpoint.
+	clock := newFakeClock()
+	opened := make(chan *wssafe.Session, 1)
+	_, url := serverWith(t, echo, &wssafe.Options{OnOpen: func(s *wssafe.Session) error { opened <- s; return nil }}, wssafe.Hooks{Clock: clock})
+	dial(t, url, nil)
+	sess := <-opened
 	opts := &wssafe.DedupOptions{Window: time.Minute, MaxEntries: 3}
-	wssafe.SetDedupClock(opts, clock.Now)
 	var delivered []string
 	h := wssafe.Chain(wssafe.HandlerFunc(func(_ context.Context, _ *wssafe.Session, m wssafe.Message) error {
 		delivered = append(delivered, m.Text())
 		return nil
 	}), wssafe.Dedup(opts))
 	serve := func(typ wssafe.MessageType, s string) string {
-		err := h.ServeMessage(context.Background(), nil, wssafe.Message{Type: typ, Data: []byte(s)})
+		err := h.ServeMessage(context.Background(), sess, wssafe.Message{Type: typ, Data: []byte(s)})
 		if err == nil {
 			return ""
 		}

@@ -51,7 +51,7 @@ func TestAllowedHosts(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			logger, logs := newLogger()
-			ep, url, port := hostsServer(t, &wssafe.Options{Logger: logger}, tc.allowed)
+			ep, url, port := hostsServer(t, &wssafe.Options{Logger: logger}, wssafe.Hooks{}, tc.allowed)
 			host := strings.ReplaceAll(tc.host, "PORT", port)
 			if host == "" {
 				host = "127.0.0.1:" + port
@@ -73,7 +73,7 @@ func TestAllowedHosts(t *testing.T) {
 
 // hostsServer starts an endpoint whose AllowedHosts may name its own port
 // (PORT in an entry).
-func hostsServer(t *testing.T, o *wssafe.Options, allowed []string) (*wssafe.Endpoint, string, string) {
+func hostsServer(t *testing.T, o *wssafe.Options, hooks wssafe.Hooks, allowed []string) (*wssafe.Endpoint, string, string) {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	_, port, err := net.SplitHostPort(srv.Listener.Addr().String())
@@ -81,7 +81,7 @@ func hostsServer(t *testing.T, o *wssafe.Options, allowed []string) (*wssafe.End
 	for _, a := range allowed {
 		o.AllowedHosts = append(o.AllowedHosts, strings.ReplaceAll(a, "PORT", port))
 	}
-	ep, err := wssafe.New(echo, o)
+	ep, err := wssafe.NewWithHooks(echo, o, hooks)
 	require.NoError(t, err)
 	srv.Config.Handler = ep
 	srv.Start()
@@ -104,13 +104,12 @@ func TestAllowedHostsStopsDNSRebinding(t *testing.T) {
 		return &websocket.DialOptions{Host: host, HTTPHeader: hdr("Origin", "http://"+host)}
 	}
 	// Without the list, the origin check alone lets the page in.
-	_, url, port := hostsServer(t, &wssafe.Options{}, nil)
+	_, url, port := hostsServer(t, &wssafe.Options{}, wssafe.Hooks{}, nil)
 	echoOnce(t, dial(t, url, rebound(port)), "hi")
 
 	logger, logs := newLogger()
 	o := &wssafe.Options{Logger: logger}
-	wssafe.SetClock(o, wssafe.NewFakeClock(time.Now()))
-	ep, url, port := hostsServer(t, o, []string{"localhost:PORT", "127.0.0.1:PORT"})
+	ep, url, port := hostsServer(t, o, wssafe.Hooks{Clock: newFakeClock()}, []string{"localhost:PORT", "127.0.0.1:PORT"})
 	bystander := dial(t, url, nil)
 	for range 5 {
 		assert.Equal(t, http.StatusMisdirectedRequest, handshake(t, url, rebound(port)).StatusCode)

@@ -248,7 +248,7 @@ func (e *Endpoint) untrack(s *Session) {
 	}
 	err := context.Cause(s.ctx)
 	e.record(Observation{Kind: SessionClosed, Session: s, ClientIP: s.ip, Code: closeCode(err),
-		Duration: e.cfg.now().Sub(s.start), Traffic: s.traffic.snapshot()})
+		Duration: e.cfg.clock.now().Sub(s.start), Traffic: s.traffic.snapshot()})
 	if last && e.closing.Load() {
 		// Shutdown returns only once the last close has been recorded.
 		h.mu.Lock()

@@ -38,20 +38,18 @@ func readText(t *testing.T, c *websocket.Conn) string {
 
 func TestHubRegistry(t *testing.T) {
 	t.Parallel()
-	opts := &wssafe.Options{}
-	wssafe.SetTestSubject(opts, subjectHeader(false))
-	ep, url := server(t, echo, opts)
+	f := newAuthFixture(t)
+	ep, url := f.server(t, echo, headerAuth(f))
 	hub := ep.Hub()
-	a1 := dialWith(t, url, hdr("X-Test-Subject", "alice"))
-	a2 := dialWith(t, url, hdr("X-Test-Subject", "alice"))
-	b := dialWith(t, url, hdr("X-Test-Subject", "bob"))
-	anon := dialWith(t, url, nil)
+	a1 := dialWith(t, url, f.as("alice"))
+	a2 := dialWith(t, url, f.as("alice"))
+	b := dialWith(t, url, f.as("bob"))
+	carol := dialWith(t, url, f.as("carol"))
 	require.Eventually(t, func() bool { return len(hub.Sessions()) == 4 }, 5*time.Second, 10*time.Millisecond)
 
-	assert.Equal(t, []string{"", "alice", "alice", "bob"}, subjects(hub.Sessions()))
+	assert.Equal(t, []string{"alice", "alice", "bob", "carol"}, subjects(hub.Sessions()))
 	assert.Equal(t, []string{"alice", "alice"}, subjects(hub.BySubject("alice")))
-	assert.Nil(t, hub.BySubject(""), "unauthenticated sessions share no subject")
-	assert.Nil(t, hub.BySubject("carol"))
+	assert.Nil(t, hub.BySubject("dave"))
 	bob := hub.BySubject("bob")[0]
 	assert.Same(t, bob, hub.ByID(bob.ID()))
 	assert.Nil(t, hub.ByID("no such id"))
@@ -76,17 +74,24 @@ func TestHubRegistry(t *testing.T) {
 	ce := <-ces
 	assert.Equal(t, websocket.StatusCode(4001), ce.Code)
 	assert.Equal(t, "kicked", ce.Reason)
-	echoOnce(t, anon, "still here")
+	assert.Nil(t, hub.ByID("no such id"))
+	echoOnce(t, carol, "still here")
+
+	// Unauthenticated sessions share no subject.
+	anonEp, anonURL := server(t, echo, nil)
+	dialWith(t, anonURL, nil)
+	require.Eventually(t, func() bool { return len(anonEp.Hub().Sessions()) == 1 }, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, []string{""}, subjects(anonEp.Hub().Sessions()))
+	assert.Nil(t, anonEp.Hub().BySubject(""))
 }
 
 func TestHubBroadcast(t *testing.T) {
 	t.Parallel()
-	opts := &wssafe.Options{}
-	wssafe.SetTestSubject(opts, subjectHeader(false))
-	ep, url := server(t, echo, opts)
+	f := newAuthFixture(t)
+	ep, url := f.server(t, echo, headerAuth(f))
 	hub := ep.Hub()
-	alice := dialWith(t, url, hdr("X-Test-Subject", "alice"))
-	bob := dialWith(t, url, hdr("X-Test-Subject", "bob"))
+	alice := dialWith(t, url, f.as("alice"))
+	bob := dialWith(t, url, f.as("bob"))
 	require.Eventually(t, func() bool { return len(hub.Sessions()) == 2 }, 5*time.Second, 10*time.Millisecond)
 
 	msg := []byte("to all")
@@ -133,12 +138,14 @@ func TestPublishAcrossNodes(t *testing.T) {
 	t.Parallel()
 	bp := &fakeBackplane{}
 	var logs []*logBuffer
+	f := newAuthFixture(t)
 	node := func() (*wssafe.Endpoint, string) {
 		log, buf := newLogger()
 		logs = append(logs, buf)
-		opts := &wssafe.Options{Backplane: bp, Logger: log}
-		wssafe.SetTestSubject(opts, subjectHeader(false))
-		ep, url := server(t, echo, opts)
+		opts := headerAuth(f)
+		opts.Backplane = bp
+		opts.Logger = log
+		ep, url := f.server(t, echo, opts)
 		bp.mu.Lock()
 		bp.nodes = append(bp.nodes, ep.Hub())
 		bp.mu.Unlock()
@@ -146,9 +153,9 @@ func TestPublishAcrossNodes(t *testing.T) {
 	}
 	ep1, url1 := node()
 	ep2, url2 := node()
-	alice1 := dialWith(t, url1, hdr("X-Test-Subject", "alice"))
-	alice2 := dialWith(t, url2, hdr("X-Test-Subject", "alice"))
-	bob2 := dialWith(t, url2, hdr("X-Test-Subject", "bob"))
+	alice1 := dialWith(t, url1, f.as("alice"))
+	alice2 := dialWith(t, url2, f.as("alice"))
+	bob2 := dialWith(t, url2, f.as("bob"))
 	require.Eventually(t, func() bool { return len(ep1.Hub().Sessions()) == 1 && len(ep2.Hub().Sessions()) == 2 }, 5*time.Second, 10*time.Millisecond)
 
 	ctx := context.Background()

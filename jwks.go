@@ -84,7 +84,7 @@ type keySet struct {
 }
 
 func newKeySet(o *JWKSOptions, c *config) (*keySet, error) {
-	ks := &keySet{now: c.now, log: c.Logger, minRefresh: o.MinRefreshInterval}
+	ks := &keySet{now: c.clock.now, log: c.Logger, minRefresh: o.MinRefreshInterval}
 	if o.RefreshInterval < 0 || o.MinRefreshInterval < 0 || o.StartTimeout < 0 {
 		return nil, errors.New("wssafe: JWKS intervals must not be negative (zero means the default)")
 	}

@@ -124,7 +124,7 @@ func TestJWKSFile(t *testing.T) {
 	), 0o600))
 
 	f := newAuthFixture(t)
-	_, url := server(t, whoami, f.jwksOptions(&wssafe.JWKSOptions{File: path}))
+	_, url := f.server(t, whoami, f.jwksOptions(&wssafe.JWKSOptions{File: path}))
 	for _, k := range []signingKey{k1, k3} {
 		c := dial(t, url, bearer(f.signES(k, nil)))
 		assert.Equal(t, "alice|alice|x", roundTrip(t, c, "x"))
@@ -148,7 +148,7 @@ func TestJWKSFileSingleKeyNeedsNoKid(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "jwks.json")
 	require.NoError(t, os.WriteFile(path, jwksJSON(t, k.publicJWK(t, nil)), 0o600))
 	f := newAuthFixture(t)
-	_, url := server(t, whoami, f.jwksOptions(&wssafe.JWKSOptions{File: path}))
+	_, url := f.server(t, whoami, f.jwksOptions(&wssafe.JWKSOptions{File: path}))
 	c := dial(t, url, bearer(f.signES(signingKey{priv: k.priv}, nil)))
 	assert.Equal(t, "alice|alice|x", roundTrip(t, c, "x"))
 }
@@ -178,7 +178,7 @@ func TestJWKSURLRotation(t *testing.T) {
 	k1, k2, k3 := newSigningKey(t, "k1"), newSigningKey(t, "k2"), newSigningKey(t, "k3")
 	idp := newJWKSServer(t, jwksJSON(t, k1.publicJWK(t, nil)))
 	f := newAuthFixture(t)
-	_, url := server(t, whoami, f.jwksOptions(&wssafe.JWKSOptions{URL: idp.URL, HTTPClient: idp.Client()}))
+	_, url := f.server(t, whoami, f.jwksOptions(&wssafe.JWKSOptions{URL: idp.URL, HTTPClient: idp.Client()}))
 	require.EqualValues(t, 1, idp.fetches.Load(), "the set is fetched once at start")
 
 	c := dial(t, url, bearer(f.signES(k1, nil)))
@@ -256,7 +256,7 @@ func TestJWKSURLDownLater(t *testing.T) {
 	k1, k2 := newSigningKey(t, "k1"), newSigningKey(t, "k2")
 	idp := newJWKSServer(t, jwksJSON(t, k1.publicJWK(t, nil)))
 	f := newAuthFixture(t)
-	_, url := server(t, whoami, f.jwksOptions(&wssafe.JWKSOptions{URL: idp.URL, HTTPClient: idp.Client()}))
+	_, url := f.server(t, whoami, f.jwksOptions(&wssafe.JWKSOptions{URL: idp.URL, HTTPClient: idp.Client()}))
 
 	idp.down.Store(true)
 	f.clock.Advance(wssafe.DefaultJWKSMinRefreshInterval)
@@ -277,7 +277,7 @@ func TestJWKSPlainHTTPOptIn(t *testing.T) {
 	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
 	defer idp.Close()
 	f := newAuthFixture(t)
-	_, url := server(t, whoami, f.jwksOptions(&wssafe.JWKSOptions{URL: idp.URL, InsecureAllowHTTP: true}))
+	_, url := f.server(t, whoami, f.jwksOptions(&wssafe.JWKSOptions{URL: idp.URL, InsecureAllowHTTP: true}))
 	assert.Contains(t, f.logs.String(), "plain HTTP")
 	c := dial(t, url, bearer(f.signES(k, nil)))
 	assert.Equal(t, "alice|alice|x", roundTrip(t, c, "x"))
@@ -291,7 +291,7 @@ func TestJWKSWithHMACSecret(t *testing.T) {
 	o := f.options(func(a *wssafe.AuthOptions) {
 		a.JWKS = &wssafe.JWKSOptions{URL: idp.URL, HTTPClient: idp.Client()}
 	})
-	_, url := server(t, whoami, o)
+	_, url := f.server(t, whoami, o)
 	for _, tok := range []string{f.token(nil), f.signES(k, nil)} {
 		c := dial(t, url, bearer(tok))
 		assert.Equal(t, "alice|alice|x", roundTrip(t, c, "x"))

@@ -117,20 +117,10 @@ func (e *Endpoint) newLimits() messageLimits {
 	return messageLimits{msgs: newLimiter(e.cfg.MessageRate), bytes: newLimiter(e.cfg.ByteRate)}
 }
 
-// monotonicClock returns the clock the message limiters read, once per
-// message: the monotonic clock alone, as time.Since reads it, on a fixed
-// origin. time.Now reads the wall clock as well, which costs as much again
-// (twice the ~25 ns of a monotonic read on a VM) and which the limiters,
-// measuring only intervals, do not need.
-func monotonicClock() func() time.Time {
-	origin := time.Now()
-	return func() time.Time { return origin.Add(time.Since(origin)) }
-}
-
 // checkLimits spends one message and n bytes from the session's budgets.
 // Exceeding one ends the session with 1008 "rate limit exceeded".
 func (s *Session) checkLimits(n int) error {
-	now := s.ep.cfg.limitNow()
+	now := s.ep.cfg.clock.mono() // once per message: the cheap reading, see realClock.mono
 	var event string
 	switch l := &s.limits; {
 	case l.msgs != nil && !l.msgs.AllowN(now, 1):

@@ -30,8 +30,7 @@ func TestMessageRatePerSession(t *testing.T) {
 	clock := newFakeClock() // frozen: no refill unless advanced
 	logger, logs := newLogger()
 	opts := &wssafe.Options{MessageRate: wssafe.Rate{PerSecond: 1, Burst: 3}, Logger: logger}
-	wssafe.SetNow(opts, clock.Now)
-	ep, url := server(t, echo, opts)
+	ep, url := serverWith(t, echo, opts, wssafe.Hooks{Clock: clock})
 	c := dialWith(t, url, nil)
 	for _, m := range []string{"1", "2", "3"} {
 		echoOnce(t, c, m)
@@ -53,14 +52,14 @@ func TestMessageRatePerSession(t *testing.T) {
 // is unaffected.
 func TestSubjectMessageBudgetShared(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
-	opts := &wssafe.Options{SubjectMessageRate: wssafe.Rate{PerSecond: 1, Burst: 4}}
-	wssafe.SetNow(opts, clock.Now)
-	wssafe.SetTestSubject(opts, subjectHeader(false))
-	ep, url := server(t, echo, opts)
-	a1 := dialWith(t, url, hdr("X-Test-Subject", "alice"))
-	a2 := dialWith(t, url, hdr("X-Test-Subject", "alice"))
-	bob := dialWith(t, url, hdr("X-Test-Subject", "bob"))
+	f := newAuthFixture(t)
+	clock := f.clock
+	opts := headerAuth(f)
+	opts.SubjectMessageRate = wssafe.Rate{PerSecond: 1, Burst: 4}
+	ep, url := f.server(t, echo, opts)
+	a1 := dialWith(t, url, f.as("alice"))
+	a2 := dialWith(t, url, f.as("alice"))
+	bob := dialWith(t, url, f.as("bob"))
 
 	echoOnce(t, a1, "a1-1")
 	echoOnce(t, a1, "a1-2")
@@ -83,8 +82,7 @@ func TestByteRate(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
 	opts := &wssafe.Options{ReadLimit: 1024, ByteRate: wssafe.Rate{PerSecond: 100}}
-	wssafe.SetNow(opts, clock.Now)
-	ep, url := server(t, echo, opts)
+	ep, url := serverWith(t, echo, opts, wssafe.Hooks{Clock: clock})
 	c := dialWith(t, url, nil)
 	echoOnce(t, c, strings.Repeat("a", 1000)) // the burst defaults to ReadLimit
 	echoOnce(t, c, strings.Repeat("b", 24))

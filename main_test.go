@@ -99,13 +99,19 @@ var echo = wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wss
 // server starts an endpoint for h with opts and returns it with its ws:// URL.
 func server(t *testing.T, h wssafe.Handler, opts *wssafe.Options) (*wssafe.Endpoint, string) {
 	t.Helper()
+	return serverWith(t, h, opts, wssafe.Hooks{})
+}
+
+// serverWith is server with the test doubles in hooks (a fake clock).
+func serverWith(t *testing.T, h wssafe.Handler, opts *wssafe.Options, hooks wssafe.Hooks) (*wssafe.Endpoint, string) {
+	t.Helper()
 	if opts == nil {
 		opts = &wssafe.Options{}
 	}
 	if opts.Logger == nil {
 		opts.Logger, _ = newLogger()
 	}
-	ep, err := wssafe.New(h, opts)
+	ep, err := wssafe.NewWithHooks(h, opts, hooks)
 	require.NoError(t, err)
 	srv := httptest.NewServer(ep)
 	t.Cleanup(func() {
@@ -149,26 +155,9 @@ func readClose(t *testing.T, c *websocket.Conn) websocket.CloseError {
 
 var _ = http.StatusOK
 
-// fakeClock is a settable time source for token buckets and windows, safe
-// for concurrent use. (FakeClock, in export_test.go, also drives timers.)
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Now()} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newFakeClock returns a fake clock (see export_test.go) stopped at the
+// real time.
+func newFakeClock() *wssafe.FakeClock { return wssafe.NewFakeClock(time.Now()) }
 
 // waitForLog waits until the log holds want: some lines are written after
 // the peer already has its close frame (coder/websocket sends 1009 itself).

@@ -245,7 +245,7 @@ func (e *Endpoint) recordAuth(s *Session, ip netip.Addr, reason string) {
 // when there is an Observer, so that a nil Observer costs nothing per
 // message.
 func (s *Session) observeMessage(m Message) error {
-	now := s.ep.cfg.now
+	now := s.ep.cfg.clock.mono // an interval only
 	start := now()
 	err := s.ep.handler.ServeMessage(s.ctx, s, m)
 	s.ep.cfg.Observer(Observation{Kind: MessageHandled, Session: s, ClientIP: s.ip, Duration: now().Sub(start)})
@@ -314,7 +314,7 @@ func newLogLimiter(c *config) *logLimiter {
 	}
 	return &logLimiter{
 		interval: c.SecurityLogInterval,
-		now:      c.now,
+		now:      c.clock.now,
 		global:   rate.NewLimiter(maxLogRate, maxLogRate),
 		// Kept as long as the longest interval a line may use: a state
 		// forgotten earlier would let its next line through early.

@@ -87,8 +87,7 @@ func TestObserverAndStats(t *testing.T) {
 		TrustedProxies: []string{"127.0.0.1/32"},
 		OnOpen:         func(s *wssafe.Session) error { opened <- s; return nil },
 	}
-	wssafe.SetNow(opts, clock.Now)
-	ep, url := server(t, scripted, opts)
+	ep, url := serverWith(t, scripted, opts, wssafe.Hooks{Clock: clock})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 
@@ -207,8 +206,7 @@ func TestSecurityLogRateLimited(t *testing.T) {
 	rec := &recorder{}
 	opts := &wssafe.Options{Logger: logger, Observer: rec.Observe, DenyIPs: []string{"203.0.113.0/24"},
 		TrustedProxies: []string{"127.0.0.1/32"}}
-	wssafe.SetNow(opts, clock.Now)
-	ep, url := server(t, echo, opts)
+	ep, url := serverWith(t, echo, opts, wssafe.Hooks{Clock: clock})
 	denied := hdr("X-Forwarded-For", "203.0.113.1")
 	for range 10 {
 		dialRefused(t, url, denied)
@@ -253,8 +251,7 @@ func TestLogLimiterBounded(t *testing.T) {
 	t.Parallel()
 	logger, _ := newLogger()
 	opts := &wssafe.Options{DenyIPs: []string{"10.0.0.0/8"}, TrustedProxies: []string{"192.0.2.1/32"}, Logger: logger}
-	wssafe.SetMaxSources(opts, 32)
-	ep, err := wssafe.New(echo, opts)
+	ep, err := wssafe.NewWithHooks(echo, opts, wssafe.Hooks{MaxSources: 32})
 	require.NoError(t, err)
 	for i := range 500 {
 		r := httptest.NewRequest("GET", "/", nil)

@@ -25,11 +25,11 @@ func FuzzOriginGuard(f *testing.F) {
 	rand.Read(secret)
 	cookie := &Options{OriginPatterns: patterns, InsecureAllowHTTPOrigins: true, AllowedHosts: []string{"example.com", "[::1]:8080"},
 		Auth: &AuthOptions{HMACSecret: secret, Sources: FromCookie, CookieName: "s"}}
-	strict, err := cookie.resolve()
+	strict, err := cookie.resolve(hooks{})
 	if err != nil {
 		f.Fatal(err)
 	}
-	plain, err := (&Options{OriginPatterns: patterns}).resolve()
+	plain, err := (&Options{OriginPatterns: patterns}).resolve(hooks{})
 	if err != nil {
 		f.Fatal(err)
 	}

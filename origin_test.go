@@ -173,7 +173,7 @@ func TestCookieAuthAcceptsOwnOriginPatterns(t *testing.T) {
 func TestCookieAuthWildcardSubdomains(t *testing.T) {
 	t.Parallel()
 	f := newAuthFixture(t)
-	ep, url := server(t, whoami, cookieOptions(f, []string{"*.app.example.com"}, false))
+	ep, url := f.server(t, whoami, cookieOptions(f, []string{"*.app.example.com"}, false))
 	cookie := "session=" + f.token(nil)
 	for _, origin := range []string{"https://x.app.example.com", "https://a.b.app.example.com", "http://x.app.example.com"} {
 		c := dialWith(t, url, hdr("Cookie", cookie, "Origin", origin))
@@ -350,7 +350,7 @@ func TestCookieAuthOriginSchemeOnPlainEndpoint(t *testing.T) {
 			f := newAuthFixture(t)
 			o := cookieOptions(f, []string{"app.example.com"}, false)
 			o.TrustedProxies = tc.trusted
-			ep, url := server(t, whoami, o)
+			ep, url := f.server(t, whoami, o)
 			refused := runOriginRows(t, url, nil, "session="+f.token(nil), tc.rows)
 			assert.Equal(t, refused, ep.Stats().Refused[wssafe.EventOriginRefused])
 		})

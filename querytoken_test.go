@@ -17,7 +17,7 @@ import (
 func TestAuthQueryTokenSpellings(t *testing.T) {
 	t.Parallel()
 	f := newAuthFixture(t)
-	_, url := server(t, whoami, everyLine(f.options(func(a *wssafe.AuthOptions) {
+	_, url := f.server(t, whoami, everyLine(f.options(func(a *wssafe.AuthOptions) {
 		a.Sources = wssafe.FromHeader | wssafe.FromFirstMessage
 	})))
 	tok := f.token(nil)
@@ -48,7 +48,7 @@ func TestAuthQueryTokenSpellings(t *testing.T) {
 func TestAuthQueryParamExact(t *testing.T) {
 	t.Parallel()
 	f := newAuthFixture(t)
-	_, url := server(t, whoami, everyLine(f.options(func(a *wssafe.AuthOptions) {
+	_, url := f.server(t, whoami, everyLine(f.options(func(a *wssafe.AuthOptions) {
 		a.Sources = wssafe.FromHeader
 		a.InsecureQueryParam = "access_token"
 	})))

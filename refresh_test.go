@@ -32,7 +32,7 @@ func TestAuthRefreshExactNames(t *testing.T) {
 				calls.Add(1)
 				return whoami(ctx, s, m)
 			})
-			_, url := server(t, h, f.options(func(a *wssafe.AuthOptions) { a.AllowRefresh = true }))
+			_, url := f.server(t, h, f.options(func(a *wssafe.AuthOptions) { a.AllowRefresh = true }))
 			exp := f.clock.Now().Add(time.Minute)
 			open := func() *websocket.Conn {
 				tok := f.token(claims{"exp": exp})

@@ -14,8 +14,9 @@ import (
 // spends the global budget, and a twenty-first event still gets its line;
 // the total stays within the global budget plus one line per event.
 func TestLogLimiterBudgets(t *testing.T) {
-	now := time.Unix(1_700_000_000, 0)
-	l := newLogLimiter(&config{Options: Options{SecurityLogInterval: time.Second, now: func() time.Time { return now }, maxSources: defaultMaxSources}})
+	clock := NewFakeClock(time.Unix(1_700_000_000, 0)) // stopped
+	now := clock.Now()
+	l := newLogLimiter(&config{Options: Options{SecurityLogInterval: time.Second}, clock: clock, maxSources: defaultMaxSources})
 	written := map[string]int{}
 	total := 0
 	for e := range 20 {
@@ -51,7 +52,7 @@ func TestLogLimiterBudgets(t *testing.T) {
 
 	// A second later every budget has refilled: a source whose line was
 	// suppressed gets one, with the count.
-	now = now.Add(time.Second)
+	clock.Advance(time.Second)
 	attrs, ok := l.allow(netip.AddrFrom4([4]byte{10, 0, 1, 43}), "flood_0", nil)
 	if !ok {
 		t.Fatal("a second later, the source's next line was suppressed")

@@ -264,9 +264,7 @@ func TestHandshakeFloodLogBounded(t *testing.T) {
 		name:  "plain ws to a RequireTLS endpoint",
 		event: wssafe.EventTLSRequired,
 		options: func(f *authFixture) *wssafe.Options {
-			o := &wssafe.Options{RequireTLS: true}
-			wssafe.SetClock(o, f.clock)
-			return o
+			return &wssafe.Options{RequireTLS: true}
 		},
 		header: func(*authFixture) func(int) http.Header {
 			return func(int) http.Header { return http.Header{} }
@@ -285,7 +283,7 @@ func TestHandshakeFloodLogBounded(t *testing.T) {
 			opts.Logger = logger
 			rec := &recorder{}
 			opts.Observer = rec.Observe
-			ep, url := server(t, echo, opts)
+			ep, url := f.server(t, echo, opts)
 			url = "http" + strings.TrimPrefix(url, "ws")
 			header := tc.header(f)
 			for b := range batches {
@@ -313,8 +311,7 @@ func TestLogFloodOfOneEventSparesAnother(t *testing.T) {
 	clock := newFakeClock()
 	logger, lines := newCountingLogger()
 	opts := &wssafe.Options{Logger: logger, DenyIPs: []string{"10.0.0.0/8"}, TrustedProxies: []string{"127.0.0.1/32"}}
-	wssafe.SetNow(opts, clock.Now)
-	ep, url := server(t, echo, opts)
+	ep, url := serverWith(t, echo, opts, wssafe.Hooks{Clock: clock})
 	statuses := hammer(t, "http"+strings.TrimPrefix(url, "ws"), 300, 4, func(i int) http.Header {
 		return hdr("X-Forwarded-For", fmt.Sprintf("10.0.%d.%d", i/250, 1+i%250))
 	})
@@ -340,13 +337,12 @@ func TestErrorLinesRateLimited(t *testing.T) {
 	clock := newFakeClock()
 	logger, lines := newCountingLogger()
 	opts := &wssafe.Options{Logger: logger}
-	wssafe.SetNow(opts, clock.Now)
-	ep, url := server(t, wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
+	ep, url := serverWith(t, wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
 		if m.Text() == "boom" {
 			panic("kaboom")
 		}
 		return errors.New("the handler failed")
-	}), opts)
+	}), opts, wssafe.Hooks{Clock: clock})
 	provoke := func(msg string) {
 		c := dial(t, url, nil)
 		require.NoError(t, c.Write(ctxT(t), websocket.MessageText, []byte(msg)))
@@ -376,8 +372,7 @@ func TestUntrustedForwardedLogged(t *testing.T) {
 	clock := newFakeClock()
 	logger, lines := newCountingLogger()
 	opts := &wssafe.Options{Logger: logger}
-	wssafe.SetNow(opts, clock.Now)
-	ep, url := server(t, echo, opts)
+	ep, url := serverWith(t, echo, opts, wssafe.Hooks{Clock: clock})
 	const event = wssafe.EventUntrustedForwarded
 
 	dialWith(t, url, nil).CloseNow()
@@ -408,8 +403,7 @@ func TestUntrustedForwardedLogged(t *testing.T) {
 
 	// From a trusted proxy the headers are believed: nothing to say.
 	trusted := &wssafe.Options{Logger: logger, TrustedProxies: []string{"127.0.0.1/32", "::1/128"}}
-	wssafe.SetNow(trusted, clock.Now)
-	_, turl := server(t, echo, trusted)
+	_, turl := serverWith(t, echo, trusted, wssafe.Hooks{Clock: clock})
 	clock.Advance(time.Hour)
 	dialWith(t, turl, hdr("X-Forwarded-For", "203.0.113.7", "X-Forwarded-Proto", "https")).CloseNow()
 	assert.Equal(t, 2, lines.count(slog.LevelInfo, event))

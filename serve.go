@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"sync"
 	"syscall"
-	"time"
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
@@ -23,7 +22,7 @@ import (
 type hijackCapture struct {
 	http.ResponseWriter
 	cfg  *config
-	conn net.Conn
+	conn *deadlineConn
 }
 
 func (h *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -31,7 +30,7 @@ func (h *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return c, brw, err
 	}
-	dc := newDeadlineConn(c, h.cfg.MessageTimeout, h.cfg.writeTicks)
+	dc := newDeadlineConn(c, h.cfg.MessageTimeout, h.cfg.writeTicks, h.cfg.idleTicks)
 	// coder/websocket writes through brw.Writer; route it through dc too.
 	// It is empty: net/http flushed the 101 response before hijacking.
 	brw.Writer.Reset(dc)
@@ -65,28 +64,32 @@ func (h *hijackCapture) WriteHeaderNow() {
 
 // attach binds the accepted connection and arms the session's timers. It
 // runs before the session is visible to any other goroutine.
-func (s *Session) attach(conn *websocket.Conn, nc net.Conn) {
+func (s *Session) attach(conn *websocket.Conn, dc *deadlineConn) {
 	s.conn = conn
-	s.nc = nc
-	s.dc, _ = nc.(*deadlineConn)
+	s.dc = dc
 	conn.SetReadLimit(s.ep.cfg.ReadLimit)
 	s.timerMu.Lock()
 	defer s.timerMu.Unlock()
+	clk := s.ep.cfg.clock
 	if iv := s.ep.cfg.PingInterval; iv > 0 {
-		s.pinger = time.AfterFunc(iv, s.keepalive)
+		s.pinger = clk.afterFunc(iv, s.keepalive)
 	}
 	if lt := s.ep.cfg.MaxLifetime; lt > 0 {
-		s.lifetime = time.AfterFunc(lt, func() { s.closeWith(ErrMaxLifetime) })
+		s.lifetime = clk.afterFunc(lt, func() { s.closeWith(ErrMaxLifetime) })
 	}
 }
 
 // keepalive runs on the ping timer's goroutine, which exists only while a
 // ping is in flight: an idle session costs a timer, not a goroutine.
 func (s *Session) keepalive() {
-	ctx, cancel := context.WithTimeout(s.ctx, s.ep.cfg.PongTimeout)
+	// The pong timeout is a timer of the endpoint's clock, not a context
+	// deadline (which only the real clock can end).
+	ctx, cancel := context.WithCancel(s.ctx)
+	pongTimer := s.ep.cfg.clock.afterFunc(s.ep.cfg.PongTimeout, cancel)
 	s.pingOut.Store(true)
 	err := s.conn.Ping(ctx)
 	s.pingOut.Store(false)
+	pongTimer.Stop()
 	cancel()
 	if s.ctx.Err() != nil {
 		return
@@ -110,7 +113,7 @@ func (s *Session) keepalive() {
 // onPing is coder/websocket's OnPingReceived hook; it runs on the read
 // goroutine, so a flood is answered by closing from another goroutine.
 func (s *Session) onPing(context.Context, []byte) bool {
-	if l := s.pingLimiter(); l == nil || l.Allow() {
+	if l := s.pingLimiter(); l == nil || l.AllowN(s.ep.cfg.clock.mono(), 1) {
 		return true
 	}
 	if s.ctx.Err() == nil {
@@ -129,7 +132,7 @@ func (s *Session) onPong(context.Context, []byte) {
 	if s.pingOut.CompareAndSwap(true, false) {
 		return
 	}
-	if l := s.pongLimiter(); l == nil || l.Allow() {
+	if l := s.pongLimiter(); l == nil || l.AllowN(s.ep.cfg.clock.mono(), 1) {
 		return
 	}
 	if s.ctx.Err() == nil {
@@ -178,7 +181,7 @@ func (s *Session) open() error {
 func (s *Session) loop() error {
 	defer s.releaseBuf(nil)
 	for {
-		m, err := s.read(nil)
+		m, err := s.read()
 		if err != nil {
 			return err
 		}
@@ -235,13 +238,11 @@ func (s *Session) releaseBuf(data []byte) {
 	s.rbuf = nil
 }
 
-// read returns the next data message, read into buf's storage; a nil buf
-// borrows a pooled buffer, which the caller gives back with releaseBuf.
-func (s *Session) read(buf []byte) (Message, error) {
+// read returns the next data message, read into a pooled buffer, which
+// the caller gives back with releaseBuf.
+func (s *Session) read() (Message, error) {
 	cfg := s.ep.cfg
-	if cfg.IdleTimeout > 0 {
-		s.dc.setIdle(time.Now().Add(cfg.IdleTimeout)) // a socket deadline: the real clock
-	}
+	s.dc.awaitMessage() // the idle deadline, renewed lazily
 	typ, r, err := s.conn.Reader(context.Background())
 	if err != nil {
 		return Message{}, s.readError(err, ErrIdleTimeout)
@@ -251,16 +252,11 @@ func (s *Session) read(buf []byte) (Message, error) {
 			slog.String("type", typ.String()))
 		return Message{}, ErrUnsupportedType
 	}
-	if cfg.IdleTimeout > 0 {
-		s.dc.setIdle(time.Time{})
-	}
-	if buf == nil {
-		buf = s.borrowBuf()
-	}
-	// The message timeout is armed by the deadlineConn, and only if the
-	// message needs another read from the socket.
+	// The message timeout is armed by the deadlineConn, in place of the
+	// idle deadline, and only if the message needs another read from the
+	// socket.
 	s.dc.beginMessage()
-	data, err := readAll(r, buf, typ == MessageText && !cfg.InsecureSkipUTF8Check)
+	data, err := readAll(r, s.borrowBuf(), typ == MessageText && !cfg.InsecureSkipUTF8Check)
 	s.dc.endMessage()
 	if err == ErrInvalidUTF8 {
 		logEvent(s.ctx, s.log, slog.LevelWarn, EventInvalidUTF8, "wssafe: invalid UTF-8 in a text message",
@@ -374,7 +370,7 @@ func (s *Session) handleError(err error) error {
 	}
 	logEvent(s.ctx, s.log, slog.LevelWarn, EventInvalidMessage, "wssafe: invalid message",
 		slog.String("code", me.Code), slog.String("field", me.Field), slog.String("rule", me.Rule))
-	if s.ep.cfg.strictMode || (s.invalidLimiter() != nil && !s.invalid.AllowN(s.ep.cfg.now(), 1)) {
+	if s.ep.cfg.strictMode || (s.invalidLimiter() != nil && !s.invalid.AllowN(s.ep.cfg.clock.mono(), 1)) {
 		return ErrTooManyInvalid
 	}
 	return s.WriteJSON(s.ctx, errorReply{Type: "error", Code: me.Code, Field: me.Field, Message: me.Message})
@@ -396,7 +392,7 @@ func (s *Session) finish() {
 		level = slog.LevelDebug
 	}
 	logEvent(s.ctx, s.log, level, EventSessionClose, "wssafe: session closed",
-		slog.Int("code", int(closeCode(err))), slog.Duration("duration", s.ep.cfg.now().Sub(s.start)))
+		slog.Int("code", int(closeCode(err))), slog.Duration("duration", s.ep.cfg.clock.now().Sub(s.start)))
 	if s.ep.cfg.OnClose != nil {
 		s.ep.cfg.OnClose(s, err)
 	}

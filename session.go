@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -49,8 +48,7 @@ type Session struct {
 	cancel context.CancelCauseFunc
 
 	conn *websocket.Conn
-	nc   net.Conn      // the hijacked connection, for deadlines
-	dc   *deadlineConn // nc, which arms the message and write deadlines
+	dc   *deadlineConn // the hijacked connection, which arms the read and write deadlines
 	rbuf *[]byte       // the pooled read buffer held while a message is handled
 	wmu  sync.Mutex    // orders direct writes with the send queue's drain (queue.go)
 
@@ -66,8 +64,8 @@ type Session struct {
 	closeOnce sync.Once
 	hungUp    chan struct{} // closed once the connection is closed
 	timerMu   sync.Mutex    // guards the timers against the goroutines they start
-	pinger    *time.Timer
-	lifetime  *time.Timer
+	pinger    timer         // on the endpoint's clock, like every timer
+	lifetime  timer
 }
 
 type sessionKey struct{}
@@ -86,7 +84,7 @@ func newSession(e *Endpoint, r *http.Request) *Session {
 		remote: r.RemoteAddr,
 		path:   r.URL.Path,
 		header: r.Header,
-		start:  e.cfg.now(),
+		start:  e.cfg.clock.now(),
 		hungUp: make(chan struct{}),
 	}
 	base := context.WithValue(context.WithoutCancel(r.Context()), sessionKey{}, s)
@@ -330,7 +328,7 @@ func (s *Session) hangUp(err error) {
 func (s *Session) stopTimers() {
 	s.timerMu.Lock()
 	defer s.timerMu.Unlock()
-	for _, t := range [...]*time.Timer{s.pinger, s.lifetime} {
+	for _, t := range [...]timer{s.pinger, s.lifetime} {
 		if t != nil {
 			t.Stop()
 		}

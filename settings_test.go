@@ -93,10 +93,9 @@ func TestZeroBurstInvalidMessagesIsABudget(t *testing.T) {
 	t.Parallel()
 	opts := &wssafe.Options{InvalidMessages: wssafe.Rate{PerSecond: 1}}
 	clock := newFakeClock() // stopped: the bucket does not refill
-	wssafe.SetNow(opts, clock.Now)
-	_, url := server(t, wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
+	_, url := serverWith(t, wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
 		return &wssafe.MessageError{Code: wssafe.CodeInvalidMessage, Message: "no"}
-	}), opts)
+	}), opts, wssafe.Hooks{Clock: clock})
 	c := dial(t, url, nil)
 	ctx := ctxT(t)
 	require.NoError(t, c.Write(ctx, websocket.MessageText, []byte("bad")))
@@ -113,8 +112,7 @@ func TestZeroBurstInvalidMessagesIsABudget(t *testing.T) {
 func TestZeroBurstOffByDefaultRates(t *testing.T) {
 	t.Parallel()
 	opts := &wssafe.Options{HandshakeRate: wssafe.Rate{PerSecond: 0.5}, MessageRate: wssafe.Rate{PerSecond: 0.5}}
-	wssafe.SetNow(opts, newFakeClock().Now)
-	_, url := server(t, echo, opts)
+	_, url := serverWith(t, echo, opts, wssafe.Hooks{Clock: newFakeClock()})
 	c := dial(t, url, nil)
 	echoOnce(t, c, "first")
 	resp := dialRefused(t, url, nil) // the second handshake from this address

@@ -53,7 +53,7 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 		// A close handshake in progress cannot be cut short through
 		// coder/websocket; closing the socket under it can.
 		for _, s := range live {
-			s.nc.Close()
+			s.dc.Close()
 		}
 		return ctx.Err()
 	}

@@ -50,7 +50,7 @@ func (a *authenticator) verifyAside(ctx context.Context, raw []byte) (*identity,
 // verifier runs job, then the jobs it receives until it has waited
 // verifierIdle for one.
 func (a *authenticator) verifier(job *verifyJob) {
-	idle := time.NewTimer(verifierIdle)
+	idle := time.NewTimer(verifierIdle) // a worker's idle exit, no behaviour of a session: the real clock
 	defer idle.Stop()
 	for {
 		job.run(a)

@@ -17,7 +17,7 @@ const poolTestSecret = "test-only-verifier-pool-secret-0123456789"
 
 func poolAuthenticator(t *testing.T, opts ...jwt.ParseOption) *authenticator {
 	t.Helper()
-	c, err := (&Options{Auth: &AuthOptions{HMACSecret: []byte(poolTestSecret), ParseOptions: opts}}).resolve()
+	c, err := (&Options{Auth: &AuthOptions{HMACSecret: []byte(poolTestSecret), ParseOptions: opts}}).resolve(hooks{})
 	require.NoError(t, err)
 	return c.auth
 }

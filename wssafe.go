@@ -359,7 +359,11 @@ type Options struct {
 
 	// IdleTimeout closes a session (3008 "idle timeout") when no data
 	// message arrives for this long. Pings and pongs do not count as
-	// activity. Zero disables it.
+	// activity. The deadline is moved lazily, at most once per quarter of
+	// IdleTimeout, so that a busy session pays no timer update per
+	// message: an idle session is closed between IdleTimeout and 1.25 x
+	// IdleTimeout after the server began waiting for its next message.
+	// Zero disables it.
 	IdleTimeout time.Duration
 
 	// MaxLifetime closes a session with 1001 once it has been open this
@@ -519,18 +523,6 @@ type Options struct {
 	// within one process only. Set it (32 random bytes, kept secret) to
 	// correlate across processes.
 	FingerprintKey []byte
-
-	// now and afterFunc are the clock; tests inject one. Network
-	// deadlines do not use them.
-	now       func() time.Time
-	afterFunc func(time.Duration, func()) timer
-	// maxSources bounds the per-address state of the handshake limiter and
-	// the log limiter; tests lower it.
-	maxSources int
-	// testSubject, set only by tests, names the subject of a handshake, as
-	// handshake-time authentication does; afterAccept defers admission to
-	// the serve loop, as first-message authentication does.
-	testSubject func(r *http.Request) (subject string, afterAccept bool)
 }
 
 // config is Options with every default resolved; it never changes after New.
@@ -541,15 +533,20 @@ type config struct {
 	strictMode bool
 	auth       *authenticator // nil when Options.Auth is nil
 	guardConfig
-	writeTicks *writeTicker     // nil when WriteTimeout is negative; see deadline.go
-	limitNow   func() time.Time // the message limiters' clock; see limit.go
-	limited    bool             // a message or byte rate is set
+	clock      clock          // every timer, limiter and logged duration reads it; see clock.go
+	maxSources int            // the bound on per-address limiter state (handshakes, logs)
+	writeTicks *quarterTicker // nil when WriteTimeout is negative; see deadline.go
+	idleTicks  *quarterTicker // nil when IdleTimeout is zero; see deadline.go
+	limited    bool           // a message or byte rate is set
 }
 
-func (o *Options) resolve() (*config, error) {
-	c := &config{}
+func (o *Options) resolve(h hooks) (*config, error) {
+	c := &config{clock: h.clock, maxSources: h.maxSources}
 	if o != nil {
 		c.Options = *o
+	}
+	if c.clock == nil {
+		c.clock = newRealClock()
 	}
 	if err := c.resolveOrigins(); err != nil {
 		return nil, err
@@ -583,16 +580,9 @@ func (o *Options) resolve() (*config, error) {
 		c.FingerprintKey = make([]byte, 32)
 		rand.Read(c.FingerprintKey)
 	}
-	c.limitNow = c.now
-	if c.now == nil {
-		c.now = time.Now
-		c.limitNow = monotonicClock()
-	}
-	c.writeTicks = newWriteTicker(c.WriteTimeout)
+	c.writeTicks = newQuarterTicker(c.WriteTimeout, c.clock)
+	c.idleTicks = newQuarterTicker(c.IdleTimeout, c.clock)
 	c.limited = c.limitsMessages()
-	if c.afterFunc == nil {
-		c.afterFunc = afterFunc
-	}
 	// Last: it may start a JWKS refresher, which nothing after it may leak.
 	if err := c.resolveAuth(); err != nil {
 		return nil, err
@@ -667,9 +657,8 @@ func coversPrefix(set []netip.Prefix, p netip.Prefix) bool {
 
 // needSubject refuses the per-subject limits on an endpoint that does not
 // authenticate: every session's subject is "", so they would never apply.
-// (Tests that fake a subject count as authenticating.)
 func (c *config) needSubject() error {
-	if c.Auth != nil || c.testSubject != nil {
+	if c.Auth != nil {
 		return nil
 	}
 	if c.MaxConnsPerSubject > 0 {
@@ -723,10 +712,15 @@ type Endpoint struct {
 // default. New returns an error, and no Endpoint, when opts is unsafe or
 // inconsistent; the error says what to change.
 func New(h Handler, opts *Options) (*Endpoint, error) {
+	return newEndpoint(h, opts, hooks{})
+}
+
+// newEndpoint is New with the test doubles in k (see export_test.go).
+func newEndpoint(h Handler, opts *Options, k hooks) (*Endpoint, error) {
 	if h == nil {
 		return nil, errors.New("wssafe: New needs a Handler")
 	}
-	cfg, err := opts.resolve()
+	cfg, err := opts.resolve(k)
 	if err != nil {
 		return nil, err
 	}
@@ -808,9 +802,6 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // 403, 429). Without a token at the handshake the subject comes from the
 // first message, and admission runs in the serve loop.
 func (e *Endpoint) identify(w http.ResponseWriter, r *http.Request, s *Session) bool {
-	if e.cfg.testSubject != nil {
-		return e.identifyForTest(w, r, s)
-	}
 	if !e.authenticateHandshake(w, r, s) {
 		return false
 	}

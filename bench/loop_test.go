@@ -24,11 +24,15 @@ import (
 // server goroutine's loop (read the frame, check, call the handler, write
 // the reply). ns/op is that loop's CPU time per message; the loopback
 // numbers add the kernel's work, which is the same for every server.
+// "wssafe-idle" is wssafe with an IdleTimeout, whose deadline must cost
+// nothing per message either.
 func BenchmarkServerLoop(b *testing.B) {
+	handlers := peers.Handlers()
+	handlers["wssafe-idle"] = peers.WssafeIdle
 	for _, size := range sizes {
-		for _, impl := range []string{"coder", "gorilla", "gws", "wssafe"} {
+		for _, impl := range []string{"coder", "gorilla", "gws", "wssafe", "wssafe-idle"} {
 			b.Run(fmt.Sprintf("size=%d/impl=%s", size, impl), func(b *testing.B) {
-				h, err := peers.Handlers()[impl]()
+				h, err := handlers[impl]()
 				if err != nil {
 					b.Fatal(err)
 				}

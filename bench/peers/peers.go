@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/coder/websocket"
 	gorilla "github.com/gorilla/websocket"
@@ -66,6 +67,12 @@ const Ack = "Authenticated!"
 // handler) plus the per-session message rate limit (Options.MessageRate),
 // set high enough never to trigger but checked on every message.
 func Wssafe() (http.Handler, error) { return newWssafe(nil) }
+
+// WssafeIdle is [Wssafe] with an IdleTimeout (a minute, never reached),
+// so that the benchmarks show what the idle deadline costs per message.
+func WssafeIdle() (http.Handler, error) {
+	return newWssafe(func(o *wssafe.Options) { o.IdleTimeout = time.Minute })
+}
 
 // newWssafe is the wssafe echo with every guard on, configured by more.
 func newWssafe(more func(*wssafe.Options)) (http.Handler, error) {
