@@ -227,25 +227,29 @@ func (e *Endpoint) record(o Observation) {
 	}
 }
 
-// recordEvent records a session's security event, logged under the event
-// name, as the matching Observation. logEvent calls it for every Warn and
+// eventObservation is the Observation of a session's security event,
+// logged under the event name: a LimitHit, a ValidationFailed or a
+// Panicked with the event as Reason, or Kind zero for an event that is
+// counted otherwise (a timeout or a protocol error, by the session's
+// close code). logEvent hands it to securityEvent for every Warn and
 // Error line of a session, before the log level and the log limiter have
 // their say, so every such event is observed exactly once per occurrence.
-func (e *Endpoint) recordEvent(s *Session, event string) {
-	var kind ObservationKind
+func (s *Session) eventObservation(event string) Observation {
+	o := Observation{Session: s, ClientIP: s.ip}
 	switch event {
 	case EventMessageTooBig, EventMessageTimeout, EventPingFlood,
 		EventMessageRate, EventSubjectRate, EventByteRate, EventSlowConsumer,
 		EventPongFlood:
-		kind = LimitHit
+		o.Kind = LimitHit
 	case EventInvalidUTF8, EventUnsupportedType, EventInvalidMessage:
-		kind = ValidationFailed
+		o.Kind = ValidationFailed
 	case EventPanic:
-		kind = Panicked
+		o.Kind = Panicked
 	default:
-		return
+		return o
 	}
-	e.record(Observation{Kind: kind, Reason: event, Session: s, ClientIP: s.ip})
+	o.Reason = event
+	return o
 }
 
 // recordAuth reports an authentication outcome: reason "" is a success.

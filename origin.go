@@ -201,10 +201,3 @@ func isIPv4(s string) bool {
 func (c *config) ambientCredential(r *http.Request) bool {
 	return (c.auth != nil && c.auth.cookie != "") || (r.TLS != nil && len(r.TLS.PeerCertificates) > 0)
 }
-
-// overTLS reports whether the handshake reached the endpoint over TLS:
-// directly, or through a trusted proxy that says so; the same rule as
-// RequireTLS.
-func (c *config) overTLS(r *http.Request) bool {
-	return r.TLS != nil || (c.trustedPeer(r) && forwardedHTTPS(r))
-}

@@ -734,19 +734,19 @@ func New(h Handler, opts *Options) (*Endpoint, error) {
 // The guards run in order of cost and all answer before Accept, on the
 // request's goroutine: a refused client costs no goroutine of ours.
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ip := e.cfg.clientIP(r)
 	if hasBody(r) {
 		// First: a body that trickles in must not hold the socket while
 		// any other check runs. It is never read.
-		e.refuse(w, r, e.cfg.clientIP(r), refuseBody)
+		e.refuse(w, r, ip, refuseBody)
 		return
 	}
 	if e.closing.Load() {
-		e.refuseShutdown(r)
+		e.refuseShutdown(ip)
 		refuse(w, http.StatusServiceUnavailable, 5*time.Second)
 		return
 	}
-	ip := e.cfg.clientIP(r)
-	if !e.guard(w, r, ip) || !e.requireTLS(w, r) {
+	if !e.guard(w, r, ip) || !e.requireTLS(w, r, ip) {
 		return
 	}
 	s := newSession(e, r)
@@ -771,7 +771,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.attach(conn, hw.conn)
 	if !e.track(s) {
-		e.refuseShutdown(r)
+		e.refuseShutdown(ip)
 		s.closeWith(ErrShutdown)
 		s.finish()
 		return
