@@ -357,6 +357,15 @@ func sourceKey(a netip.Addr) netip.Addr {
 // the IP lists, caps and rate limits apply to.
 func (s *Session) ClientIP() netip.Addr { return s.ip }
 
+// ClientIP returns the client address of r as the endpoint derives it: the
+// peer's, or the address a trusted proxy reported (see
+// [Options.TrustedProxies] and [Options.ForwardedHeader]). It is the
+// address the endpoint's IP lists, caps and rates apply to, and that
+// [Session.ClientIP] returns; an application's own per-address limits
+// beside the socket (a sign-in form, say) should key on it, so that both
+// agree on who the client is behind a proxy. Safe for concurrent use.
+func (e *Endpoint) ClientIP(r *http.Request) netip.Addr { return e.cfg.clientIP(r) }
+
 // A refusal is a handshake answered with an HTTP error before Accept.
 type refusal struct {
 	status int
