@@ -124,7 +124,7 @@ type Stats struct {
 	Active             int                   `json:"active"`   // live sessions, including those not yet authenticated
 	Accepted           uint64                `json:"accepted"` // handshakes accepted
 	Opened             uint64                `json:"opened"`   // sessions opened (admitted)
-	Refused            map[string]uint64     `json:"refused"`  // handshakes refused, by event (ip_denied, tls_required ...; a token refused at the handshake: auth_failed or auth_forbidden, besides AuthFailed by reason)
+	Refused            map[string]uint64     `json:"refused"`  // handshakes refused, by event (ip_denied, tls_required ...; a token refused at the handshake: auth_failed or auth_forbidden, besides AuthFailed by reason; a panic in Authorize: panic)
 	Closed             map[StatusCode]uint64 `json:"closed"`   // sessions ended, by close code
 	AuthSucceeded      uint64                `json:"auth_succeeded"`
 	AuthFailed         map[string]uint64     `json:"auth_failed"`         // by reason (expired, signature, missing ...), at the handshake or later
