@@ -32,8 +32,10 @@ func (f ObserverFunc) Observe(o Observation) { f(o) }
 // An ObservationKind says what an [Observation] reports.
 type ObservationKind uint8
 
-// The kinds of [Observation]. Each handshake is reported once, as accepted
-// or refused; each accepted session is reported closed exactly once; a
+// The kinds of [Observation]. Each handshake is reported once: as
+// accepted, as refused, or, when its token is refused before Accept, as
+// AuthFailed (Panicked for a panic in Authorize) without a Session, which
+// Stats counts in Refused too; each accepted session is reported closed exactly once; a
 // session is reported opened once it is admitted (its subject, if any,
 // verified), which is right after it is accepted when the endpoint does not
 // authenticate.
