@@ -144,6 +144,9 @@ func checkCookieOrigin(p string, allowHTTP bool) error {
 	default:
 		return fmt.Errorf("the scheme must be https (or http with InsecureAllowHTTPOrigins), or none; write %q", "https://"+host)
 	}
+	// Origins match without case (see originAllowed), and the public
+	// suffix list is lower case: "*.CO.UK" is "*.co.uk".
+	host = strings.ToLower(host)
 	if strings.ContainsAny(host, `?[]\`) {
 		return errors.New(`?, [...] and \ match hosts nobody meant to list; the only wildcard is * as a whole label ("*.example.com") or the whole port ("example.com:*"); list each host`)
 	}
