@@ -225,7 +225,8 @@ func (s *Session) firstMessageError(err error, a *authenticator) error {
 	switch {
 	case s.ctx.Err() != nil:
 		return context.Cause(s.ctx)
-	case isTimeout(err):
+	case isTimeout(err) && s.dc.idleExpired():
+		// The auth deadline, not a started frame's (see readError).
 		logEvent(s.ctx, s.log, slog.LevelWarn, EventAuthTimeout, "wssafe: no token within the auth timeout",
 			slog.Duration("timeout", a.timeout))
 		return ErrAuthTimeout

@@ -3,10 +3,9 @@ package wssafe_test
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,32 +20,13 @@ import (
 	"github.com/wssafe/wssafe"
 )
 
-// upgradeLines is a valid opening handshake for host, without the blank
-// line that ends it, so that a row can add its own header lines.
-func upgradeLines(host string) []string {
-	var key [16]byte
-	rand.Read(key[:])
-	return []string{
-		"GET / HTTP/1.1",
-		"Host: " + host,
-		"Upgrade: websocket",
-		"Connection: Upgrade",
-		"Sec-WebSocket-Key: " + base64.StdEncoding.EncodeToString(key[:]),
-		"Sec-WebSocket-Version: 13",
-	}
-}
-
-// pendingBody writes a request's head (lines, then the blank line) on a new
-// connection to addr and nothing after it: whatever body the head
-// announces never comes.
-func pendingBody(t *testing.T, addr string, lines []string) net.Conn {
+// pendingBody writes an opening handshake with hdr's header lines (see
+// hostileRequest) on a new connection to the server behind url, and nothing
+// after it: whatever body the head announces never comes.
+func pendingBody(t *testing.T, url string, hdr map[string]string) net.Conn {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	require.NoError(t, err)
-	t.Cleanup(func() { nc.Close() })
-	_, err = nc.Write([]byte(strings.Join(lines, "\r\n") + "\r\n\r\n"))
-	require.NoError(t, err)
-	return nc
+	c, _ := hostileRequest(t, url, http.MethodGet, hdr)
+	return c.nc
 }
 
 // answerThenEOF reads the server's answer on nc and then the end of the
@@ -76,20 +56,19 @@ func TestUpgradeWithBodyRefused(t *testing.T) {
 	t.Parallel()
 	logger, logs := newLogger()
 	ep, url := server(t, echo, &wssafe.Options{Logger: logger, SecurityLogInterval: -1})
-	addr := strings.TrimPrefix(url, "ws://")
 	bystander := dial(t, url, nil)
 
 	for _, row := range []struct {
-		name  string
-		lines []string
+		name string
+		hdr  map[string]string
 	}{
-		{"trickling Content-Length", []string{"Content-Length: 1000"}},
-		{"chunked", []string{"Transfer-Encoding: chunked"}},
-		{"cross-site with a body", []string{"Origin: https://evil.example", "Content-Length: 10"}},
-		{"token with a body", []string{"Authorization: Bearer a.b.c", "Content-Length: 10"}},
+		{"trickling Content-Length", map[string]string{"Content-Length": "1000"}},
+		{"chunked", map[string]string{"Transfer-Encoding": "chunked"}},
+		{"cross-site with a body", map[string]string{"Origin": "https://evil.example", "Content-Length": "10"}},
+		{"token with a body", map[string]string{"Authorization": "Bearer a.b.c", "Content-Length": "10"}},
 	} {
 		start := time.Now()
-		nc := pendingBody(t, addr, append(upgradeLines(addr), row.lines...))
+		nc := pendingBody(t, url, row.hdr)
 		resp, head := answerThenEOF(t, nc, start, defaultBound)
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, row.name)
 		assert.Contains(t, head, "\r\nConnection: close\r\n", row.name)
@@ -98,7 +77,7 @@ func TestUpgradeWithBodyRefused(t *testing.T) {
 
 	// A trickle: one byte of the body, then the answer is already there.
 	start := time.Now()
-	nc := pendingBody(t, addr, append(upgradeLines(addr), "Content-Length: 100"))
+	nc := pendingBody(t, url, map[string]string{"Content-Length": "100"})
 	nc.SetReadDeadline(start.Add(defaultBound))
 	br := bufio.NewReader(nc)
 	resp, err := http.ReadResponse(br, nil)
@@ -116,7 +95,7 @@ func TestUpgradeWithBodyRefused(t *testing.T) {
 	assert.Equal(t, uint64(1), ep.Stats().Accepted, "the bystander only")
 
 	// Content-Length: 0 is no body: the handshake goes on.
-	nc = pendingBody(t, addr, append(upgradeLines(addr), "Content-Length: 0"))
+	nc = pendingBody(t, url, map[string]string{"Content-Length": "0"})
 	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	resp, err = http.ReadResponse(bufio.NewReader(nc), nil)
 	require.NoError(t, err)
@@ -157,10 +136,10 @@ func TestRefusalsCloseTheConnection(t *testing.T) {
 		name   string
 		opts   wssafe.Options
 		before func(t *testing.T, ep *wssafe.Endpoint, url string) // puts the endpoint in the state that refuses
-		lines  []string
+		hdr    map[string]string                                   // replaces the default header lines of the same names
 		status int
 	}{
-		{name: "403 origin", lines: []string{"Origin: https://evil.example"}, status: http.StatusForbidden},
+		{name: "403 origin", hdr: map[string]string{"Origin": "https://evil.example"}, status: http.StatusForbidden},
 		{name: "403 denied address", opts: wssafe.Options{DenyIPs: []string{"127.0.0.0/8"}}, status: http.StatusForbidden},
 		{name: "403 TLS required", opts: wssafe.Options{RequireTLS: true}, status: http.StatusForbidden},
 		{name: "401 no token", opts: wssafe.Options{Auth: &wssafe.AuthOptions{HMACSecret: secret, Sources: wssafe.FromHeader}},
@@ -176,8 +155,8 @@ func TestRefusalsCloseTheConnection(t *testing.T) {
 				require.NoError(t, ep.Shutdown(context.Background()))
 			},
 			status: http.StatusServiceUnavailable},
-		{name: "400 from coder/websocket (version 8)", lines: []string{"Sec-WebSocket-Version: 8"}, status: http.StatusBadRequest},
-		{name: "426 from coder/websocket", lines: []string{"Upgrade: h2c"}, status: http.StatusUpgradeRequired},
+		{name: "400 from coder/websocket (version 8)", hdr: map[string]string{"Sec-WebSocket-Version": "8"}, status: http.StatusBadRequest},
+		{name: "426 from coder/websocket", hdr: map[string]string{"Upgrade": "h2c"}, status: http.StatusUpgradeRequired},
 	} {
 		t.Run(row.name, func(t *testing.T) {
 			t.Parallel()
@@ -196,19 +175,10 @@ func TestRefusalsCloseTheConnection(t *testing.T) {
 			if row.before != nil {
 				row.before(t, ep, "ws://"+addr)
 			}
-			lines := upgradeLines(addr)
-			for _, l := range row.lines { // a row's line replaces the default of that name
-				name, _, _ := strings.Cut(l, ":")
-				for i, d := range lines {
-					if strings.HasPrefix(d, name+":") {
-						lines = append(lines[:i], lines[i+1:]...)
-						break
-					}
-				}
-				lines = append(lines, l)
-			}
+			hdr := map[string]string{"Content-Length": "1000"}
+			maps.Copy(hdr, row.hdr)
 			start := time.Now()
-			nc := pendingBody(t, addr, append(lines, "Content-Length: 1000"))
+			nc := pendingBody(t, "ws://"+addr, hdr)
 			resp, head := answerThenEOF(t, nc, start, defaultBound)
 			assert.Equal(t, row.status, resp.StatusCode)
 			assert.Contains(t, head, "\r\nConnection: close\r\n")

@@ -252,7 +252,7 @@ func (c *deadlineConn) applyRead() {
 	if idle {
 		t = c.idleAt
 	}
-	if !c.limit.IsZero() && (t.IsZero() || t.After(c.limit)) {
+	if c.beyondLimit(t) {
 		t, idle = c.limit, false
 	}
 	c.idleBound = idle
@@ -262,6 +262,12 @@ func (c *deadlineConn) applyRead() {
 	}
 }
 
+// beyondLimit reports whether deadline t (zero: none) is later than the
+// shutdown limit, if there is one; mu is held.
+func (c *deadlineConn) beyondLimit(t time.Time) bool {
+	return !c.limit.IsZero() && (t.IsZero() || t.After(c.limit))
+}
+
 // closeRead hands the read deadline to the close handshake: t (zero: none;
 // coder/websocket bounds its wait for the peer's close frame at 5 s), never
 // later than the shutdown limit. Nothing else moves it afterwards.
@@ -269,7 +275,7 @@ func (c *deadlineConn) closeRead(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closing = true
-	if !c.limit.IsZero() && (t.IsZero() || t.After(c.limit)) {
+	if c.beyondLimit(t) {
 		t = c.limit
 	}
 	c.readAt = t
@@ -311,7 +317,7 @@ func (c *deadlineConn) Write(p []byte) (int, error) {
 func (c *deadlineConn) renewWrite(n uint64) {
 	c.mu.Lock()
 	t := time.Now().Add(c.writeTimeout * 3 / 2) // a socket deadline: the real clock
-	if !c.limit.IsZero() && t.After(c.limit) {
+	if c.beyondLimit(t) {
 		t = c.limit
 	}
 	if !t.Equal(c.writeAt) {

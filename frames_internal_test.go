@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -217,3 +218,31 @@ func TestLimitCapsEveryDeadline(t *testing.T) {
 }
 
 func (c *deadlineRecorder) SetReadDeadline(time.Time) error { return nil }
+
+// repeatConn is a net.Conn whose every read returns the same bytes.
+type repeatConn struct {
+	net.Conn // nil: only Read is called
+	b        []byte
+}
+
+func (c repeatConn) Read(p []byte) (int, error) { return copy(p, c.b), nil }
+
+// BenchmarkDeadlineConnRead is the read path's cost per socket read of
+// whole frames (the common case): the frame scan, and no deadline touched.
+func BenchmarkDeadlineConnRead(b *testing.B) {
+	for _, size := range []int{64, 1024} {
+		frame := wireFrame(0x1, size, true)
+		for _, mt := range []time.Duration{-1, 10 * time.Second} {
+			name := "size=" + strconv.Itoa(size) + "/frame-scan=" + strconv.FormatBool(mt > 0)
+			b.Run(name, func(b *testing.B) {
+				dc := newDeadlineConn(repeatConn{b: frame}, mt, nil, nil)
+				buf := make([]byte, len(frame))
+				b.ReportAllocs()
+				b.SetBytes(int64(len(frame)))
+				for b.Loop() {
+					dc.Read(buf)
+				}
+			})
+		}
+	}
+}

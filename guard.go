@@ -357,6 +357,15 @@ func sourceKey(a netip.Addr) netip.Addr {
 // the IP lists, caps and rate limits apply to.
 func (s *Session) ClientIP() netip.Addr { return s.ip }
 
+// ClientIP returns the client address of r as the endpoint derives it: the
+// peer's, or the address a trusted proxy reported (see
+// [Options.TrustedProxies] and [Options.ForwardedHeader]). It is the
+// address the endpoint's IP lists, caps and rates apply to, and that
+// [Session.ClientIP] returns; an application's own per-address limits
+// beside the socket (a sign-in form, say) should key on it, so that both
+// agree on who the client is behind a proxy. Safe for concurrent use.
+func (e *Endpoint) ClientIP(r *http.Request) netip.Addr { return e.cfg.clientIP(r) }
+
 // A refusal is a handshake answered with an HTTP error before Accept.
 type refusal struct {
 	status int
@@ -401,29 +410,19 @@ func (e *Endpoint) guard(w http.ResponseWriter, r *http.Request, ip netip.Addr) 
 	return true
 }
 
-// refuse answers a handshake with rf's status, counts it, tells the
-// Observer and logs it at Warn, rate-limited per client address.
+// refuse answers a handshake with rf's status, and reports it through
+// handshakeEvent: counted, told to the Observer and logged at Warn,
+// rate-limited per client address.
 func (e *Endpoint) refuse(w http.ResponseWriter, r *http.Request, ip netip.Addr, rf refusal, attrs ...slog.Attr) {
-	e.record(Observation{Kind: HandshakeRefused, Reason: rf.event, ClientIP: ip})
-	e.securityLog(r, ip, rf.event, rf.msg, attrs...)
-	if rf.retry > 0 {
-		refuse(w, rf.status, rf.retry)
-		return
-	}
-	refuse(w, rf.status, 0)
+	e.handshakeEvent(r, slog.LevelWarn, Observation{Kind: HandshakeRefused, Reason: rf.event, ClientIP: ip},
+		rf.event, rf.msg, attrs...)
+	refuse(w, rf.status, rf.retry)
 }
 
 // refuseShutdown counts a handshake refused because shutdown has begun; it
 // is not a security event and is not logged.
-func (e *Endpoint) refuseShutdown(r *http.Request) {
-	e.record(Observation{Kind: HandshakeRefused, Reason: EventShuttingDown, ClientIP: peerAddr(r)})
-}
-
-// securityLog writes a Warn line about a handshake through the security
-// log limiter (handshakeEvent), without counting or observing anything: for
-// a line whose event is counted by its caller, as refuse does.
-func (e *Endpoint) securityLog(r *http.Request, ip netip.Addr, event, msg string, attrs ...slog.Attr) {
-	e.handshakeEvent(r, slog.LevelWarn, Observation{ClientIP: ip}, event, msg, attrs...)
+func (e *Endpoint) refuseShutdown(ip netip.Addr) {
+	e.record(Observation{Kind: HandshakeRefused, Reason: EventShuttingDown, ClientIP: ip})
 }
 
 // reserve takes a connection slot for a handshake that passed the guards,

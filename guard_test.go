@@ -155,6 +155,24 @@ func TestTrustedProxyForwardedFor(t *testing.T) {
 
 func must[T any](v T, _ ...any) T { return v }
 
+// Endpoint.ClientIP is the address the session gets, for the
+// application's own limits beside the socket.
+func TestEndpointClientIP(t *testing.T) {
+	t.Parallel()
+	ep, url := server(t, echo, &wssafe.Options{TrustedProxies: []string{"127.0.0.1/32"}, ForwardedHeader: "Forwarded"})
+	c := dialWith(t, url, hdr("Forwarded", "for=198.51.100.9", "X-Forwarded-For", "203.0.113.7"))
+	echoOnce(t, c, "hi")
+	ss := ep.Hub().Sessions()
+	require.Len(t, ss, 1)
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.RemoteAddr = ss[0].RemoteAddr()
+	r.Header = hdr("Forwarded", "for=198.51.100.9", "X-Forwarded-For", "203.0.113.7")
+	assert.Equal(t, netip.MustParseAddr("198.51.100.9"), ep.ClientIP(r))
+	assert.Equal(t, ss[0].ClientIP(), ep.ClientIP(r))
+	r.RemoteAddr = "192.0.2.1:1234" // not a trusted proxy: its headers are not read
+	assert.Equal(t, netip.MustParseAddr("192.0.2.1"), ep.ClientIP(r))
+}
+
 func TestClientIP(t *testing.T) {
 	t.Parallel()
 	trusted := []string{"127.0.0.1/32", "10.0.0.0/8", "fd00::/8"}

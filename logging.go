@@ -113,17 +113,16 @@ func (r Redacted) String() string { return "[redacted]" }
 // In a session (ctx is the session's or derived from it), Warn and Error
 // lines are security events and take the one path every security event
 // takes, securityEvent: counted in Stats and told to the Observer once
-// (recordEvent maps the event to its Observation), the line rate-limited
-// per client source and event. Before the upgrade there is no session in
-// the context: a handshake's security events go through refuse (a
-// refusal) or handshakeEvent, never logEvent, which would neither count
-// nor limit them. Lines without a session (configuration warnings at New,
-// shutdown) are written as they come.
+// (eventObservation maps the event to its Observation), the line
+// rate-limited per client source and event. Before the upgrade there is
+// no session in the context: a handshake's security events go through
+// refuse (a refusal) or handshakeEvent, never logEvent, which would
+// neither count nor limit them. Lines without a session (configuration
+// warnings at New, shutdown) are written as they come.
 func logEvent(ctx context.Context, l *slog.Logger, level slog.Level, event, msg string, attrs ...slog.Attr) {
 	if level >= slog.LevelWarn {
 		if s := SessionFromContext(ctx); s != nil {
-			s.ep.recordEvent(s, event)
-			s.ep.securityEvent(ctx, l, level, Observation{Session: s, ClientIP: s.ip}, event, msg, attrs...)
+			s.ep.securityEvent(ctx, l, level, s.eventObservation(event), event, msg, attrs...)
 			return
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -89,6 +90,106 @@ func (l *logBuffer) String() string {
 func newLogger() (*slog.Logger, *logBuffer) {
 	buf := &logBuffer{}
 	return slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
+}
+
+// logRecorder is a slog.Handler that keeps every record it gets, for tests
+// that check the level, event and attributes of wssafe's lines.
+type logRecorder struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func newRecorder() (*slog.Logger, *logRecorder) {
+	h := &logRecorder{}
+	return slog.New(h), h
+}
+
+func (h *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (h *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *logRecorder) WithGroup(string) slog.Handler            { return h }
+
+func (h *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.recs = append(h.recs, r.Clone())
+	return nil
+}
+
+// lines returns the level, message and attributes (as strings, "event"
+// among them) of every record so far.
+func (h *logRecorder) lines() []logLine {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]logLine, 0, len(h.recs))
+	for _, r := range h.recs {
+		l := logLine{level: r.Level, msg: r.Message, attrs: map[string]string{}}
+		r.Attrs(func(a slog.Attr) bool {
+			l.attrs[a.Key] = a.Value.String()
+			return true
+		})
+		out = append(out, l)
+	}
+	return out
+}
+
+type logLine struct {
+	level slog.Level
+	msg   string
+	attrs map[string]string
+}
+
+// count returns the number of lines at level with event.
+func (h *logRecorder) count(level slog.Level, event string) int {
+	n := 0
+	for _, l := range h.lines() {
+		if l.level == level && l.attrs["event"] == event {
+			n++
+		}
+	}
+	return n
+}
+
+// total returns the number of lines at level, whatever their event.
+func (h *logRecorder) total(level slog.Level) int {
+	n := 0
+	for _, l := range h.lines() {
+		if l.level == level {
+			n++
+		}
+	}
+	return n
+}
+
+// suppressedOf returns the sum of the "suppressed" counts on event's lines.
+func (h *logRecorder) suppressedOf(event string) int {
+	n := 0
+	for _, l := range h.linesOf(event) {
+		k, _ := strconv.Atoi(l["suppressed"])
+		n += k
+	}
+	return n
+}
+
+// linesOf returns the attributes of event's lines, in order.
+func (h *logRecorder) linesOf(event string) []map[string]string {
+	var out []map[string]string
+	for _, l := range h.lines() {
+		if l.attrs["event"] == event {
+			out = append(out, l.attrs)
+		}
+	}
+	return out
+}
+
+// warnings returns the messages of the Warn lines with event.
+func (h *logRecorder) warnings(event string) []string {
+	var out []string
+	for _, l := range h.lines() {
+		if l.level == slog.LevelWarn && l.attrs["event"] == event {
+			out = append(out, l.msg)
+		}
+	}
+	return out
 }
 
 // echo is the echo protocol: M gets "Server received: M".

@@ -14,8 +14,10 @@ import (
 // An ObservationKind says what an [Observation] reports.
 type ObservationKind uint8
 
-// The kinds of [Observation]. Each handshake is reported once, as accepted
-// or refused; each accepted session is reported closed exactly once; a
+// The kinds of [Observation]. Each handshake is reported once: as
+// accepted, as refused, or, when its token is refused before Accept, as
+// AuthFailed (Panicked for a panic in Authorize) without a Session, which
+// Stats counts in Refused too; each accepted session is reported closed exactly once; a
 // session is reported opened once it is admitted (its subject, if any,
 // verified), which is right after it is accepted when the endpoint does not
 // authenticate.
@@ -106,7 +108,7 @@ type Stats struct {
 	Active             int                   `json:"active"`   // live sessions, including those not yet authenticated
 	Accepted           uint64                `json:"accepted"` // handshakes accepted
 	Opened             uint64                `json:"opened"`   // sessions opened (admitted)
-	Refused            map[string]uint64     `json:"refused"`  // handshakes refused, by event (ip_denied, tls_required ...; a token refused at the handshake: auth_failed or auth_forbidden, besides AuthFailed by reason)
+	Refused            map[string]uint64     `json:"refused"`  // handshakes refused, by event (ip_denied, tls_required ...; a token refused at the handshake: auth_failed or auth_forbidden, besides AuthFailed by reason; a panic in Authorize: panic)
 	Closed             map[StatusCode]uint64 `json:"closed"`   // sessions ended, by close code
 	AuthSucceeded      uint64                `json:"auth_succeeded"`
 	AuthFailed         map[string]uint64     `json:"auth_failed"`         // by reason (expired, signature, missing ...), at the handshake or later
@@ -209,25 +211,29 @@ func (e *Endpoint) record(o Observation) {
 	}
 }
 
-// recordEvent records a session's security event, logged under the event
-// name, as the matching Observation. logEvent calls it for every Warn and
+// eventObservation is the Observation of a session's security event,
+// logged under the event name: a LimitHit, a ValidationFailed or a
+// Panicked with the event as Reason, or Kind zero for an event that is
+// counted otherwise (a timeout or a protocol error, by the session's
+// close code). logEvent hands it to securityEvent for every Warn and
 // Error line of a session, before the log level and the log limiter have
 // their say, so every such event is observed exactly once per occurrence.
-func (e *Endpoint) recordEvent(s *Session, event string) {
-	var kind ObservationKind
+func (s *Session) eventObservation(event string) Observation {
+	o := Observation{Session: s, ClientIP: s.ip}
 	switch event {
 	case EventMessageTooBig, EventMessageTimeout, EventPingFlood,
 		EventMessageRate, EventSubjectRate, EventByteRate, EventSlowConsumer,
 		EventPongFlood:
-		kind = LimitHit
+		o.Kind = LimitHit
 	case EventInvalidUTF8, EventUnsupportedType, EventInvalidMessage:
-		kind = ValidationFailed
+		o.Kind = ValidationFailed
 	case EventPanic:
-		kind = Panicked
+		o.Kind = Panicked
 	default:
-		return
+		return o
 	}
-	e.record(Observation{Kind: kind, Reason: event, Session: s, ClientIP: s.ip})
+	o.Reason = event
+	return o
 }
 
 // recordAuth reports an authentication outcome: reason "" is a success.

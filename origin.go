@@ -144,6 +144,9 @@ func checkCookieOrigin(p string, allowHTTP bool) error {
 	default:
 		return fmt.Errorf("the scheme must be https (or http with InsecureAllowHTTPOrigins), or none; write %q", "https://"+host)
 	}
+	// Origins match without case (see originAllowed), and the public
+	// suffix list is lower case: "*.CO.UK" is "*.co.uk".
+	host = strings.ToLower(host)
 	if strings.ContainsAny(host, `?[]\`) {
 		return errors.New(`?, [...] and \ match hosts nobody meant to list; the only wildcard is * as a whole label ("*.example.com") or the whole port ("example.com:*"); list each host`)
 	}
@@ -208,11 +211,4 @@ func isIPv4(s string) bool {
 // cookie authentication is on, or a TLS client certificate.
 func (c *config) ambientCredential(r *http.Request) bool {
 	return (c.auth != nil && c.auth.cookie != "") || (r.TLS != nil && len(r.TLS.PeerCertificates) > 0)
-}
-
-// overTLS reports whether the handshake reached the endpoint over TLS:
-// directly, or through a trusted proxy that says so; the same rule as
-// RequireTLS.
-func (c *config) overTLS(r *http.Request) bool {
-	return r.TLS != nil || (c.trustedPeer(r) && forwardedHTTPS(r))
 }

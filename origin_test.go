@@ -107,6 +107,10 @@ func TestCookieAuthRefusesOpenOriginPatterns(t *testing.T) {
 		{"*.co.uk", `"co.uk" is not a registrable domain`},
 		{"https://*.github.io", `"github.io" is not a registrable domain`},
 		{"github.io", `"github.io" is not a registrable domain`},
+		// Origins match without case, so must the public suffix list.
+		{"*.CO.UK", `"co.uk" is not a registrable domain`},
+		{"https://*.GitHub.IO", `"github.io" is not a registrable domain`},
+		{"*.COM", `"com" is not a registrable domain`},
 		{"*.localhost", `"localhost" is not a registrable domain`},
 		{"*.kawasaki.jp", `every name directly under "kawasaki.jp" (such as "x.kawasaki.jp") is a public suffix`},
 		{"*.compute.amazonaws.com", `every name directly under "compute.amazonaws.com"`},

@@ -25,82 +25,6 @@ import (
 	"github.com/wssafe/wssafe"
 )
 
-// countingHandler is a slog.Handler that counts the records it gets by
-// level and event, keeps the "suppressed" counts and the string attributes
-// of each event's lines.
-type countingHandler struct{ st *countState }
-
-type countState struct {
-	mu         sync.Mutex
-	lines      map[string]int // "LEVEL event"
-	suppressed map[string]int // event -> sum of the suppressed attributes
-	attrs      map[string][]map[string]string
-}
-
-func newCountingLogger() (*slog.Logger, *countState) {
-	st := &countState{lines: map[string]int{}, suppressed: map[string]int{}, attrs: map[string][]map[string]string{}}
-	return slog.New(countingHandler{st}), st
-}
-
-func (countingHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h countingHandler) WithAttrs([]slog.Attr) slog.Handler     { return h }
-func (h countingHandler) WithGroup(string) slog.Handler          { return h }
-
-func (h countingHandler) Handle(_ context.Context, r slog.Record) error {
-	var event string
-	var suppressed int
-	attrs := map[string]string{}
-	r.Attrs(func(a slog.Attr) bool {
-		switch a.Key {
-		case "event":
-			event = a.Value.String()
-		case "suppressed":
-			suppressed = int(a.Value.Int64())
-		}
-		attrs[a.Key] = a.Value.String()
-		return true
-	})
-	st := h.st
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.lines[r.Level.String()+" "+event]++
-	st.suppressed[event] += suppressed
-	st.attrs[event] = append(st.attrs[event], attrs)
-	return nil
-}
-
-// count returns the number of lines at level with event.
-func (st *countState) count(level slog.Level, event string) int {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.lines[level.String()+" "+event]
-}
-
-// total returns the number of lines at level, whatever their event.
-func (st *countState) total(level slog.Level) int {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	n := 0
-	for k, v := range st.lines {
-		if strings.HasPrefix(k, level.String()+" ") {
-			n += v
-		}
-	}
-	return n
-}
-
-func (st *countState) suppressedOf(event string) int {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.suppressed[event]
-}
-
-func (st *countState) linesOf(event string) []map[string]string {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return append([]map[string]string(nil), st.attrs[event]...)
-}
-
 // hammer sends n handshakes to url (an http:// URL) over workers raw
 // connections and returns the count of each HTTP status; header(i) adds
 // the i-th handshake's headers. A connection that the server keeps open
@@ -279,7 +203,7 @@ func TestHandshakeFloodLogBounded(t *testing.T) {
 			t.Parallel()
 			f := newAuthFixture(t)
 			opts := tc.options(f)
-			logger, lines := newCountingLogger()
+			logger, lines := newRecorder()
 			opts.Logger = logger
 			rec := &recorder{}
 			opts.Observer = rec.Observe
@@ -309,7 +233,7 @@ func TestHandshakeFloodLogBounded(t *testing.T) {
 func TestLogFloodOfOneEventSparesAnother(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
-	logger, lines := newCountingLogger()
+	logger, lines := newRecorder()
 	opts := &wssafe.Options{Logger: logger, DenyIPs: []string{"10.0.0.0/8"}, TrustedProxies: []string{"127.0.0.1/32"}}
 	ep, url := serverWith(t, echo, opts, wssafe.Hooks{Clock: clock})
 	statuses := hammer(t, "http"+strings.TrimPrefix(url, "ws"), 300, 4, func(i int) http.Header {
@@ -335,7 +259,7 @@ func TestLogFloodOfOneEventSparesAnother(t *testing.T) {
 func TestErrorLinesRateLimited(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
-	logger, lines := newCountingLogger()
+	logger, lines := newRecorder()
 	opts := &wssafe.Options{Logger: logger}
 	ep, url := serverWith(t, wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
 		if m.Text() == "boom" {
@@ -370,7 +294,7 @@ func TestErrorLinesRateLimited(t *testing.T) {
 func TestUntrustedForwardedLogged(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
-	logger, lines := newCountingLogger()
+	logger, lines := newRecorder()
 	opts := &wssafe.Options{Logger: logger}
 	ep, url := serverWith(t, echo, opts, wssafe.Hooks{Clock: clock})
 	const event = wssafe.EventUntrustedForwarded

@@ -319,7 +319,9 @@ func fullRunes(b []byte, from int) int {
 
 // readError classifies a read failure. timeoutErr is what a deadline
 // expiring means at this point of the read: ErrIdleTimeout while waiting
-// for a message, unless the deadline in force was a started frame's.
+// for a message (ErrAuthTimeout for the first-message token, whose caller
+// answers that itself), unless the deadline in force was a started
+// frame's: that is ErrMessageTimeout, whatever the read was waiting for.
 func (s *Session) readError(err error, timeoutErr error) error {
 	if s.ctx.Err() != nil {
 		return context.Cause(s.ctx)
@@ -328,10 +330,10 @@ func (s *Session) readError(err error, timeoutErr error) error {
 	case isTimeout(err), errors.Is(err, context.DeadlineExceeded):
 		// context.DeadlineExceeded: coder/websocket's own 5 s bound on a
 		// control frame's payload, reached only without MessageTimeout.
-		if timeoutErr == ErrIdleTimeout && !s.dc.idleExpired() {
+		ev := EventIdleTimeout
+		if errors.Is(err, context.DeadlineExceeded) || !s.dc.idleExpired() {
 			timeoutErr = ErrMessageTimeout
 		}
-		ev := EventIdleTimeout
 		if timeoutErr == ErrMessageTimeout {
 			ev = EventMessageTimeout
 		}

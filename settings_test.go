@@ -5,11 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"log/slog"
 	"math"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,48 +18,6 @@ import (
 
 	"github.com/wssafe/wssafe"
 )
-
-// recordHandler is a slog.Handler that keeps every record, for checking
-// the level and attributes of the lines New writes.
-type recordHandler struct {
-	mu   sync.Mutex
-	recs []slog.Record
-}
-
-func (h *recordHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h *recordHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h *recordHandler) WithGroup(string) slog.Handler            { return h }
-
-func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.recs = append(h.recs, r.Clone())
-	return nil
-}
-
-// warnings returns the messages of the Warn lines with the given event.
-func (h *recordHandler) warnings(event string) []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []string
-	for _, r := range h.recs {
-		if r.Level != slog.LevelWarn {
-			continue
-		}
-		r.Attrs(func(a slog.Attr) bool {
-			if a.Key == "event" && a.Value.String() == event {
-				out = append(out, r.Message)
-			}
-			return true
-		})
-	}
-	return out
-}
-
-func newRecorder() (*slog.Logger, *recordHandler) {
-	h := &recordHandler{}
-	return slog.New(h), h
-}
 
 // A zero Burst means the rate rounded up, for every Rate field: a PingRate
 // of 10/s answers ten pings at once instead of closing at the first.

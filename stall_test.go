@@ -1,6 +1,7 @@
 package wssafe_test
 
 import (
+	"crypto/rand"
 	"io"
 	"strings"
 	"time"
@@ -99,6 +100,12 @@ func stallRows() []hostileRow {
 		{group: "5 fragmentation", name: "stalled ping under the default timeout", send: raw(cut(ping, 6+10)),
 			code: 1008, event: wssafe.EventMessageTimeout, atLeast: 4 * time.Second, bound: 4*time.Second + defaultBound},
 
+		// A stalled first message is a stalled frame too, not a missing
+		// token: it closes 1008 at MessageTimeout, long before AuthTimeout.
+		{group: "5 fragmentation", name: "stall inside the first-message token's header", opts: firstMessageAuth(mt),
+			send: raw(cut(textFrame("eyJhbGciOi"), 1)), alone: true,
+			code: 1008, event: wssafe.EventMessageTimeout, atLeast: mt, bound: mt + defaultBound},
+
 		// What the bounds must not catch.
 		{group: "5 fragmentation", name: "valid message trickled within the timeout", opts: withMessageTimeout(2 * time.Second),
 			send: trickle(wire(textFrame("slow but in time"), closeFrame(1000, "")), 5*time.Millisecond),
@@ -106,5 +113,16 @@ func stallRows() []hostileRow {
 		{group: "5 fragmentation", name: "split ping, then idle past the timeout", opts: withMessageTimeout(mt),
 			send: paced([][]byte{split[:3], split[3:], wire(textFrame("after"), closeFrame(1000, ""))}, 50*time.Millisecond, 2*mt),
 			code: 1000, pongs: []string{"hi"}, messages: []string{"after"}, bound: 3*mt + defaultBound},
+	}
+}
+
+// firstMessageAuth expects the token as the first message, under a message
+// timeout of mt and the default 10 s AuthTimeout.
+func firstMessageAuth(mt time.Duration) func(*wssafe.Options) {
+	return func(o *wssafe.Options) {
+		secret := make([]byte, 32)
+		rand.Read(secret)
+		o.MessageTimeout = mt
+		o.Auth = &wssafe.AuthOptions{HMACSecret: secret, Sources: wssafe.FromFirstMessage}
 	}
 }

@@ -3,6 +3,7 @@ package wssafe
 import (
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 )
 
@@ -16,17 +17,23 @@ const EventTLSRequired = "tls_required"
 // 403 rather than 426 Upgrade Required: a 426 must name, in an Upgrade
 // header, a protocol the client can switch to on this connection, and
 // wss:// is not that; it is a new connection to another scheme.
-func (e *Endpoint) requireTLS(w http.ResponseWriter, r *http.Request) bool {
-	if !e.cfg.RequireTLS || r.TLS != nil || (e.cfg.trustedPeer(r) && forwardedHTTPS(r)) {
+func (e *Endpoint) requireTLS(w http.ResponseWriter, r *http.Request, ip netip.Addr) bool {
+	if !e.cfg.RequireTLS || e.cfg.overTLS(r) {
 		return true
 	}
 	// Counted in Stats.Refused and rate-limited like every refusal.
-	ip := e.cfg.clientIP(r)
 	e.handshakeEvent(r, slog.LevelWarn, Observation{Kind: HandshakeRefused, Reason: EventTLSRequired, ClientIP: ip},
 		EventTLSRequired, "wssafe: handshake without TLS refused")
 	closeAfterReply(w)
 	http.Error(w, "TLS required: connect with wss://", http.StatusForbidden)
 	return false
+}
+
+// overTLS reports whether the handshake reached the endpoint over TLS:
+// directly, or through a trusted proxy that says so. RequireTLS and the
+// origin's scheme check (see config.originAllowed) both use it.
+func (c *config) overTLS(r *http.Request) bool {
+	return r.TLS != nil || (c.trustedPeer(r) && forwardedHTTPS(r))
 }
 
 // forwardedHTTPS reports whether the proxy that sent r says the client

@@ -101,7 +101,9 @@
 //     InsecureSkipUTF8Check hands unchecked bytes to the callback.
 //   - Message timeout: a message that has started must complete within 10 s
 //     or the session closes 1008; without it a client can hold a session
-//     forever with a trickle of empty continuation frames.
+//     forever with a trickle of empty continuation frames. So must every
+//     frame that has started (its header, a control frame's payload within
+//     4 s), so a stall in mid-frame is cut too.
 //   - Ping rate: received pings are limited (5/s, burst 20); a flood closes
 //     1008 instead of making the server write pongs without end.
 //     Unsolicited pongs get a bucket of the same rate (the pong answering
@@ -121,7 +123,10 @@
 //     [Hub.Broadcast]; a peer that does not keep up is closed 1008 "slow
 //     consumer" instead of stalling broadcasts or growing memory.
 //   - Client address: forwarding headers are ignored unless the peer is
-//     one of TrustedProxies, so clients cannot choose their address.
+//     one of TrustedProxies, so clients cannot choose their address (an
+//     Info line "untrusted_forwarded" says so, once per peer per minute);
+//     New refuses a list that covers every address unless
+//     InsecureTrustAllProxies says so.
 //   - Security log lines (Warn and Error, at the handshake or in a
 //     session) are limited to one per client address and event per
 //     second, with a count of the suppressed ones; to 10 per second per
@@ -132,10 +137,13 @@
 //
 // Every [Rate] field follows one rule: a zero Rate{} is the field's
 // default, a zero Burst is PerSecond rounded up, and New refuses NaN,
-// infinite, negative and never-refilling values. No limit is turned off by
-// a negative number: the switches that widen what a peer may do are named
-// Insecure..., and New logs those that expose the endpoint most with a
-// Warn line, event "insecure_config".
+// infinite, negative and never-refilling values. No Rate is turned off by
+// a negative number: the two rate limits that are on by default are
+// switched by named fields (InsecureNoPingLimit, CloseOnInvalidMessage).
+// Options that widen what a peer may do are named Insecure..., and New
+// logs those that expose the endpoint most with a Warn line, event
+// "insecure_config". (A negative MessageTimeout, WriteTimeout or
+// PingInterval still turns that timer off, as its field says.)
 //
 // Settings that are off until set: idle timeout, maximum session lifetime,
 // IP allow and deny lists, allowed hosts (against DNS rebinding, for
@@ -144,11 +152,10 @@
 // rates, and authentication. A public endpoint should set them;
 // [Endpoint.Stats] and [Options.Observer] show what they refuse. The
 // per-subject cap and rate need authentication, or New fails. Once
-// [Options.Auth] is set, its own
-// defaults are the strict ones: exp required, algorithms bound to the
-// configured keys ("none" never), HMAC secrets of at least 32 random bytes,
-// query-string tokens refused, 10 s to send a first-message token; see
-// [AuthOptions].
+// [Options.Auth] is set, its own defaults are the strict ones: exp
+// required, algorithms bound to the configured keys ("none" never), HMAC
+// secrets of at least 32 random bytes, query-string tokens refused, 10 s
+// to send a first-message token; see [AuthOptions].
 package wssafe
 
 import (
@@ -321,8 +328,9 @@ type Options struct {
 	// Both are counted from the first socket read the message or frame
 	// needs after it started: one that arrived whole is never timed. Longer
 	// closes the session with 1008 "message timeout" (without waiting for
-	// the peer's close frame when it stalled mid-frame). Between frames
-	// there is no read deadline: keepalive covers an idle peer. Zero means
+	// the peer's close frame when it stalled mid-frame). Between frames it
+	// sets no read deadline: keepalive (and IdleTimeout, if set) covers an
+	// idle peer. Zero means
 	// 10 s; negative disables the bound, letting a client hold the session
 	// with an endless fragmented message or a frame that never completes.
 	MessageTimeout time.Duration
@@ -752,19 +760,19 @@ func newEndpoint(h Handler, opts *Options, k hooks) (*Endpoint, error) {
 // The guards run in order of cost and all answer before Accept, on the
 // request's goroutine: a refused client costs no goroutine of ours.
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ip := e.cfg.clientIP(r)
 	if hasBody(r) {
 		// First: a body that trickles in must not hold the socket while
 		// any other check runs. It is never read.
-		e.refuse(w, r, e.cfg.clientIP(r), refuseBody)
+		e.refuse(w, r, ip, refuseBody)
 		return
 	}
 	if e.closing.Load() {
-		e.refuseShutdown(r)
+		e.refuseShutdown(ip)
 		refuse(w, http.StatusServiceUnavailable, 5*time.Second)
 		return
 	}
-	ip := e.cfg.clientIP(r)
-	if !e.guard(w, r, ip) || !e.requireTLS(w, r) {
+	if !e.guard(w, r, ip) || !e.requireTLS(w, r, ip) {
 		return
 	}
 	s := newSession(e, r)
@@ -789,7 +797,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.attach(conn, hw.conn)
 	if !e.track(s) {
-		e.refuseShutdown(r)
+		e.refuseShutdown(ip)
 		s.closeWith(ErrShutdown)
 		s.finish()
 		return

@@ -62,24 +62,6 @@ func dial(t *testing.T, base, token string) (*websocket.Conn, *http.Response, er
 	return c, resp, err
 }
 
-// nextOf reads messages until one whose type is among types arrives.
-func nextOf(t *testing.T, c *websocket.Conn, types ...string) map[string]any {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for {
-		_, b, err := c.Read(ctx)
-		require.NoError(t, err)
-		var m map[string]any
-		require.NoError(t, json.Unmarshal(b, &m))
-		for _, typ := range types {
-			if m["type"] == typ {
-				return m
-			}
-		}
-	}
-}
-
 func TestSignInWithSomeoneElsesEmailIsAnotherUser(t *testing.T) {
 	var logs logBuffer
 	a, base := chatServerWith(t, func(a *app) { a.log = slog.New(slog.NewJSONHandler(&logs, nil)) })
@@ -181,7 +163,7 @@ func TestOnlyTheExactRefreshFormRefreshes(t *testing.T) {
 		`{"TYPE":"refresh","Token":"` + bob.Token + `"}`,
 	} {
 		send(t, c, msg)
-		m := nextOf(t, c, "error", "refreshed")
+		m := next(t, c, "error", "refreshed")
 		assert.Equal(t, "error", m["type"], "%s is not a refresh", msg)
 	}
 	send(t, c, `{"type":"say","text":"still open"}`)

@@ -3,11 +3,9 @@ package main
 import (
 	"container/list"
 	"math"
-	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -102,63 +100,14 @@ func tooMany(w http.ResponseWriter, retry time.Duration) {
 	writeError(w, http.StatusTooManyRequests, &wssafe.MessageError{Code: "rate_limited", Message: "too many requests; try again later"})
 }
 
-// clientKey is the rate-limit key of r's client: its address, or the
-// address the trusted proxies in front report (X-Forwarded-For walked from
-// the right past every trusted hop, as wssafe does). An IPv6 client is
-// keyed by its /64, which one host usually holds entirely.
+// clientKey is the rate-limit key of r's client: the address wssafe itself
+// derives (the peer's, or what the trusted proxies in front report), so the
+// API's limits and the socket's agree on who the client is. An IPv6 client
+// is keyed by its /64, which one host usually holds entirely.
 func (a *app) clientKey(r *http.Request) string {
-	addr := hostAddr(r.RemoteAddr)
-	if a.trusted(addr) {
-		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
-		for i := len(hops) - 1; i >= 0; i-- {
-			if strings.TrimSpace(hops[i]) == "" {
-				continue
-			}
-			hop := hostAddr(strings.TrimSpace(hops[i]))
-			if !hop.IsValid() {
-				break
-			}
-			if addr = hop; !a.trusted(hop) {
-				break
-			}
-		}
-	}
+	addr := a.ep.ClientIP(r)
 	if addr.Is6() {
 		return netip.PrefixFrom(addr, 64).Masked().String()
 	}
 	return addr.String()
-}
-
-func (a *app) trusted(addr netip.Addr) bool {
-	for _, p := range a.proxies {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
-}
-
-// hostAddr parses "host:port", "[v6]:port" or a bare address; the zero
-// Addr if it is none of them.
-func hostAddr(s string) netip.Addr {
-	if host, _, err := net.SplitHostPort(s); err == nil {
-		s = host
-	}
-	addr, err := netip.ParseAddr(strings.Trim(s, "[]"))
-	if err != nil {
-		return netip.Addr{}
-	}
-	return addr.WithZone("").Unmap()
-}
-
-// parsePrefixes parses the -trusted-proxy CIDRs; wssafe.New has already
-// refused anything else.
-func parsePrefixes(list []string) []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range list {
-		if p, err := netip.ParsePrefix(s); err == nil {
-			out = append(out, p.Masked())
-		}
-	}
-	return out
 }

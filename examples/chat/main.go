@@ -30,7 +30,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"time"
 
 	"github.com/wssafe/wssafe"
@@ -101,11 +100,10 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*config
 
 // app is the chat: the wssafe endpoint and the HTTP API around it.
 type app struct {
-	cfg     *config
-	log     *slog.Logger
-	ep      *wssafe.Endpoint
-	tokens  *issuer
-	proxies []netip.Prefix // -trusted-proxy, for clientKey
+	cfg    *config
+	log    *slog.Logger
+	ep     *wssafe.Endpoint
+	tokens *issuer
 
 	// signIns limits /api/login per client address; refreshByAddr and
 	// refreshBySubject limit /api/refresh per address and per subject.
@@ -123,7 +121,6 @@ func newApp(cfg *config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.proxies = parsePrefixes(o.TrustedProxies)
 	a.signIns = newKeyedLimiter(time.Second, 20, defaultMaxKeys, time.Now)
 	a.refreshByAddr = newKeyedLimiter(time.Second, 10, defaultMaxKeys, time.Now)
 	// A page refreshes once per 0.8 lifetimes; four per lifetime is ample.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -69,20 +70,16 @@ func login(t *testing.T, base, name, email string) tokenReply {
 	return tr
 }
 
+// connect opens a socket with token; see dial.
 func connect(t *testing.T, base, token string) *websocket.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, strings.Replace(base, "http", "ws", 1)+"/ws", &websocket.DialOptions{
-		Subprotocols: []string{"chat.v1", "bearer." + token},
-	})
+	c, _, err := dial(t, base, token)
 	require.NoError(t, err)
-	t.Cleanup(func() { c.CloseNow() })
 	return c
 }
 
-// next reads messages until one of type typ arrives.
-func next(t *testing.T, c *websocket.Conn, typ string) map[string]any {
+// next reads messages until one whose type is among types arrives.
+func next(t *testing.T, c *websocket.Conn, types ...string) map[string]any {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -91,7 +88,7 @@ func next(t *testing.T, c *websocket.Conn, typ string) map[string]any {
 		require.NoError(t, err)
 		var m map[string]any
 		require.NoError(t, json.Unmarshal(b, &m))
-		if m["type"] == typ {
+		if typ, ok := m["type"].(string); ok && slices.Contains(types, typ) {
 			return m
 		}
 	}
