@@ -70,3 +70,32 @@ func recoverer(next Handler) Handler {
 		return next.ServeMessage(ctx, s, m)
 	})
 }
+
+// dispatch hands one message to the handler chain: the message limits
+// first (a message over them reaches neither the callback nor the
+// Observer), then the Observer's timing, then the chain, whose outermost
+// middleware recovers panics. The limits and the timing are direct calls,
+// present only when configured.
+func (s *Session) dispatch(m Message) error {
+	cfg := s.ep.cfg
+	if cfg.limited {
+		if err := s.checkLimits(len(m.Data)); err != nil {
+			return err
+		}
+	}
+	if cfg.Observer != nil {
+		return s.observeMessage(m)
+	}
+	return s.ep.handler.ServeMessage(s.ctx, s, m)
+}
+
+// observeMessage times one message for the Observer; dispatch calls it only
+// when there is an Observer, so that a nil Observer costs nothing per
+// message.
+func (s *Session) observeMessage(m Message) error {
+	now := s.ep.cfg.clock.mono // an interval only
+	start := now()
+	err := s.ep.handler.ServeMessage(s.ctx, s, m)
+	s.ep.cfg.Observer(Observation{Kind: MessageHandled, Session: s, ClientIP: s.ip, Duration: now().Sub(start)})
+	return err
+}

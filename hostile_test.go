@@ -1,13 +1,5 @@
 package wssafe_test
 
-// The hostile suite: hand-built frames over a raw TCP connection after a
-// real handshake, one row per attack, modelled on the case groups of the
-// Autobahn|Testsuite (which cannot run here: it needs Docker or Python 2).
-// Every row asserts the close code the server answers with (or the HTTP
-// status of the handshake), a time bound, the security log event where
-// wssafe logs one, and that a bystander session on the same endpoint still
-// works afterwards. HOSTILE.md maps the rows to the Autobahn groups.
-
 import (
 	"bufio"
 	"context"
@@ -28,9 +20,16 @@ import (
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
 	"github.com/wssafe/wssafe"
 )
+
+// The hostile suite: hand-built frames over a raw TCP connection after a
+// real handshake, one row per attack, modelled on the case groups of the
+// Autobahn|Testsuite (which cannot run here: it needs Docker or Python 2).
+// Every row asserts the close code the server answers with (or the HTTP
+// status of the handshake), a time bound, the security log event where
+// wssafe logs one, and that a bystander session on the same endpoint still
+// works afterwards. HOSTILE.md maps the rows to the Autobahn groups.
 
 // Frame opcodes (RFC 6455 section 5.2).
 const (
@@ -582,4 +581,17 @@ func TestHostileStalledHandshake(t *testing.T) {
 	elapsed := time.Since(start)
 	assert.GreaterOrEqual(t, elapsed, 300*time.Millisecond)
 	assert.Less(t, elapsed, 300*time.Millisecond+defaultBound)
+}
+
+// exchange writes b and returns the first data message the server sends.
+func (c *hostileConn) exchange(t *testing.T, b []byte) string {
+	t.Helper()
+	_, err := c.nc.Write(b)
+	require.NoError(t, err)
+	c.nc.SetReadDeadline(time.Now().Add(defaultBound))
+	defer c.nc.SetReadDeadline(time.Time{})
+	op, _, p, err := c.readFrame()
+	require.NoError(t, err)
+	require.Contains(t, []byte{opText, opBinary}, op)
+	return string(p)
 }

@@ -4,9 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
 	"github.com/wssafe/wssafe"
 )
 
@@ -51,4 +51,13 @@ func TestIdleTimeoutSparesAMessageInProgress(t *testing.T) {
 	assert.Equal(t, []string{"slow message"}, out.messages)
 	assert.Equal(t, 3008, out.code, "and then, silent, the session is idle")
 	assert.Equal(t, "idle timeout", out.reason)
+}
+
+func TestIdleTimeoutCloses3008(t *testing.T) {
+	t.Parallel()
+	_, url := server(t, echo, &wssafe.Options{IdleTimeout: 100 * time.Millisecond})
+	c := dial(t, url, nil)
+	ce := readClose(t, c)
+	assert.Equal(t, websocket.StatusCode(3008), ce.Code)
+	assert.Equal(t, "idle timeout", ce.Reason)
 }

@@ -247,17 +247,6 @@ func (e *Endpoint) recordAuth(s *Session, ip netip.Addr, reason string) {
 	e.record(Observation{Kind: AuthFailed, Reason: reason, Session: s, ClientIP: ip})
 }
 
-// observeMessage times one message for the Observer; dispatch calls it only
-// when there is an Observer, so that a nil Observer costs nothing per
-// message.
-func (s *Session) observeMessage(m Message) error {
-	now := s.ep.cfg.clock.mono // an interval only
-	start := now()
-	err := s.ep.handler.ServeMessage(s.ctx, s, m)
-	s.ep.cfg.Observer(Observation{Kind: MessageHandled, Session: s, ClientIP: s.ip, Duration: now().Sub(start)})
-	return err
-}
-
 // logLimiter rate-limits the lines of security events (see securityEvent),
 // whatever their level, in three ways:
 //

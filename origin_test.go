@@ -19,7 +19,6 @@ import (
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
 	"github.com/wssafe/wssafe"
 )
 
@@ -388,4 +387,46 @@ func TestOriginSchemeWithoutCookies(t *testing.T) {
 		{"http://app.example.com", nil, forbidden},
 	})
 	assert.Equal(t, refused, ep.Stats().Refused[wssafe.EventOriginRefused])
+}
+
+func TestOriginCheck(t *testing.T) {
+	t.Parallel()
+	log, logs := newLogger()
+	_, url := server(t, echo, &wssafe.Options{OriginPatterns: []string{"app.example.com"}, Logger: log})
+	host := strings.TrimPrefix(url, "ws://")
+	for _, tc := range []struct {
+		origin string
+		want   int
+	}{
+		{"", http.StatusSwitchingProtocols},                        // not a browser
+		{"http://" + host, http.StatusSwitchingProtocols},          // same origin
+		{"https://app.example.com", http.StatusSwitchingProtocols}, // allowed pattern
+		{"https://evil.example", http.StatusForbidden},
+		{"null", http.StatusForbidden},
+		{"https://app.example.com.evil.example", http.StatusForbidden},
+	} {
+		h := http.Header{}
+		if tc.origin != "" {
+			h.Set("Origin", tc.origin)
+		}
+		c, resp, err := websocket.Dial(ctxT(t), url, &websocket.DialOptions{HTTPHeader: h})
+		if tc.want == http.StatusSwitchingProtocols {
+			require.NoError(t, err, tc.origin)
+			c.Close(websocket.StatusNormalClosure, "")
+		} else {
+			require.Error(t, err, tc.origin)
+		}
+		assert.Equal(t, tc.want, resp.StatusCode, tc.origin)
+	}
+	assert.Contains(t, logs.String(), `"event":"origin_refused"`)
+}
+
+func TestInsecureSkipOriginCheckWarns(t *testing.T) {
+	t.Parallel()
+	log, logs := newLogger()
+	_, url := server(t, echo, &wssafe.Options{InsecureSkipOriginCheck: true, Logger: log})
+	c, _, err := websocket.Dial(ctxT(t), url, &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://elsewhere.example"}}})
+	require.NoError(t, err)
+	c.Close(websocket.StatusNormalClosure, "")
+	assert.Contains(t, logs.String(), `"event":"insecure_config"`)
 }

@@ -4,12 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -189,153 +186,63 @@ func (s *Session) Value(key any) any {
 	return v
 }
 
-// WriteText sends a text message: Write with MessageText.
-func (s *Session) WriteText(ctx context.Context, text string) error {
-	return s.Write(ctx, MessageText, []byte(text))
-}
-
-// WriteJSON sends v encoded as JSON in a text message.
-func (s *Session) WriteJSON(ctx context.Context, v any) error {
-	p, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return s.Write(ctx, MessageText, p)
-}
-
-// Write sends one message of type typ. It returns when the message has been
-// written to the connection, the write timeout has passed (the connection is
-// then dropped), or ctx is done. Writes from several goroutines are
-// serialized. p is not retained.
-func (s *Session) Write(ctx context.Context, typ MessageType, p []byte) error {
-	if err := s.ctx.Err(); err != nil {
-		return ErrSessionClosed
-	}
-	// The session's own context needs no watcher: its end closes the
-	// connection anyway. Passing a context without Done to coder/websocket
-	// keeps it from arming a timer per write; the write deadline below does
-	// that job. The callback's ctx is the session's (checked above), so
-	// the common case skips the other checks.
-	wctx := context.Background()
-	if ctx != s.ctx {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if ctx.Done() != s.ctx.Done() {
-			wctx = ctx
-		}
-	}
-	// While messages queued by Send are unwritten, take a place behind
-	// them: one goroutine's Send then Write arrive in order, and a Write
-	// never waits on the lock held by a drain stuck on a slow peer. The
-	// check is repeated under the lock, where the drain updates pending.
-	if s.out.pending.Load() != 0 {
-		return s.writeQueued(ctx, wctx, typ, p)
-	}
-	s.wmu.Lock()
-	if s.out.pending.Load() != 0 {
-		s.wmu.Unlock()
-		return s.writeQueued(ctx, wctx, typ, p)
-	}
-	defer s.wmu.Unlock()
-	return s.writeLocked(wctx, typ, p)
-}
-
-// writeLocked writes one message; s.wmu is held. The deadlineConn keeps
-// the write deadline armed.
-func (s *Session) writeLocked(wctx context.Context, typ MessageType, p []byte) error {
-	err := s.conn.Write(wctx, typ, p)
-	if err != nil {
-		if s.ctx.Err() != nil { // e.g. Shutdown's deadline cut the write short
-			return ErrSessionClosed
-		}
-		if isTimeout(err) {
-			logEvent(s.ctx, s.log, slog.LevelWarn, EventWriteTimeout, "wssafe: write timed out; dropping a peer that does not read")
-			s.fail(ErrWriteTimeout)
-			return ErrWriteTimeout
-		}
-		return err
-	}
-	s.traffic.sent(len(p))
-	return nil
-}
-
-// Close ends the session with the close code and reason [CloseFrame]
-// assigns to err: nil is 1000 normal closure, a [*CloseError] its own code
-// and reason, a sentinel its code (ErrForbidden 3003, ErrTokenExpired
-// 3000 ...), any other error 1011 with a generic reason. It returns once
-// the close handshake has completed or timed out (at most 10 s). A
-// CloseError's Reason is sent to the peer: keep it short and fixed. The
-// first cause wins: calling Close again, or on a session that has ended,
-// has no effect. Close is safe for concurrent use, from any goroutine.
-func (s *Session) Close(err error) { s.closeWith(err) }
-
-// fail ends the session from any goroutine without blocking the caller:
-// the session is over (its context cancelled, lookups skip it) on return,
-// and the close handshake runs in the background.
-func (s *Session) fail(err error) {
-	if s.end(err) {
-		go s.hangUp(err)
-	}
-}
-
-// closeWith is the only path by which the server ends a session. The first
-// cause wins. It returns once the connection is closed, whoever closes it.
-func (s *Session) closeWith(err error) {
-	if s.end(err) {
-		s.hangUp(err)
-	}
-	<-s.hungUp
-}
-
-// end marks the session over with err as its cause, once, and reports
-// whether this call did it.
-func (s *Session) end(err error) bool {
-	first := false
-	s.closeOnce.Do(func() {
-		first = true
-		s.cancel(err)
-		s.stopTimers()
-		s.ep.hub.hide(s)
-	})
-	return first
-}
-
-// hangUp performs the close handshake, or drops the connection when the
-// peer is known not to read, and then releases closeWith's waiters.
-func (s *Session) hangUp(err error) {
-	defer close(s.hungUp)
-	if errors.Is(err, ErrWriteTimeout) || peerGone(err) {
-		s.conn.CloseNow()
+// keepalive runs on the ping timer's goroutine, which exists only while a
+// ping is in flight: an idle session costs a timer, not a goroutine.
+func (s *Session) keepalive() {
+	// The pong timeout is a timer of the endpoint's clock, not a context
+	// deadline (which only the real clock can end).
+	ctx, cancel := context.WithCancel(s.ctx)
+	pongTimer := s.ep.cfg.clock.afterFunc(s.ep.cfg.PongTimeout, cancel)
+	s.pingOut.Store(true)
+	err := s.conn.Ping(ctx)
+	s.pingOut.Store(false)
+	pongTimer.Stop()
+	cancel()
+	if s.ctx.Err() != nil {
 		return
 	}
-	// The read deadline now belongs to the close handshake: none of ours,
-	// so that it can read the peer's close frame (coder/websocket bounds
-	// the wait at 5 s, Shutdown by its own deadline: see limitBy). A peer
-	// that broke the protocol gets the close frame but no wait: RFC 6455
-	// section 7.1.7, fail the connection. So does one whose read timed out
-	// mid-frame: the stream cannot be parsed any more, and the
-	// deadlineConn fails every further read at once.
-	deadline := time.Time{}
-	if errors.Is(err, ErrProtocol) {
-		deadline = time.Now() // a socket deadline: the real clock
+	if peerGone(err) { // the ping's write found the peer gone: not a timeout
+		s.closeWith(err)
+		return
 	}
-	s.dc.closeRead(deadline)
-	code, reason := CloseFrame(err)
-	s.conn.Close(code, reason)
+	if err != nil {
+		logEvent(s.ctx, s.log, slog.LevelWarn, EventPongTimeout, "wssafe: no pong within the timeout")
+		s.closeWith(ErrPongTimeout)
+		return
+	}
+	s.timerMu.Lock()
+	if s.ctx.Err() == nil { // stopTimers has not run: rearm
+		s.pinger.Reset(s.ep.cfg.PingInterval)
+	}
+	s.timerMu.Unlock()
 }
 
-func (s *Session) stopTimers() {
-	s.timerMu.Lock()
-	defer s.timerMu.Unlock()
-	for _, t := range [...]timer{s.pinger, s.lifetime} {
-		if t != nil {
-			t.Stop()
+// serve runs the read loop until the session ends, then reports the end.
+func (s *Session) serve() {
+	err := s.authenticate()
+	if err == nil {
+		err = s.open()
+	}
+	if err == nil {
+		err = s.loop()
+	}
+	s.closeWith(err)
+	s.finish()
+}
+
+func (s *Session) open() error {
+	if err := s.ep.admit(s); err != nil {
+		return err // the subject is over its connection cap
+	}
+	logEvent(s.ctx, s.log, slog.LevelDebug, EventSessionOpen, "wssafe: session open",
+		slog.String("path", s.path), slog.String("subprotocol", s.conn.Subprotocol()))
+	if a := s.ep.cfg.auth; a != nil && a.welcome != "" {
+		if err := s.WriteText(s.ctx, a.welcome); err != nil {
+			return err
 		}
 	}
-	s.auth.stop()
-}
-
-func isTimeout(err error) bool {
-	return errors.Is(err, os.ErrDeadlineExceeded)
+	if s.ep.cfg.OnOpen != nil {
+		return s.ep.cfg.OnOpen(s)
+	}
+	return nil
 }

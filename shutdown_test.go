@@ -14,7 +14,6 @@ import (
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
 	"github.com/wssafe/wssafe"
 )
 
@@ -210,4 +209,74 @@ func TestShutdownEndedBeforeExpiredContext(t *testing.T) {
 	for range 20 {
 		assert.NoError(t, ep.Shutdown(ctx))
 	}
+}
+
+func TestShutdownCloses1001ThenRefuses503(t *testing.T) {
+	t.Parallel()
+	started, returned := make(chan struct{}), make(chan struct{})
+	ep, url := server(t, wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
+		defer close(returned)
+		close(started)
+		<-ctx.Done() // a callback still running at shutdown
+		return ctx.Err()
+	}), nil)
+	c1 := dial(t, url, nil)
+	c2 := dial(t, url, nil)
+	require.NoError(t, c1.Write(ctxT(t), websocket.MessageText, []byte("block")))
+	<-started
+
+	shut := make(chan error, 1)
+	go func() { shut <- ep.Shutdown(ctxT(t)) }()
+	for _, c := range []*websocket.Conn{c1, c2} {
+		ce := readClose(t, c)
+		assert.Equal(t, websocket.StatusGoingAway, ce.Code)
+	}
+	require.NoError(t, <-shut)
+	<-returned // Shutdown waited for the callback
+
+	_, resp, err := websocket.Dial(ctxT(t), url, nil)
+	require.Error(t, err)
+	require.NotNil(t, resp)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+}
+
+func TestShutdownHonoursDeadline(t *testing.T) {
+	t.Parallel()
+	opened := make(chan struct{})
+	ep, url := server(t, echo, &wssafe.Options{OnOpen: func(*wssafe.Session) error { close(opened); return nil }})
+	dialRaw(t, url, nil) // never answers the close handshake
+	<-opened
+	// Long enough that the margin Shutdown keeps (a tenth) leaves the
+	// session time to end under -race on a loaded machine.
+	const deadline = 500 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	start := time.Now()
+	err := ep.Shutdown(ctx)
+	// The peer was dropped at the deadline's margin: every session has
+	// ended, which is a successful shutdown.
+	assert.NoError(t, err)
+	assert.GreaterOrEqual(t, time.Since(start), deadline*8/10, "the close handshake waited for the peer")
+	assert.Less(t, time.Since(start), deadline+defaultBound)
+}
+
+func TestShutdownReportsCallbackStillRunning(t *testing.T) {
+	t.Parallel()
+	started, release := make(chan struct{}), make(chan struct{})
+	stuck := wssafe.HandlerFunc(func(context.Context, *wssafe.Session, wssafe.Message) error {
+		close(started)
+		<-release // ignores its context
+		return nil
+	})
+	ep, url := server(t, stuck, nil)
+	defer close(release)
+	c := dial(t, url, nil)
+	require.NoError(t, c.Write(ctxT(t), websocket.MessageText, []byte("hold")))
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	assert.ErrorIs(t, ep.Shutdown(ctx), context.DeadlineExceeded)
+	assert.Less(t, time.Since(start), 100*time.Millisecond+defaultBound)
 }

@@ -756,66 +756,6 @@ func newEndpoint(h Handler, opts *Options, k hooks) (*Endpoint, error) {
 	return e, nil
 }
 
-// ServeHTTP performs the handshake and serves the session until it ends.
-// The guards run in order of cost and all answer before Accept, on the
-// request's goroutine: a refused client costs no goroutine of ours.
-func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ip := e.cfg.clientIP(r)
-	if hasBody(r) {
-		// First: a body that trickles in must not hold the socket while
-		// any other check runs. It is never read.
-		e.refuse(w, r, ip, refuseBody)
-		return
-	}
-	if e.closing.Load() {
-		e.refuseShutdown(ip)
-		refuse(w, http.StatusServiceUnavailable, 5*time.Second)
-		return
-	}
-	if !e.guard(w, r, ip) || !e.requireTLS(w, r, ip) {
-		return
-	}
-	s := newSession(e, r)
-	if !e.reserve(w, r, s, ip) {
-		return
-	}
-	defer e.untrack(s) // releases the reservation whatever happens next
-	if !e.identify(w, r, s) {
-		return
-	}
-	hw := &hijackCapture{ResponseWriter: w, cfg: e.cfg}
-	opts := e.accept
-	opts.OnPingReceived = s.onPing
-	opts.OnPongReceived = s.onPong
-	conn, err := websocket.Accept(hw, r, &opts)
-	if err != nil {
-		// Accept has written the HTTP error (400, 403, 426 ...).
-		e.log.LogAttrs(r.Context(), slog.LevelDebug, "wssafe: handshake failed",
-			slog.String("remote", r.RemoteAddr), slog.Any("error", err))
-		e.record(Observation{Kind: HandshakeRefused, Reason: EventHandshakeFailed, ClientIP: ip})
-		return
-	}
-	s.attach(conn, hw.conn)
-	if !e.track(s) {
-		e.refuseShutdown(ip)
-		s.closeWith(ErrShutdown)
-		s.finish()
-		return
-	}
-	s.serve()
-}
-
-// identify runs handshake-time authentication and, once the subject is
-// known, the per-subject admission. It answers the refusals itself (401,
-// 403, 429). Without a token at the handshake the subject comes from the
-// first message, and admission runs in the serve loop.
-func (e *Endpoint) identify(w http.ResponseWriter, r *http.Request, s *Session) bool {
-	if !e.authenticateHandshake(w, r, s) {
-		return false
-	}
-	return s.subject == "" || e.admitEarly(w, r, s)
-}
-
 // refuse answers a handshake with status and, when retry is positive, a
 // Retry-After header, and closes the connection after it (see
 // closeAfterReply).

@@ -1,0 +1,78 @@
+package wssafe
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+)
+
+// WriteText sends a text message: Write with MessageText.
+func (s *Session) WriteText(ctx context.Context, text string) error {
+	return s.Write(ctx, MessageText, []byte(text))
+}
+
+// WriteJSON sends v encoded as JSON in a text message.
+func (s *Session) WriteJSON(ctx context.Context, v any) error {
+	p, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return s.Write(ctx, MessageText, p)
+}
+
+// Write sends one message of type typ. It returns when the message has been
+// written to the connection, the write timeout has passed (the connection is
+// then dropped), or ctx is done. Writes from several goroutines are
+// serialized. p is not retained.
+func (s *Session) Write(ctx context.Context, typ MessageType, p []byte) error {
+	if err := s.ctx.Err(); err != nil {
+		return ErrSessionClosed
+	}
+	// The session's own context needs no watcher: its end closes the
+	// connection anyway. Passing a context without Done to coder/websocket
+	// keeps it from arming a timer per write; the write deadline below does
+	// that job. The callback's ctx is the session's (checked above), so
+	// the common case skips the other checks.
+	wctx := context.Background()
+	if ctx != s.ctx {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if ctx.Done() != s.ctx.Done() {
+			wctx = ctx
+		}
+	}
+	// While messages queued by Send are unwritten, take a place behind
+	// them: one goroutine's Send then Write arrive in order, and a Write
+	// never waits on the lock held by a drain stuck on a slow peer. The
+	// check is repeated under the lock, where the drain updates pending.
+	if s.out.pending.Load() != 0 {
+		return s.writeQueued(ctx, wctx, typ, p)
+	}
+	s.wmu.Lock()
+	if s.out.pending.Load() != 0 {
+		s.wmu.Unlock()
+		return s.writeQueued(ctx, wctx, typ, p)
+	}
+	defer s.wmu.Unlock()
+	return s.writeLocked(wctx, typ, p)
+}
+
+// writeLocked writes one message; s.wmu is held. The deadlineConn keeps
+// the write deadline armed.
+func (s *Session) writeLocked(wctx context.Context, typ MessageType, p []byte) error {
+	err := s.conn.Write(wctx, typ, p)
+	if err != nil {
+		if s.ctx.Err() != nil { // e.g. Shutdown's deadline cut the write short
+			return ErrSessionClosed
+		}
+		if isTimeout(err) {
+			logEvent(s.ctx, s.log, slog.LevelWarn, EventWriteTimeout, "wssafe: write timed out; dropping a peer that does not read")
+			s.fail(ErrWriteTimeout)
+			return ErrWriteTimeout
+		}
+		return err
+	}
+	s.traffic.sent(len(p))
+	return nil
+}

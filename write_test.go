@@ -1,0 +1,71 @@
+package wssafe_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/wssafe/wssafe"
+)
+
+func TestWriteTimeoutDropsAPeerThatDoesNotRead(t *testing.T) {
+	t.Parallel()
+	log, logs := newLogger()
+	writeErr := make(chan error, 1)
+	closed := make(chan error, 1)
+	_, url := server(t, wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
+		big := make([]byte, 1<<20)
+		for {
+			if err := s.Write(ctx, wssafe.MessageBinary, big); err != nil {
+				writeErr <- err
+				return err
+			}
+		}
+	}), &wssafe.Options{
+		WriteTimeout: 100 * time.Millisecond,
+		OnClose:      func(s *wssafe.Session, err error) { closed <- err },
+		Logger:       log,
+	})
+	c := dial(t, url, nil)
+	require.NoError(t, c.Write(ctxT(t), websocket.MessageText, []byte("flood me"))) // and never read
+	assert.ErrorIs(t, <-writeErr, wssafe.ErrWriteTimeout)
+	assert.ErrorIs(t, <-closed, wssafe.ErrWriteTimeout)
+	assert.Contains(t, logs.String(), `"event":"write_timeout"`)
+}
+
+func TestConcurrentWrites(t *testing.T) {
+	t.Parallel()
+	const writers, each = 20, 50
+	_, url := server(t, wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				for i := range each {
+					s.WriteText(ctx, fmt.Sprintf("w%02d-%03d-%s", w, i, strings.Repeat("z", 100)))
+				}
+			})
+		}
+		wg.Wait()
+		return nil
+	}), nil)
+	c := dial(t, url, nil)
+	ctx := ctxT(t)
+	require.NoError(t, c.Write(ctx, websocket.MessageText, []byte("go")))
+	next := make([]int, writers)
+	for range writers * each {
+		_, got, err := c.Read(ctx)
+		require.NoError(t, err)
+		var w, i int
+		_, err = fmt.Sscanf(string(got[:7]), "w%02d-%03d", &w, &i)
+		require.NoError(t, err, "frame interleaved: %q", got)
+		require.Equal(t, next[w], i, "writer %d out of order", w)
+		require.Len(t, got, 8+100)
+		next[w]++
+	}
+}
