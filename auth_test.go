@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -29,7 +30,6 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
 	"github.com/wssafe/wssafe"
 )
 
@@ -1017,4 +1017,97 @@ func (f *authFixture) refusedAtHandshake(url, name, tok, reason string) {
 	resp := handshake(f.t, url, bearer(tok))
 	assert.Equal(f.t, http.StatusUnauthorized, resp.StatusCode, name)
 	assert.Contains(f.t, f.logs.String(), `"reason":"`+reason+`"`, name)
+}
+
+// randomSecret returns 32 random bytes, as `openssl rand 32` would.
+func randomSecret(t *testing.T) []byte {
+	t.Helper()
+	b := make([]byte, 32)
+	rand.Read(b)
+	return b
+}
+
+func TestLowEntropyHMACSecretRefused(t *testing.T) {
+	t.Parallel()
+	ramp, evens, twoSymbols := make([]byte, 32), make([]byte, 32), make([]byte, 32)
+	for i := range ramp {
+		ramp[i] = byte(i)
+		evens[i] = 'a' + 2*byte(i)
+		twoSymbols[i] = "ab"[i*i%7%2]
+	}
+	for name, secret := range map[string][]byte{
+		"32 zero bytes":       make([]byte, 32),
+		"one byte repeated":   []byte(strings.Repeat("k", 32)),
+		"two symbols":         twoSymbols,
+		"a word repeated":     []byte(strings.Repeat("secret_key", 4)),
+		"hex block repeated":  []byte("0123456789abcdef0123456789abcdef"),
+		"ramp 0x00, 0x01 ...": ramp,
+		"alphabet":            []byte("abcdefghijklmnopqrstuvwxyzABCDEF"),
+		"every other letter":  evens,
+		"ramp with a typo":    append(append([]byte(nil), ramp[:20]...), []byte("x0123456789a")...),
+		"long zero HS512":     make([]byte, 64),
+	} {
+		var alg jwa.SignatureAlgorithm
+		if len(secret) == 64 {
+			alg = jwa.HS512()
+		}
+		_, err := wssafe.New(echo, &wssafe.Options{Logger: quiet(), Auth: &wssafe.AuthOptions{HMACSecret: secret, HMACAlgorithm: alg}})
+		require.Error(t, err, name)
+		assert.Contains(t, err.Error(), "HMACSecret is not random", name)
+		assert.Contains(t, err.Error(), "openssl rand -base64", name)
+		assert.Contains(t, err.Error(), "InsecureAllowWeakSecret", name)
+		assert.NotContains(t, err.Error(), string(secret), name)
+	}
+
+	// The existing opt-in accepts one, with a warning that names no secret.
+	logger, rec := newRecorder()
+	secret := []byte(strings.Repeat("secret_key", 4))
+	_, err := wssafe.New(echo, &wssafe.Options{Logger: logger, Auth: &wssafe.AuthOptions{HMACSecret: secret, InsecureAllowWeakSecret: true}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"wssafe: low-entropy HMAC secret accepted; anyone who guesses it can mint tokens"}, rec.warnings(wssafe.EventInsecureConfig))
+}
+
+// Secrets from a real random generator pass, raw or as text: `openssl
+// rand 32`, `openssl rand -hex 16` (32 hex digits), `openssl rand -base64
+// 24` (32 base64 characters), and their longer forms.
+func TestRandomHMACSecretsAccepted(t *testing.T) {
+	t.Parallel()
+	for i := range 3000 {
+		b := make([]byte, 48)
+		rand.Read(b)
+		var secret []byte
+		switch i % 6 {
+		case 0:
+			secret = b[:32]
+		case 1:
+			secret = []byte(hex.EncodeToString(b[:16]))
+		case 2:
+			secret = []byte(base64.StdEncoding.EncodeToString(b[:24]))
+		case 3:
+			secret = []byte(base64.RawURLEncoding.EncodeToString(b[:24]))
+		case 4:
+			secret = []byte(hex.EncodeToString(b[:32]))
+		case 5:
+			secret = []byte(base64.StdEncoding.EncodeToString(b[:32]))
+		}
+		_, err := wssafe.New(echo, &wssafe.Options{Logger: quiet(), Auth: &wssafe.AuthOptions{HMACSecret: secret}})
+		require.NoError(t, err, "secret form %d", i%6)
+	}
+}
+
+func TestLongAuthTimeoutWarns(t *testing.T) {
+	t.Parallel()
+	logger, rec := newRecorder()
+	_, err := wssafe.New(echo, &wssafe.Options{Logger: logger, Auth: &wssafe.AuthOptions{
+		HMACSecret: randomSecret(t), Sources: wssafe.FromFirstMessage, AuthTimeout: 2 * time.Minute}})
+	require.NoError(t, err)
+	warns := rec.warnings(wssafe.EventInsecureConfig)
+	require.Len(t, warns, 1)
+	assert.Contains(t, warns[0], "AuthTimeout over a minute")
+
+	logger, rec = newRecorder()
+	_, err = wssafe.New(echo, &wssafe.Options{Logger: logger, Auth: &wssafe.AuthOptions{
+		HMACSecret: randomSecret(t), Sources: wssafe.FromFirstMessage, AuthTimeout: time.Minute}})
+	require.NoError(t, err)
+	assert.Empty(t, rec.warnings(wssafe.EventInsecureConfig))
 }

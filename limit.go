@@ -1,6 +1,8 @@
 package wssafe
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/netip"
@@ -9,6 +11,149 @@ import (
 
 	"golang.org/x/time/rate"
 )
+
+// Rate is a token-bucket limit: Burst events at once, refilled at PerSecond
+// events per second. Every Rate field of [Options] follows the same rules:
+//
+//   - The zero Rate{} means the field's default: off for HandshakeRate,
+//     MessageRate, SubjectMessageRate and ByteRate; 5/s with a burst of 20
+//     for PingRate; 10 per minute with a burst of 10 for InvalidMessages.
+//   - A zero Burst means PerSecond rounded up, and never less than the
+//     smallest burst that lets one event through (one, or ReadLimit for
+//     ByteRate): Rate{PerSecond: 10} is 10/s with a burst of 10.
+//   - PerSecond must be a finite number of at least one a day (1.0/86400);
+//     Burst must not be negative, nor set without PerSecond. [New] refuses
+//     anything else with an error that says what to write.
+//
+// A negative value is never an off switch: the limits that are on by
+// default are turned off, or made strict, by named Options fields
+// (InsecureNoPingLimit, CloseOnInvalidMessage).
+type Rate struct {
+	PerSecond float64
+	Burst     int
+}
+
+// resolveRates applies [Rate]'s rules to every Rate field, through one
+// function, and the two named switches of the limits that are on by
+// default.
+func (c *config) resolveRates() error {
+	const offByDefault = "a zero Rate leaves the limit off"
+	var err error
+	if c.HandshakeRate, err = c.HandshakeRate.resolve(rateField{name: "HandshakeRate", off: offByDefault}); err != nil {
+		return err
+	}
+	if c.MessageRate, err = c.MessageRate.resolve(rateField{name: "MessageRate", off: offByDefault}); err != nil {
+		return err
+	}
+	if c.SubjectMessageRate, err = c.SubjectMessageRate.resolve(rateField{name: "SubjectMessageRate", off: offByDefault}); err != nil {
+		return err
+	}
+	if c.ByteRate, err = c.ByteRate.resolve(rateField{name: "ByteRate", minBurst: c.ReadLimit, off: offByDefault}); err != nil {
+		return err
+	}
+	switch {
+	case c.InsecureNoPingLimit && c.PingRate != (Rate{}):
+		return errors.New("wssafe: PingRate and InsecureNoPingLimit contradict each other: leave PingRate zero to turn the ping limit off, or unset InsecureNoPingLimit")
+	case !c.InsecureNoPingLimit:
+		c.PingRate, err = c.PingRate.resolve(rateField{name: "PingRate", def: Rate{PerSecond: DefaultPingRate, Burst: DefaultPingBurst},
+			off: "a zero Rate means 5/s with a burst of 20; to turn the ping limit off, set InsecureNoPingLimit instead"})
+		if err != nil {
+			return err
+		}
+	}
+	if c.CloseOnInvalidMessage {
+		if c.InvalidMessages != (Rate{}) {
+			return errors.New("wssafe: InvalidMessages and CloseOnInvalidMessage contradict each other: leave InvalidMessages zero to close at the first invalid message, or unset CloseOnInvalidMessage")
+		}
+		c.strictMode = true
+		return nil
+	}
+	c.InvalidMessages, err = c.InvalidMessages.resolve(rateField{name: "InvalidMessages", def: Rate{PerSecond: 10.0 / 60, Burst: 10},
+		off: "a zero Rate means 10 per minute with a burst of 10; to close at the first invalid message, set CloseOnInvalidMessage instead"})
+	return err
+}
+
+// minRate is the slowest refill a Rate may have: one event a day. Below
+// it a bucket, once spent, never refills within any session or within
+// the life of the handshake limiter's per-address state.
+const minRate = 1.0 / 86400
+
+// A rateField is what resolve needs to know about one Rate field.
+type rateField struct {
+	name     string
+	def      Rate   // what a zero Rate means; Rate{} is off
+	minBurst int64  // the smallest usable burst beyond one (ByteRate: ReadLimit)
+	off      string // what to write instead of an off switch, for errors
+}
+
+// resolve validates r under [Rate]'s rules and fills in a zero Burst: the
+// rate rounded up, at least one, at least f.minBurst.
+func (r Rate) resolve(f rateField) (Rate, error) {
+	switch {
+	case r == Rate{}:
+		return f.def, nil
+	case math.IsNaN(r.PerSecond) || math.IsInf(r.PerSecond, 0):
+		return r, fmt.Errorf("wssafe: %s.PerSecond is %v; write a finite number of events per second, e.g. Rate{PerSecond: 10} (%s)", f.name, r.PerSecond, f.off)
+	case r.PerSecond < 0:
+		return r, fmt.Errorf("wssafe: %s.PerSecond must not be negative; write the events allowed per second, e.g. Rate{PerSecond: 10} (%s)", f.name, f.off)
+	case r.PerSecond == 0:
+		return r, fmt.Errorf("wssafe: %s.Burst is set without PerSecond, a bucket that never refills; write both, e.g. Rate{PerSecond: 1, Burst: %d} (%s)", f.name, max(r.Burst, 1), f.off)
+	case r.PerSecond < minRate:
+		return r, fmt.Errorf("wssafe: %s.PerSecond %g never refills in practice; write at least one a day, PerSecond: 1.0/86400 (%s)", f.name, r.PerSecond, f.off)
+	case r.Burst < 0:
+		return r, fmt.Errorf("wssafe: %s.Burst must not be negative; zero means PerSecond rounded up (%s)", f.name, f.off)
+	case r.Burst == 0:
+		r.Burst = int(min(max(math.Ceil(r.PerSecond), 1, float64(f.minBurst)), math.MaxInt32))
+	case int64(r.Burst) < f.minBurst:
+		return r, fmt.Errorf("wssafe: %s.Burst must be at least ReadLimit (%d), or no full-size message could pass; write Burst: %d, or leave it zero", f.name, f.minBurst, f.minBurst)
+	}
+	return r, nil
+}
+
+func newLimiter(r Rate) *rate.Limiter {
+	if r == (Rate{}) {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(r.PerSecond), r.Burst)
+}
+
+// messageLimits are a session's message-rate limiters; nil ones are off.
+// msgs and bytes are the session's own; subject is shared by every session
+// of its subject and is set at admission.
+type messageLimits struct {
+	msgs, bytes, subject *rate.Limiter
+}
+
+func (c *config) limitsMessages() bool {
+	return c.MessageRate != (Rate{}) || c.SubjectMessageRate != (Rate{}) || c.ByteRate != (Rate{})
+}
+
+func (e *Endpoint) newLimits() messageLimits {
+	return messageLimits{msgs: newLimiter(e.cfg.MessageRate), bytes: newLimiter(e.cfg.ByteRate)}
+}
+
+// checkLimits spends one message and n bytes from the session's budgets.
+// Exceeding one ends the session with 1008 "rate limit exceeded".
+func (s *Session) checkLimits(n int) error {
+	now := s.ep.cfg.clock.mono() // once per message: the cheap reading, see realClock.mono
+	var event string
+	switch l := &s.limits; {
+	case l.msgs != nil && !l.msgs.AllowN(now, 1):
+		event = EventMessageRate
+	case l.subject != nil && !l.subject.AllowN(now, 1):
+		event = EventSubjectRate
+	case l.bytes != nil && !l.bytes.AllowN(now, n):
+		event = EventByteRate
+	default:
+		return nil
+	}
+	logEvent(s.ctx, s.log, slog.LevelWarn, event, "wssafe: message rate exceeded")
+	return ErrRateLimited
+}
+
+// defaultMaxSources bounds the per-address state kept by the handshake
+// limiter and by the log limiter: about 100 bytes an entry.
+const defaultMaxSources = 1 << 14
 
 // sourceMap is a map from client sources to per-source state that stays
 // bounded whatever the clients do. It keeps two generations: lookups hit the
@@ -93,45 +238,4 @@ func (l *sourceLimiter) len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.m.len()
-}
-
-// messageLimits are a session's message-rate limiters; nil ones are off.
-// msgs and bytes are the session's own; subject is shared by every session
-// of its subject and is set at admission.
-type messageLimits struct {
-	msgs, bytes, subject *rate.Limiter
-}
-
-func (c *config) limitsMessages() bool {
-	return c.MessageRate != (Rate{}) || c.SubjectMessageRate != (Rate{}) || c.ByteRate != (Rate{})
-}
-
-func newLimiter(r Rate) *rate.Limiter {
-	if r == (Rate{}) {
-		return nil
-	}
-	return rate.NewLimiter(rate.Limit(r.PerSecond), r.Burst)
-}
-
-func (e *Endpoint) newLimits() messageLimits {
-	return messageLimits{msgs: newLimiter(e.cfg.MessageRate), bytes: newLimiter(e.cfg.ByteRate)}
-}
-
-// checkLimits spends one message and n bytes from the session's budgets.
-// Exceeding one ends the session with 1008 "rate limit exceeded".
-func (s *Session) checkLimits(n int) error {
-	now := s.ep.cfg.clock.mono() // once per message: the cheap reading, see realClock.mono
-	var event string
-	switch l := &s.limits; {
-	case l.msgs != nil && !l.msgs.AllowN(now, 1):
-		event = EventMessageRate
-	case l.subject != nil && !l.subject.AllowN(now, 1):
-		event = EventSubjectRate
-	case l.bytes != nil && !l.bytes.AllowN(now, n):
-		event = EventByteRate
-	default:
-		return nil
-	}
-	logEvent(s.ctx, s.log, slog.LevelWarn, event, "wssafe: message rate exceeded")
-	return ErrRateLimited
 }

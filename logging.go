@@ -207,3 +207,15 @@ func (h *sessionHandler) WithGroup(name string) slog.Handler { return h.fixed().
 func (h *sessionHandler) fixed() slog.Handler {
 	return h.Handler.WithAttrs([]slog.Attr{slog.String("session", h.id), slog.String("remote", h.remote)})
 }
+
+// EventUntrustedForwarded is logged (at Info) when a handshake carries a
+// forwarding header (X-Forwarded-For, Forwarded, X-Forwarded-Proto) from a
+// peer that is not in [Options.TrustedProxies]: the header is ignored, so
+// behind a proxy missing from that list every client has the proxy's
+// address and shares its caps and rates. At most one line per peer per
+// minute (or per SecurityLogInterval, if longer), naming the header.
+const EventUntrustedForwarded = "untrusted_forwarded"
+
+// EventTLSRequired is logged (at Warn) when [Options.RequireTLS] refuses a
+// handshake that did not arrive over TLS.
+const EventTLSRequired = "tls_required"

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -211,4 +212,49 @@ func isIPv4(s string) bool {
 // cookie authentication is on, or a TLS client certificate.
 func (c *config) ambientCredential(r *http.Request) bool {
 	return (c.auth != nil && c.auth.cookie != "") || (r.TLS != nil && len(r.TLS.PeerCertificates) > 0)
+}
+
+// originAllowed applies coder/websocket's origin rule before Accept, so the
+// refusal can be logged and counted: no Origin header passes (not a
+// browser), the request's own host passes, and otherwise the Origin host
+// (or scheme://host for patterns with "://") must match a pattern.
+//
+// With an ambient credential it is stricter, never looser, than coder's
+// rule, so Accept never refuses what it admitted: only http and https
+// origins, and on a TLS endpoint an http origin only through a pattern
+// that names http:// itself (see [Options.OriginPatterns]).
+func (c *config) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	explicitOnly := false // an http origin on a TLS endpoint
+	if c.ambientCredential(r) {
+		switch strings.ToLower(u.Scheme) {
+		case "https":
+		case "http":
+			explicitOnly = c.overTLS(r)
+		default:
+			return false
+		}
+	}
+	if !explicitOnly && strings.EqualFold(r.Host, u.Host) {
+		return true
+	}
+	for _, p := range c.OriginPatterns {
+		target := u.Host
+		if strings.Contains(p, "://") {
+			target = u.Scheme + "://" + u.Host
+		} else if explicitOnly {
+			continue
+		}
+		if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(target)); ok {
+			return true
+		}
+	}
+	return false
 }

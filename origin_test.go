@@ -430,3 +430,13 @@ func TestInsecureSkipOriginCheckWarns(t *testing.T) {
 	c.Close(websocket.StatusNormalClosure, "")
 	assert.Contains(t, logs.String(), `"event":"insecure_config"`)
 }
+
+func TestOriginRefused(t *testing.T) {
+	t.Parallel()
+	logger, logs := newLogger()
+	ep, url := server(t, echo, &wssafe.Options{Logger: logger})
+	resp := dialRefused(t, url, hdr("Origin", "https://evil.example"))
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+	assert.Contains(t, logs.String(), `"event":"origin_refused"`)
+	assert.Equal(t, uint64(1), ep.Stats().Refused[wssafe.EventOriginRefused])
+}

@@ -21,7 +21,6 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
 	"github.com/wssafe/wssafe"
 )
 
@@ -285,52 +284,6 @@ func TestErrorLinesRateLimited(t *testing.T) {
 	provoke("fail")
 	require.Eventually(t, func() bool { return lines.count(slog.LevelError, wssafe.EventHandlerError) == 2 }, 5*time.Second, 5*time.Millisecond)
 	assert.Equal(t, 4, lines.suppressedOf(wssafe.EventHandlerError))
-}
-
-// A forwarding header from a peer not in TrustedProxies is ignored, and
-// said so at Info, once per peer per minute, naming the header and at most
-// 64 bytes of its value. From a trusted proxy, or without the header,
-// nothing is said.
-func TestUntrustedForwardedLogged(t *testing.T) {
-	t.Parallel()
-	clock := newFakeClock()
-	logger, lines := newRecorder()
-	opts := &wssafe.Options{Logger: logger}
-	ep, url := serverWith(t, echo, opts, wssafe.Hooks{Clock: clock})
-	const event = wssafe.EventUntrustedForwarded
-
-	dialWith(t, url, nil).CloseNow()
-	assert.Zero(t, lines.count(slog.LevelInfo, event), "no header, no line")
-
-	long := "203.0.113.7" + strings.Repeat(", 198.51.100.1", 100)
-	for range 5 {
-		c := dialWith(t, url, hdr("X-Forwarded-For", long))
-		echoOnce(t, c, "ignored, not refused")
-		c.CloseNow()
-	}
-	require.Equal(t, 1, lines.count(slog.LevelInfo, event), "once per source")
-	got := lines.linesOf(event)[0]
-	assert.Equal(t, "X-Forwarded-For", got["header"])
-	assert.Equal(t, long[:64], got["value"], "the value bounded")
-	assert.Equal(t, "127.0.0.1", got["client"])
-
-	clock.Advance(30 * time.Second)
-	dialWith(t, url, hdr("X-Forwarded-Proto", "https")).CloseNow()
-	assert.Equal(t, 1, lines.count(slog.LevelInfo, event), "still within the minute")
-	clock.Advance(30 * time.Second)
-	dialWith(t, url, hdr("Forwarded", "for=203.0.113.7;proto=https")).CloseNow()
-	require.Equal(t, 2, lines.count(slog.LevelInfo, event), "a minute later, again")
-	got = lines.linesOf(event)[1]
-	assert.Equal(t, "Forwarded", got["header"])
-	assert.Equal(t, "5", got["suppressed"])
-	assert.Zero(t, ep.Stats().Refused[event], "a diagnostic, not a refusal")
-
-	// From a trusted proxy the headers are believed: nothing to say.
-	trusted := &wssafe.Options{Logger: logger, TrustedProxies: []string{"127.0.0.1/32", "::1/128"}}
-	_, turl := serverWith(t, echo, trusted, wssafe.Hooks{Clock: clock})
-	clock.Advance(time.Hour)
-	dialWith(t, turl, hdr("X-Forwarded-For", "203.0.113.7", "X-Forwarded-Proto", "https")).CloseNow()
-	assert.Equal(t, 2, lines.count(slog.LevelInfo, event))
 }
 
 // Stats and the Observer count security events whatever the log level: a

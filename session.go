@@ -246,3 +246,8 @@ func (s *Session) open() error {
 	}
 	return nil
 }
+
+// ClientIP returns the client's address: the peer's, or the address a
+// trusted proxy reported (see [Options.TrustedProxies]). It is the address
+// the IP lists, caps and rate limits apply to.
+func (s *Session) ClientIP() netip.Addr { return s.ip }

@@ -164,7 +164,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -192,28 +191,11 @@ const (
 	DefaultPongTimeout    = 20 * time.Second
 	DefaultPingRate       = 5
 	DefaultPingBurst      = 20
-)
 
-// Rate is a token-bucket limit: Burst events at once, refilled at PerSecond
-// events per second. Every Rate field of [Options] follows the same rules:
-//
-//   - The zero Rate{} means the field's default: off for HandshakeRate,
-//     MessageRate, SubjectMessageRate and ByteRate; 5/s with a burst of 20
-//     for PingRate; 10 per minute with a burst of 10 for InvalidMessages.
-//   - A zero Burst means PerSecond rounded up, and never less than the
-//     smallest burst that lets one event through (one, or ReadLimit for
-//     ByteRate): Rate{PerSecond: 10} is 10/s with a burst of 10.
-//   - PerSecond must be a finite number of at least one a day (1.0/86400);
-//     Burst must not be negative, nor set without PerSecond. [New] refuses
-//     anything else with an error that says what to write.
-//
-// A negative value is never an off switch: the limits that are on by
-// default are turned off, or made strict, by named Options fields
-// (InsecureNoPingLimit, CloseOnInvalidMessage).
-type Rate struct {
-	PerSecond float64
-	Burst     int
-}
+	DefaultSendQueueMessages   = 256
+	DefaultSendQueueBytes      = 1 << 20
+	DefaultSecurityLogInterval = time.Second
+)
 
 // Options configures an [Endpoint]. The zero value is the secure default
 // described in the package documentation; each field documents what its
@@ -612,57 +594,6 @@ func (c *config) resolveAccept() error {
 	return nil
 }
 
-func (c *config) resolveTrusted() error {
-	c.TrustedProxies = append([]string(nil), c.TrustedProxies...)
-	for _, p := range c.TrustedProxies {
-		pfx, err := netip.ParsePrefix(p)
-		if err != nil {
-			return fmt.Errorf("wssafe: TrustedProxies: %q is not a CIDR prefix (use 10.0.0.1/32 for one address): %w", p, err)
-		}
-		c.trusted = append(c.trusted, pfx.Masked())
-	}
-	if family := trustsEveryone(c.trusted); family != "" && !c.InsecureTrustAllProxies {
-		return fmt.Errorf("wssafe: TrustedProxies %q cover every %s address, so any client could choose its own address (and dodge the IP lists, caps and rates) with a forwarding header; list only your proxies' networks, or set InsecureTrustAllProxies if no peer but your own proxies can reach this listener",
-			c.TrustedProxies, family)
-	}
-	return nil
-}
-
-// trustsEveryone returns "IPv4" or "IPv6" when the union of trusted covers
-// that whole address family, else "".
-func trustsEveryone(trusted []netip.Prefix) string {
-	switch {
-	case coversPrefix(trusted, netip.PrefixFrom(netip.IPv4Unspecified(), 0)):
-		return "IPv4"
-	case coversPrefix(trusted, netip.PrefixFrom(netip.IPv6Unspecified(), 0)):
-		return "IPv6"
-	}
-	return ""
-}
-
-// coversPrefix reports whether the union of set covers all of p. It halves
-// p only where some prefix of set lies strictly inside it, so the work is
-// bounded by len(set) times the address length.
-func coversPrefix(set []netip.Prefix, p netip.Prefix) bool {
-	inside := false
-	for _, q := range set {
-		if q.Bits() <= p.Bits() && q.Contains(p.Addr()) {
-			return true
-		}
-		if q.Bits() > p.Bits() && p.Contains(q.Addr()) {
-			inside = true
-		}
-	}
-	if !inside {
-		return false
-	}
-	lo := netip.PrefixFrom(p.Addr(), p.Bits()+1)
-	b := p.Addr().AsSlice()
-	b[p.Bits()/8] |= 0x80 >> (p.Bits() % 8)
-	a, _ := netip.AddrFromSlice(b)
-	return coversPrefix(set, lo) && coversPrefix(set, netip.PrefixFrom(a, p.Bits()+1))
-}
-
 // needSubject refuses the per-subject limits on an endpoint that does not
 // authenticate: every session's subject is "", so they would never apply.
 func (c *config) needSubject() error {
@@ -754,17 +685,6 @@ func newEndpoint(h Handler, opts *Options, k hooks) (*Endpoint, error) {
 			"wssafe: origin check disabled; any web page can open sockets to this endpoint")
 	}
 	return e, nil
-}
-
-// refuse answers a handshake with status and, when retry is positive, a
-// Retry-After header, and closes the connection after it (see
-// closeAfterReply).
-func refuse(w http.ResponseWriter, status int, retry time.Duration) {
-	closeAfterReply(w)
-	if retry > 0 {
-		w.Header().Set("Retry-After", fmt.Sprint(int((retry+time.Second-1)/time.Second)))
-	}
-	http.Error(w, http.StatusText(status), status)
 }
 
 func truncate(s string, n int) string {

@@ -63,3 +63,21 @@ func TestNewDoesNotMutateOptions(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, &wssafe.Options{}, opts)
 }
+
+func TestSubjectLimitsNeedAuth(t *testing.T) {
+	t.Parallel()
+	_, err := wssafe.New(echo, &wssafe.Options{MaxConnsPerSubject: 2})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "MaxConnsPerSubject needs Auth")
+	assert.Contains(t, err.Error(), "MaxConnsPerIP")
+
+	_, err = wssafe.New(echo, &wssafe.Options{SubjectMessageRate: wssafe.Rate{PerSecond: 5}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "SubjectMessageRate needs Auth")
+	assert.Contains(t, err.Error(), "MessageRate")
+
+	o := &wssafe.Options{MaxConnsPerSubject: 2, SubjectMessageRate: wssafe.Rate{PerSecond: 5},
+		Auth: &wssafe.AuthOptions{HMACSecret: randomSecret(t)}}
+	_, err = wssafe.New(echo, o)
+	assert.NoError(t, err)
+}
