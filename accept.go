@@ -1,5 +1,8 @@
 package wssafe
 
+// The handshake: ServeHTTP runs the guards in order, authenticates, accepts
+// the upgrade through the hijack wrapper and attaches the connection.
+
 import (
 	"bufio"
 	"log/slog"

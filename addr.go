@@ -1,5 +1,9 @@
 package wssafe
 
+// The client's address: the peer, trusted proxies, forwarding headers
+// (X-Forwarded-For, Forwarded, X-Forwarded-Proto) and the note about
+// untrusted ones.
+
 import (
 	"fmt"
 	"log/slog"

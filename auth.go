@@ -1,5 +1,8 @@
 package wssafe
 
+// AuthOptions, their resolution into the authenticator, and token
+// verification with jwx.
+
 import (
 	"bytes"
 	"context"

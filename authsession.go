@@ -1,5 +1,8 @@
 package wssafe
 
+// A session's authentication: at the handshake, by first message, the token's
+// expiry and in-band refresh.
+
 import (
 	"context"
 	"errors"

@@ -1,5 +1,8 @@
 package wssafe
 
+// Message, Handler, Middleware, Chain, and the whole per-message chain that
+// the read loop hands each message to (dispatch).
+
 import (
 	"context"
 	"fmt"

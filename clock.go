@@ -1,13 +1,18 @@
 package wssafe
 
-import "time"
+// The endpoint's one clock (now, monotonic now, timers) and its real
+// implementation.
+
+import (
+	"time"
+)
 
 // A clock is an endpoint's time. Every limiter, timer and ticker, and every
 // "now" that a duration is measured or logged from, reads the endpoint's one
 // clock (config.clock), so that a test can drive them all with one fake
 // clock. Socket deadlines do not: the kernel knows only the real clock, so
 // they are set from time.Now where they are set (deadline.go, authsession.go,
-// session.go, body.go, shutdown.go).
+// close.go, guard.go, shutdown.go).
 type clock interface {
 	// now returns the time, wall and monotonic.
 	now() time.Time
@@ -44,13 +49,6 @@ func (*realClock) now() time.Time { return time.Now() }
 func (c *realClock) mono() time.Time { return c.origin.Add(time.Since(c.origin)) }
 
 func (*realClock) afterFunc(d time.Duration, f func()) timer { return time.AfterFunc(d, f) }
-
-// hooks are what tests can build an endpoint with (see newEndpoint and
-// export_test.go); New uses the zero hooks.
-type hooks struct {
-	clock      clock // nil: the real clock
-	maxSources int   // the bound on per-address limiter state; 0: defaultMaxSources
-}
 
 // now is the time on the session's endpoint clock, for middleware that
 // keeps time (Dedup). Without a session (a handler chain called directly,

@@ -1,5 +1,8 @@
 package wssafe
 
+// The close path: Close, what a callback's error does, the close handshake,
+// the end-of-session report, and how an error maps to a close code.
+
 import (
 	"context"
 	"errors"

@@ -1,5 +1,8 @@
 package wssafe
 
+// deadlineConn, the hijacked connection that arms the message, frame, idle
+// and write deadlines lazily, with its frame scan and quarter ticker.
+
 import (
 	"net"
 	"os"

@@ -1,5 +1,8 @@
 package wssafe
 
+// The Email field validator and EmailRule (syntax, internationalised domains,
+// deliverability).
+
 import (
 	"context"
 	"errors"

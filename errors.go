@@ -1,5 +1,8 @@
 package wssafe
 
+// The error vocabulary: sentinels, CloseError, MessageError, and the table
+// that maps each to its close code (CloseFrame).
+
 import (
 	"context"
 	"errors"

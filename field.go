@@ -1,5 +1,8 @@
 package wssafe
 
+// FieldError and the field validators (Length, Chars, Pattern, Range, OneOf,
+// URL).
+
 import (
 	"cmp"
 	"fmt"

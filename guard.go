@@ -1,5 +1,8 @@
 package wssafe
 
+// The handshake guards and their HTTP refusals: body, IP lists, Host,
+// handshake rate, origin, TLS, connection caps.
+
 import (
 	"errors"
 	"fmt"

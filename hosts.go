@@ -1,5 +1,7 @@
 package wssafe
 
+// AllowedHosts: its resolution and the Host check against DNS rebinding.
+
 import (
 	"errors"
 	"fmt"

@@ -1,5 +1,8 @@
 package wssafe
 
+// The Hub: every live session, registration and admission under the caps,
+// lookups, broadcast, revocation and the Backplane.
+
 import (
 	"bytes"
 	"context"

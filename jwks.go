@@ -1,5 +1,8 @@
 package wssafe
 
+// JWKSOptions and the JWK Set, from a file or a URL refreshed in the
+// background.
+
 import (
 	"context"
 	"errors"

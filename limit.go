@@ -1,5 +1,8 @@
 package wssafe
 
+// Rate and its resolution, the per-session message limits, and the bounded
+// per-source handshake limiter.
+
 import (
 	"errors"
 	"fmt"

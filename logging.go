@@ -1,38 +1,49 @@
 package wssafe
 
+// The event vocabulary, the one path of a log line and of a security event,
+// the session log handler, and Redacted.
+
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
-	"hash"
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"sync"
 	"time"
 )
 
-// Event names: the stable values of the "event" attribute on wssafe's log
-// lines. Alert on these, not on message text.
+// Event names: the stable vocabulary of wssafe's log lines (their "event"
+// attribute), of [Observation.Reason] and of the keys of [Stats]' maps.
+// Alert on these, not on message text; a name never changes meaning.
+// Warn and Error lines are security events (see [Options.SecurityLogInterval]).
 const (
-	EventSessionOpen     = "session_open"
-	EventSessionClose    = "session_close"
-	EventOriginRefused   = "origin_refused"
-	EventShuttingDown    = "shutting_down"
-	EventMessageTooBig   = "message_too_big"
-	EventInvalidUTF8     = "invalid_utf8"
-	EventUnsupportedType = "unsupported_type"
-	EventMessageTimeout  = "message_timeout"
-	EventPingFlood       = "ping_flood"
-	EventPongTimeout     = "pong_timeout"
-	EventIdleTimeout     = "idle_timeout"
-	EventWriteTimeout    = "write_timeout"
-	EventProtocolError   = "protocol_error"
-	EventInvalidMessage  = "invalid_message"
-	EventHandlerError    = "handler_error"
-	EventPanic           = "panic"
-	EventInsecureConfig  = "insecure_config"
+	// The endpoint and the session's lifetime.
+	EventSessionOpen    = "session_open"    // Debug: a session was admitted
+	EventSessionClose   = "session_close"   // Info (Debug for an expected close): with its code and duration
+	EventShuttingDown   = "shutting_down"   // Info: Shutdown began; a handshake refused since then
+	EventInsecureConfig = "insecure_config" // Warn, at New: an Insecure option that exposes the endpoint
+	EventHandlerError   = "handler_error"   // Error: the callback returned an error that closes 1011
+	EventPanic          = "panic"           // Error: the callback panicked; closes 1011
+
+	// Handshake refusals, before the upgrade (see [Options.AllowIPs] and the
+	// connection caps), and a forwarding header from an untrusted peer.
+	EventIPDenied         = "ip_denied"
+	EventOriginRefused    = "origin_refused"
+	EventHandshakeRate    = "handshake_rate_exceeded"
+	EventIPConnLimit      = "ip_conn_limit"
+	EventSubjectConnLimit = "subject_conn_limit"
+	EventAtCapacity       = "at_capacity"
+	EventHandshakeFailed  = "handshake_failed"
+	EventRequestBody      = "request_body" // Warn: an upgrade request carried a body; HTTP 400
+	EventHostRefused      = "host_refused" // Warn: the Host is not in Options.AllowedHosts
+	EventTLSRequired      = "tls_required" // Warn: Options.RequireTLS refused a handshake not over TLS; HTTP 403
+
+	// EventUntrustedForwarded is logged (at Info) when a handshake carries a
+	// forwarding header (X-Forwarded-For, Forwarded, X-Forwarded-Proto) from a
+	// peer that is not in [Options.TrustedProxies]: the header is ignored, so
+	// behind a proxy missing from that list every client has the proxy's
+	// address and shares its caps and rates. At most one line per peer per
+	// minute (or per SecurityLogInterval, if longer), naming the header.
+	EventUntrustedForwarded = "untrusted_forwarded"
 
 	// Authentication.
 	EventAuthenticated     = "authenticated"       // Info: a session was bound to a subject
@@ -44,48 +55,28 @@ const (
 	EventSubjectClosed     = "subject_closed"      // Info: Hub.CloseSubject ended sessions
 	EventJWKSRefreshFailed = "jwks_refresh_failed" // Warn: fetching the JWK Set failed
 
-	// Handshake refusals (see [Options.AllowIPs] and the connection caps).
-	EventIPDenied         = "ip_denied"
-	EventHandshakeRate    = "handshake_rate_exceeded"
-	EventIPConnLimit      = "ip_conn_limit"
-	EventSubjectConnLimit = "subject_conn_limit"
-	EventAtCapacity       = "at_capacity"
-	EventHandshakeFailed  = "handshake_failed"
-	EventRequestBody      = "request_body" // Warn: an upgrade request carried a body; HTTP 400
-	EventHostRefused      = "host_refused" // Warn: the Host is not in Options.AllowedHosts
+	// Reading a message: each closes the session (Warn), except
+	// EventInvalidMessage, which is answered within the invalid-message budget.
+	EventMessageTooBig   = "message_too_big"  // 1009
+	EventInvalidUTF8     = "invalid_utf8"     // 1007
+	EventUnsupportedType = "unsupported_type" // 1003
+	EventMessageTimeout  = "message_timeout"  // 1008
+	EventIdleTimeout     = "idle_timeout"     // 3008
+	EventProtocolError   = "protocol_error"   // 1002
+	EventInvalidMessage  = "invalid_message"
 
-	// Per-message limits.
+	// Keepalive and writing.
+	EventPingFlood    = "ping_flood"   // 1008: pings over Options.PingRate
+	EventPongFlood    = "pong_flood"   // 1008: unsolicited pongs over Options.PingRate
+	EventPongTimeout  = "pong_timeout" // 3008: no pong within Options.PongTimeout
+	EventWriteTimeout = "write_timeout"
+
+	// Per-message limits (1008).
 	EventMessageRate  = "message_rate_exceeded"
 	EventSubjectRate  = "subject_rate_exceeded"
 	EventByteRate     = "byte_rate_exceeded"
 	EventSlowConsumer = "slow_consumer"
-	EventPongFlood    = "pong_flood" // unsolicited pongs over Options.PingRate; closes 1008
 )
-
-// fingerprinter computes keyed fingerprints: HMAC-SHA256 under a key that
-// never leaves the process, so a fingerprint in a log cannot be brute-forced
-// back into a short secret, yet equal inputs still correlate.
-type fingerprinter struct {
-	pool sync.Pool // of hash.Hash
-}
-
-func newFingerprinter(key []byte) *fingerprinter {
-	k := append([]byte(nil), key...)
-	f := &fingerprinter{}
-	f.pool.New = func() any { return hmac.New(sha256.New, k) }
-	return f
-}
-
-// sum returns the first 8 bytes of the keyed hash of b, hex encoded.
-func (f *fingerprinter) sum(b []byte) string {
-	h := f.pool.Get().(hash.Hash)
-	h.Reset()
-	h.Write(b)
-	var out [sha256.Size]byte
-	s := hex.EncodeToString(h.Sum(out[:0])[:8])
-	f.pool.Put(h)
-	return s
-}
 
 // Redacted is a byte string that must never reach a log in the clear: a
 // payload or a token. As a slog value it logs its length and a keyed
@@ -208,14 +199,10 @@ func (h *sessionHandler) fixed() slog.Handler {
 	return h.Handler.WithAttrs([]slog.Attr{slog.String("session", h.id), slog.String("remote", h.remote)})
 }
 
-// EventUntrustedForwarded is logged (at Info) when a handshake carries a
-// forwarding header (X-Forwarded-For, Forwarded, X-Forwarded-Proto) from a
-// peer that is not in [Options.TrustedProxies]: the header is ignored, so
-// behind a proxy missing from that list every client has the proxy's
-// address and shares its caps and rates. At most one line per peer per
-// minute (or per SecurityLogInterval, if longer), naming the header.
-const EventUntrustedForwarded = "untrusted_forwarded"
-
-// EventTLSRequired is logged (at Warn) when [Options.RequireTLS] refuses a
-// handshake that did not arrive over TLS.
-const EventTLSRequired = "tls_required"
+// truncate bounds a client-chosen string (a Host, an Origin) in a log line.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,5 +1,8 @@
 package wssafe
 
+// OriginPatterns: their resolution, the cookie-authentication rules, and the
+// run-time origin check.
+
 import (
 	"context"
 	"errors"

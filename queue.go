@@ -1,5 +1,8 @@
 package wssafe
 
+// A session's bounded send queue: Send, and the drain goroutine that writes
+// it in order with Write.
+
 import (
 	"bytes"
 	"context"

@@ -1,5 +1,8 @@
 package wssafe
 
+// The read loop: reading each message into a pooled buffer, UTF-8, read
+// errors, and the ping and pong hooks.
+
 import (
 	"context"
 	"errors"

@@ -1,5 +1,7 @@
 package wssafe
 
+// Router, which dispatches {"type": ...} JSON envelopes to typed handlers.
+
 import (
 	"context"
 	"encoding/json"

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	neturl "net/url"
 	"strings"
 	"sync"
@@ -298,4 +299,71 @@ func TestSecurityEventsCountedWhateverTheLogLevel(t *testing.T) {
 	assert.Equal(t, uint64(50), ep.Stats().Refused[wssafe.EventTLSRequired])
 	assert.Equal(t, map[string]int{"handshake_refused/tls_required": 50}, tally(rec.all()))
 	assert.Zero(t, ep.Stats().LogsSuppressed, "a line the level drops is not a suppressed one")
+}
+
+// Security log lines are limited per source and event; the count of
+// suppressed lines comes with the next one; the Observer still sees all.
+func TestSecurityLogRateLimited(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	logger, logs := newLogger()
+	rec := &recorder{}
+	opts := &wssafe.Options{Logger: logger, Observer: rec.Observe, DenyIPs: []string{"203.0.113.0/24"},
+		TrustedProxies: []string{"127.0.0.1/32"}}
+	ep, url := serverWith(t, echo, opts, wssafe.Hooks{Clock: clock})
+	denied := hdr("X-Forwarded-For", "203.0.113.1")
+	for range 10 {
+		dialRefused(t, url, denied)
+	}
+	assert.Equal(t, 1, strings.Count(logs.String(), `"event":"ip_denied"`))
+	// Another source gets its own line.
+	dialRefused(t, url, hdr("X-Forwarded-For", "203.0.113.2"))
+	assert.Equal(t, 2, strings.Count(logs.String(), `"event":"ip_denied"`))
+
+	clock.Advance(time.Second)
+	dialRefused(t, url, denied)
+	assert.Equal(t, 3, strings.Count(logs.String(), `"event":"ip_denied"`))
+	assert.Contains(t, logs.String(), `"suppressed":9`)
+	assert.Equal(t, uint64(9), ep.Stats().LogsSuppressed)
+	assert.Equal(t, 12, tally(rec.all())["handshake_refused/ip_denied"])
+
+	// Session events from one source: five sessions sending invalid UTF-8
+	// are five closes and observations, but one log line.
+	for range 5 {
+		c := dialWith(t, url, nil)
+		require.NoError(t, c.Write(context.Background(), websocket.MessageText, []byte{0xff}))
+		assert.Equal(t, websocket.StatusInvalidFramePayloadData, readClose(t, c).Code)
+	}
+	require.Eventually(t, func() bool { return ep.Stats().Closed[wssafe.StatusInvalidPayload] == 5 }, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, 1, strings.Count(logs.String(), `"event":"invalid_utf8"`))
+	assert.Equal(t, 5, tally(rec.all())["validation_failed/invalid_utf8"])
+}
+
+// A negative SecurityLogInterval logs every line.
+func TestSecurityLogUnlimited(t *testing.T) {
+	t.Parallel()
+	logger, logs := newLogger()
+	_, url := server(t, echo, &wssafe.Options{Logger: logger, DenyIPs: []string{"127.0.0.0/8"}, SecurityLogInterval: -1})
+	for range 3 {
+		dialRefused(t, url, nil)
+	}
+	assert.Equal(t, 3, strings.Count(logs.String(), `"event":"ip_denied"`))
+}
+
+// The log limiter's state stays bounded under many sources.
+func TestLogLimiterBounded(t *testing.T) {
+	t.Parallel()
+	logger, _ := newLogger()
+	opts := &wssafe.Options{DenyIPs: []string{"10.0.0.0/8"}, TrustedProxies: []string{"192.0.2.1/32"}, Logger: logger}
+	ep, err := wssafe.NewWithHooks(echo, opts, wssafe.Hooks{MaxSources: 32})
+	require.NoError(t, err)
+	for i := range 500 {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = "192.0.2.1:1234"
+		r.Header.Set("X-Forwarded-For", fmt.Sprintf("10.0.%d.%d", i/256, i%256))
+		w := httptest.NewRecorder()
+		ep.ServeHTTP(w, r)
+		require.Equal(t, 403, w.Code)
+		require.LessOrEqual(t, wssafe.LogSources(ep), 32)
+	}
 }

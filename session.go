@@ -1,5 +1,8 @@
 package wssafe
 
+// The Session type: its making, accessors and values, its serve sequence,
+// keepalive and its lazily made limiters.
+
 import (
 	"context"
 	"crypto/rand"

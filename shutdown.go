@@ -1,5 +1,8 @@
 package wssafe
 
+// The endpoint's shutdown: Shutdown, ShutdownWith and the sessions' 1001
+// closes under a deadline.
+
 import (
 	"context"
 	"log/slog"

@@ -1,5 +1,8 @@
 package wssafe
 
+// Where a token comes from (header, subprotocol, cookie, query, first
+// message) and its syntax checks before verification.
+
 import (
 	"bytes"
 	"encoding/base64"

@@ -1,5 +1,8 @@
 package wssafe
 
+// Validate and Validator, JSONLimits and the strict typed JSON decoder
+// (JSON).
+
 import (
 	"bytes"
 	"context"

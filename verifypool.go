@@ -1,5 +1,8 @@
 package wssafe
 
+// The verifying goroutines that check every token off the session's own
+// goroutine, so that jwx's deep stack is not kept by each session.
+
 import (
 	"context"
 	"time"

@@ -1,5 +1,8 @@
 package wssafe
 
+// Write, WriteText and WriteJSON: direct writes on the caller's goroutine,
+// ordered behind the send queue.
+
 import (
 	"context"
 	"encoding/json"

@@ -158,6 +158,9 @@
 // to send a first-message token; see [AuthOptions].
 package wssafe
 
+// Options, their resolution into the config every other file reads, Endpoint
+// and New.
+
 import (
 	"context"
 	"crypto/rand"
@@ -687,9 +690,9 @@ func newEndpoint(h Handler, opts *Options, k hooks) (*Endpoint, error) {
 	return e, nil
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
+// hooks are what tests can build an endpoint with (see newEndpoint and
+// export_test.go); New uses the zero hooks.
+type hooks struct {
+	clock      clock // nil: the real clock
+	maxSources int   // the bound on per-address limiter state; 0: defaultMaxSources
 }
