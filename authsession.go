@@ -270,22 +270,19 @@ func (s *Session) expire() {
 	s.closeWith(ErrTokenExpired)
 }
 
-// refresher intercepts in-band refresh messages when AllowRefresh is on.
-func (e *Endpoint) refresher(next Handler) Handler {
-	a := e.cfg.auth
-	if a == nil || !a.refresh {
-		return next
+// interceptRefresh handles m if it is an in-band refresh message (the
+// endpoint's AllowRefresh is on: see dispatch, step 4), and reports
+// whether it did; err is then the refresh's outcome. A malformed refresh
+// message is handled too: err says why.
+func (s *Session) interceptRefresh(a *authenticator, m Message) (bool, error) {
+	raw, ok, err := refreshToken(m)
+	if err != nil {
+		return true, err
 	}
-	return HandlerFunc(func(ctx context.Context, s *Session, m Message) error {
-		raw, ok, err := refreshToken(m)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return next.ServeMessage(ctx, s, m)
-		}
-		return s.refresh(ctx, a, raw)
-	})
+	if !ok {
+		return false, nil
+	}
+	return true, s.refresh(s.ctx, a, raw)
 }
 
 type refreshReply struct {

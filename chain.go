@@ -57,48 +57,60 @@ func Chain(h Handler, mws ...Middleware) Handler {
 	return h
 }
 
-// recoverer is the outermost middleware of every endpoint's chain, always
-// installed by New: a panic below it, in the callback or in any other
-// middleware, is logged once with its stack and ends only its own session,
-// with 1011 and a generic reason.
-func recoverer(next Handler) Handler {
-	return HandlerFunc(func(ctx context.Context, s *Session, m Message) (err error) {
-		defer func() {
-			if v := recover(); v != nil {
-				logEvent(ctx, s.log, slog.LevelError, EventPanic, "wssafe: handler panicked",
-					slog.String("panic", fmt.Sprint(v)), slog.String("stack", string(debug.Stack())))
-				err = ErrPanic
-			}
-		}()
-		return next.ServeMessage(ctx, s, m)
-	})
-}
-
-// dispatch hands one message to the handler chain: the message limits
-// first (a message over them reaches neither the callback nor the
-// Observer), then the Observer's timing, then the chain, whose outermost
-// middleware recovers panics. The limits and the timing are direct calls,
-// present only when configured.
+// dispatch is the whole per-message chain, in this order, each step a
+// direct call present only when configured (no closure, no allocation):
+//
+//  1. The message limits (MessageRate, SubjectMessageRate, ByteRate):
+//     first, so that a message over them costs nothing more, and reaches
+//     neither the callback nor the Observer.
+//  2. The Observer's timing (MessageHandled): around everything the
+//     message costs from here on, a panic's recovery included.
+//  3. Panic recovery (recoverPanic): around all code that runs for the
+//     message, the library's refresh included, so that a panic anywhere
+//     below ends only its own session, with 1011.
+//  4. In-band token refresh (AllowRefresh): before the user's code, so that
+//     a refresh message, which carries a token, never reaches a user's
+//     middleware or handler, nor any log line of theirs.
+//  5. The user's handler, as given to New, its own middleware (Chain)
+//     included.
+//
+// A new per-message check of the library's goes here, in the place its
+// reason gives it; the read loop (read.go) has already checked the type,
+// the size and UTF-8.
 func (s *Session) dispatch(m Message) error {
 	cfg := s.ep.cfg
-	if cfg.limited {
+	if cfg.limited { // 1
 		if err := s.checkLimits(len(m.Data)); err != nil {
 			return err
 		}
 	}
-	if cfg.Observer != nil {
-		return s.observeMessage(m)
+	if cfg.Observer == nil {
+		return s.handle(m)
 	}
-	return s.ep.handler.ServeMessage(s.ctx, s, m)
+	start := cfg.clock.mono() // 2: an interval only
+	err := s.handle(m)
+	cfg.Observer(Observation{Kind: MessageHandled, Session: s, ClientIP: s.ip, Duration: cfg.clock.mono().Sub(start)})
+	return err
 }
 
-// observeMessage times one message for the Observer; dispatch calls it only
-// when there is an Observer, so that a nil Observer costs nothing per
-// message.
-func (s *Session) observeMessage(m Message) error {
-	now := s.ep.cfg.clock.mono // an interval only
-	start := now()
-	err := s.ep.handler.ServeMessage(s.ctx, s, m)
-	s.ep.cfg.Observer(Observation{Kind: MessageHandled, Session: s, ClientIP: s.ip, Duration: now().Sub(start)})
-	return err
+// handle runs steps 3 to 5 of dispatch.
+func (s *Session) handle(m Message) (err error) {
+	defer s.recoverPanic(&err)                     // 3
+	if a := s.ep.cfg.auth; a != nil && a.refresh { // 4
+		if ok, err := s.interceptRefresh(a, m); ok {
+			return err
+		}
+	}
+	return s.ep.handler.ServeMessage(s.ctx, s, m) // 5
+}
+
+// recoverPanic is handle's deferred recovery: a panic in the callback, in
+// any middleware or in the refresh is logged once with its stack and ends
+// only its own session, with 1011 and a generic reason.
+func (s *Session) recoverPanic(err *error) {
+	if v := recover(); v != nil {
+		logEvent(s.ctx, s.log, slog.LevelError, EventPanic, "wssafe: handler panicked",
+			slog.String("panic", fmt.Sprint(v)), slog.String("stack", string(debug.Stack())))
+		*err = ErrPanic
+	}
 }

@@ -675,9 +675,9 @@ func newEndpoint(h Handler, opts *Options, k hooks) (*Endpoint, error) {
 		logs:       newLogLimiter(cfg),
 	}
 	e.hub = newHub(e)
-	// Recovery is the outermost middleware; the serve loop adds the message
-	// limits and the Observer's timing around it: see dispatch.
-	e.handler = recoverer(e.refresher(h))
+	// The library's own per-message steps (limits, timing, recovery,
+	// refresh) are direct calls around h: see dispatch in chain.go.
+	e.handler = h
 	e.accept = websocket.AcceptOptions{
 		Subprotocols:       cfg.Subprotocols,
 		OriginPatterns:     cfg.OriginPatterns,
