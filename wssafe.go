@@ -205,6 +205,9 @@ const (
 // zero value means. New copies Options, so changing them afterwards has no
 // effect.
 type Options struct {
+	// Origin and handshake: who may open a socket, on which Host, with which
+	// subprotocol, over TLS.
+
 	// OriginPatterns lists additional origins allowed to open a socket from
 	// a browser, matched against the Origin host (or "scheme://host" when the
 	// pattern contains "://") with path.Match, case-insensitively. The
@@ -292,6 +295,59 @@ type Options struct {
 	// client's token entry is read, never selected or echoed.
 	Subprotocols []string
 
+	// RequireTLS refuses, with HTTP 403 and a Warn log (event
+	// "tls_required"), handshakes that did not arrive over TLS: the request
+	// must have come over https/wss, or from a peer in TrustedProxies that
+	// says so with "X-Forwarded-Proto: https" (or Forwarded: proto=https).
+	// Zero accepts plain ws://, where tokens, cookies and messages cross
+	// the network readable and alterable by anyone on the path.
+	RequireTLS bool
+
+	// Proxies and addresses: whose forwarding headers are believed, and
+	// which client addresses may connect.
+
+	// TrustedProxies lists the networks (CIDR, e.g. "10.0.0.0/8") of
+	// reverse proxies whose forwarding headers (X-Forwarded-For, Forwarded,
+	// X-Forwarded-Proto) are believed. Headers from any other peer are
+	// ignored: they are trivially spoofed; a handshake that carries one
+	// logs "untrusted_forwarded" at Info (once per peer per minute), so
+	// that a proxy missing from this list, behind which every client would
+	// share the proxy's address and caps, is noticed. Zero trusts no
+	// proxy.
+	TrustedProxies []string
+
+	// ForwardedHeader names the header a trusted proxy writes the client
+	// address into: "X-Forwarded-For" (the zero value) or "Forwarded"
+	// (RFC 7239). Only that one header is read: a proxy that sets one and
+	// passes the other through from the client would otherwise let the
+	// client choose its own address.
+	ForwardedHeader string
+
+	// InsecureTrustAllProxies lets TrustedProxies cover every address, for
+	// a deployment whose every peer is a proxy it runs (nothing else can
+	// reach the listener); New logs a warning. False (the default) refuses
+	// such a list.
+	InsecureTrustAllProxies bool
+
+	// AllowIPs, if set, lists the only client networks allowed to connect,
+	// as CIDR prefixes ("192.0.2.0/24", "2001:db8::/32") or single
+	// addresses. DenyIPs lists networks that are refused; it wins over
+	// AllowIPs. A refused client gets HTTP 403 before the upgrade. The client
+	// address is the peer's, or the one a trusted proxy reports (see
+	// TrustedProxies). Zero allows every address.
+	AllowIPs []string
+	DenyIPs  []string
+
+	// Authentication.
+
+	// Auth, if set, binds every session to a verified JWT: see
+	// [AuthOptions]. Nil means the endpoint does not authenticate; every
+	// session then has an empty [Session.Subject].
+	Auth *AuthOptions
+
+	// Limits: what one message, one client, one subject and the endpoint may
+	// cost.
+
 	// ReadLimit is the largest message accepted, in bytes, counted after
 	// decompression. A larger message closes the session with 1009.
 	// Zero means 32 KiB; it cannot be disabled.
@@ -306,76 +362,6 @@ type Options struct {
 	// message closes the session with 1007.
 	InsecureSkipUTF8Check bool
 
-	// MessageTimeout bounds the time from a message's first frame to its
-	// last, and the time a started frame (header or payload, data or
-	// control) may take to complete; a control frame gets at most 4 s,
-	// since coder/websocket drops a connection whose control frame takes 5 s.
-	// Both are counted from the first socket read the message or frame
-	// needs after it started: one that arrived whole is never timed. Longer
-	// closes the session with 1008 "message timeout" (without waiting for
-	// the peer's close frame when it stalled mid-frame). Between frames it
-	// sets no read deadline: keepalive (and IdleTimeout, if set) covers an
-	// idle peer. Zero means
-	// 10 s; negative disables the bound, letting a client hold the session
-	// with an endless fragmented message or a frame that never completes.
-	MessageTimeout time.Duration
-
-	// WriteTimeout bounds how long a write may stay blocked on a peer that
-	// does not read; the connection is then dropped. The deadline is renewed
-	// lazily (not per message), so a blocked write fails after between
-	// WriteTimeout and 1.5 x WriteTimeout. Zero means 10 s; negative
-	// disables it.
-	WriteTimeout time.Duration
-
-	// PingInterval is how often the server pings the peer; PongTimeout how
-	// long it waits for the pong before closing 3008 "timeout". Zero means
-	// 20 s each; a negative PingInterval disables keepalive. Pongs are read
-	// by the serve loop, so a callback that runs longer than PongTimeout
-	// ends its session: hand long work to a goroutine.
-	PingInterval time.Duration
-	PongTimeout  time.Duration
-
-	// PingRate limits the pings a peer may send, and, in a bucket of its
-	// own at the same rate, the unsolicited pongs (the pong answering the
-	// keepalive's own ping is never counted). A peer that exceeds either
-	// is closed with 1008 "ping rate exceeded" or "pong rate exceeded".
-	// Zero means 5 per second with a burst of 20; see [Rate] for a zero
-	// Burst. It cannot be turned off with a Rate value: see
-	// InsecureNoPingLimit.
-	PingRate Rate
-
-	// InsecureNoPingLimit lets a peer send pings and pongs as fast as it
-	// can, making the server write a pong for each ping without end; New
-	// logs a warning. PingRate must then be zero. False (the default)
-	// limits them by PingRate.
-	InsecureNoPingLimit bool
-
-	// IdleTimeout closes a session (3008 "idle timeout") when no data
-	// message arrives for this long. Pings and pongs do not count as
-	// activity. The deadline is moved lazily, at most once per quarter of
-	// IdleTimeout, so that a busy session pays no timer update per
-	// message: an idle session is closed between IdleTimeout and 1.25 x
-	// IdleTimeout after the server began waiting for its next message.
-	// Zero disables it.
-	IdleTimeout time.Duration
-
-	// MaxLifetime closes a session with 1001 once it has been open this
-	// long, making clients reconnect (and re-authenticate). Zero disables it.
-	MaxLifetime time.Duration
-
-	// InvalidMessages is the budget of [MessageError] replies: exceeding
-	// Burst within the refill rate closes the session with 1008 "too many
-	// invalid messages". Zero means 10 per minute with a burst of 10; see
-	// [Rate] for a zero Burst. The budget cannot be turned off; a generous
-	// Rate is the most it can be widened.
-	InvalidMessages Rate
-
-	// CloseOnInvalidMessage is strict mode: the first invalid message
-	// closes the session with 1008 "too many invalid messages", without a
-	// JSON error reply. InvalidMessages must then be zero. False (the
-	// default) answers invalid messages within the InvalidMessages budget.
-	CloseOnInvalidMessage bool
-
 	// JSONLimits bounds every JSON message decoded by [JSON], a [Router] or
 	// [Integrity] on this endpoint: nesting depth, keys per object, items
 	// per array, number length, checked while the message is tokenized,
@@ -383,60 +369,6 @@ type Options struct {
 	// 1024 and 64; no limit can be switched off. Raising them raises what
 	// one message may cost to decode.
 	JSONLimits JSONLimits
-
-	// OnOpen, if set, runs after the handshake and before the first message
-	// is read. Returning an error closes the session with the code
-	// [CloseFrame] assigns to it.
-	OnOpen func(s *Session) error
-
-	// OnClose, if set, runs once when a session has ended, with the error
-	// that ended it (nil for a clean close initiated by the peer).
-	OnClose func(s *Session, err error)
-
-	// TrustedProxies lists the networks (CIDR, e.g. "10.0.0.0/8") of
-	// reverse proxies whose forwarding headers (X-Forwarded-For, Forwarded,
-	// X-Forwarded-Proto) are believed. Headers from any other peer are
-	// ignored: they are trivially spoofed; a handshake that carries one
-	// logs "untrusted_forwarded" at Info (once per peer per minute), so
-	// that a proxy missing from this list, behind which every client would
-	// share the proxy's address and caps, is noticed. Zero trusts no
-	// proxy.
-	TrustedProxies []string
-
-	// InsecureTrustAllProxies lets TrustedProxies cover every address, for
-	// a deployment whose every peer is a proxy it runs (nothing else can
-	// reach the listener); New logs a warning. False (the default) refuses
-	// such a list.
-	InsecureTrustAllProxies bool
-
-	// RequireTLS refuses, with HTTP 403 and a Warn log (event
-	// "tls_required"), handshakes that did not arrive over TLS: the request
-	// must have come over https/wss, or from a peer in TrustedProxies that
-	// says so with "X-Forwarded-Proto: https" (or Forwarded: proto=https).
-	// Zero accepts plain ws://, where tokens, cookies and messages cross
-	// the network readable and alterable by anyone on the path.
-	RequireTLS bool
-
-	// Auth, if set, binds every session to a verified JWT: see
-	// [AuthOptions]. Nil means the endpoint does not authenticate; every
-	// session then has an empty [Session.Subject].
-	Auth *AuthOptions
-
-	// ForwardedHeader names the header a trusted proxy writes the client
-	// address into: "X-Forwarded-For" (the zero value) or "Forwarded"
-	// (RFC 7239). Only that one header is read: a proxy that sets one and
-	// passes the other through from the client would otherwise let the
-	// client choose its own address.
-	ForwardedHeader string
-
-	// AllowIPs, if set, lists the only client networks allowed to connect,
-	// as CIDR prefixes ("192.0.2.0/24", "2001:db8::/32") or single
-	// addresses. DenyIPs lists networks that are refused; it wins over
-	// AllowIPs. A refused client gets HTTP 403 before the upgrade. The client
-	// address is the peer's, or the one a trusted proxy reports (see
-	// TrustedProxies). Zero allows every address.
-	AllowIPs []string
-	DenyIPs  []string
 
 	// HandshakeRate limits the handshakes one client address may start
 	// (an IPv6 client counts by its /64, which one host controls); over it
@@ -471,6 +403,36 @@ type Options struct {
 	SubjectMessageRate Rate
 	ByteRate           Rate
 
+	// PingRate limits the pings a peer may send, and, in a bucket of its
+	// own at the same rate, the unsolicited pongs (the pong answering the
+	// keepalive's own ping is never counted). A peer that exceeds either
+	// is closed with 1008 "ping rate exceeded" or "pong rate exceeded".
+	// Zero means 5 per second with a burst of 20; see [Rate] for a zero
+	// Burst. It cannot be turned off with a Rate value: see
+	// InsecureNoPingLimit.
+	PingRate Rate
+
+	// InsecureNoPingLimit lets a peer send pings and pongs as fast as it
+	// can, making the server write a pong for each ping without end; New
+	// logs a warning. PingRate must then be zero. False (the default)
+	// limits them by PingRate.
+	InsecureNoPingLimit bool
+
+	// InvalidMessages is the budget of [MessageError] replies: exceeding
+	// Burst within the refill rate closes the session with 1008 "too many
+	// invalid messages". Zero means 10 per minute with a burst of 10; see
+	// [Rate] for a zero Burst. The budget cannot be turned off; a generous
+	// Rate is the most it can be widened.
+	InvalidMessages Rate
+
+	// CloseOnInvalidMessage is strict mode: the first invalid message
+	// closes the session with 1008 "too many invalid messages", without a
+	// JSON error reply. InvalidMessages must then be zero. False (the
+	// default) answers invalid messages within the InvalidMessages budget.
+	CloseOnInvalidMessage bool
+
+	// Queues: what may wait to be written to one peer.
+
 	// SendQueueMessages and SendQueueBytes bound the messages queued for
 	// one session by [Session.Send] and [Hub.Broadcast] and not yet
 	// written. A peer that reads so slowly that its queue fills is closed
@@ -479,6 +441,70 @@ type Options struct {
 	// queue cannot be unbounded.
 	SendQueueMessages int
 	SendQueueBytes    int
+
+	// Timeouts: how long a message, a write, a pong, silence and a session
+	// may take.
+
+	// MessageTimeout bounds the time from a message's first frame to its
+	// last, and the time a started frame (header or payload, data or
+	// control) may take to complete; a control frame gets at most 4 s,
+	// since coder/websocket drops a connection whose control frame takes 5 s.
+	// Both are counted from the first socket read the message or frame
+	// needs after it started: one that arrived whole is never timed. Longer
+	// closes the session with 1008 "message timeout" (without waiting for
+	// the peer's close frame when it stalled mid-frame). Between frames it
+	// sets no read deadline: keepalive (and IdleTimeout, if set) covers an
+	// idle peer. Zero means
+	// 10 s; negative disables the bound, letting a client hold the session
+	// with an endless fragmented message or a frame that never completes.
+	MessageTimeout time.Duration
+
+	// WriteTimeout bounds how long a write may stay blocked on a peer that
+	// does not read; the connection is then dropped. The deadline is renewed
+	// lazily (not per message), so a blocked write fails after between
+	// WriteTimeout and 1.5 x WriteTimeout. Zero means 10 s; negative
+	// disables it.
+	WriteTimeout time.Duration
+
+	// PingInterval is how often the server pings the peer; PongTimeout how
+	// long it waits for the pong before closing 3008 "timeout". Zero means
+	// 20 s each; a negative PingInterval disables keepalive. Pongs are read
+	// by the serve loop, so a callback that runs longer than PongTimeout
+	// ends its session: hand long work to a goroutine.
+	PingInterval time.Duration
+	PongTimeout  time.Duration
+
+	// IdleTimeout closes a session (3008 "idle timeout") when no data
+	// message arrives for this long. Pings and pongs do not count as
+	// activity. The deadline is moved lazily, at most once per quarter of
+	// IdleTimeout, so that a busy session pays no timer update per
+	// message: an idle session is closed between IdleTimeout and 1.25 x
+	// IdleTimeout after the server began waiting for its next message.
+	// Zero disables it.
+	IdleTimeout time.Duration
+
+	// MaxLifetime closes a session with 1001 once it has been open this
+	// long, making clients reconnect (and re-authenticate). Zero disables it.
+	MaxLifetime time.Duration
+
+	// Lifecycle hooks.
+
+	// OnOpen, if set, runs after the handshake and before the first message
+	// is read. Returning an error closes the session with the code
+	// [CloseFrame] assigns to it.
+	OnOpen func(s *Session) error
+
+	// OnClose, if set, runs once when a session has ended, with the error
+	// that ended it (nil for a clean close initiated by the peer).
+	OnClose func(s *Session, err error)
+
+	// Cluster.
+
+	// Backplane carries [Hub.Publish] and [Hub.CloseSubject] to every node
+	// of a cluster. Zero applies them to this process's Hub only.
+	Backplane Backplane
+
+	// Observability: metrics, logs and what the logs may contain.
 
 	// Observer, if set, is told about every handshake, session, message,
 	// limit hit, validation failure and panic, to feed metrics, traces or
@@ -491,9 +517,14 @@ type Options struct {
 	// nothing and costs nothing; [Endpoint.Stats] counts either way.
 	Observer func(Observation)
 
-	// Backplane carries [Hub.Publish] and [Hub.CloseSubject] to every node
-	// of a cluster. Zero applies them to this process's Hub only.
-	Backplane Backplane
+	// Logger receives wssafe's logs. Zero means slog.Default().
+	Logger *slog.Logger
+
+	// FingerprintKey keys the fingerprints of redacted values in logs.
+	// Zero means a random key per Endpoint: fingerprints then correlate
+	// within one process only. Set it (32 random bytes, kept secret) to
+	// correlate across processes.
+	FingerprintKey []byte
 
 	// SecurityLogInterval is the minimum interval between two security
 	// log lines (Warn and Error, before or after the upgrade) with the
@@ -507,15 +538,6 @@ type Options struct {
 	// Observer. Zero means 1 s; negative logs every line, letting a
 	// hostile client write to the log as fast as it can misbehave.
 	SecurityLogInterval time.Duration
-
-	// Logger receives wssafe's logs. Zero means slog.Default().
-	Logger *slog.Logger
-
-	// FingerprintKey keys the fingerprints of redacted values in logs.
-	// Zero means a random key per Endpoint: fingerprints then correlate
-	// within one process only. Set it (32 random bytes, kept secret) to
-	// correlate across processes.
-	FingerprintKey []byte
 }
 
 // config is Options with every default resolved; it never changes after New.
