@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wssafe/wssafe/internal/sourcemap"
 	"golang.org/x/time/rate"
 )
 
@@ -158,50 +159,12 @@ func (s *Session) checkLimits(n int) error {
 // limiter and by the log limiter: about 100 bytes an entry.
 const defaultMaxSources = 1 << 14
 
-// sourceMap is a map from client sources to per-source state that stays
-// bounded whatever the clients do. It keeps two generations: lookups hit the
-// current one, or move an entry up from the previous one; when the current
-// generation is half the bound, or older than ttl, the previous one is
-// dropped and the current one takes its place. So at most max entries are
-// held, an entry unused for two generations is gone, and no goroutine
-// sweeps. The caller holds a lock.
-type sourceMap[K comparable, V any] struct {
-	max       int
-	ttl       time.Duration
-	cur, prev map[K]V
-	since     time.Time // when cur began
-}
-
-func newSourceMap[K comparable, V any](limit int, ttl time.Duration) sourceMap[K, V] {
-	return sourceMap[K, V]{max: limit, ttl: ttl, cur: make(map[K]V)}
-}
-
-// get returns k's state, creating it with mk when absent.
-func (m *sourceMap[K, V]) get(now time.Time, k K, mk func() V) V {
-	if v, ok := m.cur[k]; ok {
-		return v
-	}
-	if len(m.cur) >= max(m.max/2, 1) || now.Sub(m.since) >= m.ttl {
-		m.prev, m.cur, m.since = m.cur, make(map[K]V, len(m.cur)), now
-	}
-	v, ok := m.prev[k]
-	if ok {
-		delete(m.prev, k)
-	} else {
-		v = mk()
-	}
-	m.cur[k] = v
-	return v
-}
-
-func (m *sourceMap[K, V]) len() int { return len(m.cur) + len(m.prev) }
-
 // sourceLimiter is a token bucket per client source (see sourceKey), for
 // the handshake rate. A nil *sourceLimiter allows everything.
 type sourceLimiter struct {
 	r  Rate
 	mu sync.Mutex
-	m  sourceMap[netip.Addr, *rate.Limiter]
+	m  sourcemap.Map[netip.Addr, *rate.Limiter]
 }
 
 // newSourceLimiter returns nil for a zero (disabled) rate. An entry may
@@ -213,7 +176,7 @@ func newSourceLimiter(r Rate, maxSources int) *sourceLimiter {
 		return nil
 	}
 	refill := time.Duration(float64(r.Burst) / r.PerSecond * float64(time.Second))
-	return &sourceLimiter{r: r, m: newSourceMap[netip.Addr, *rate.Limiter](maxSources, max(refill, time.Second))}
+	return &sourceLimiter{r: r, m: sourcemap.New[netip.Addr, *rate.Limiter](maxSources, max(refill, time.Second))}
 }
 
 // allow takes a token from src's bucket, or says how long until one is
@@ -224,7 +187,7 @@ func (l *sourceLimiter) allow(src netip.Addr, now time.Time) (bool, time.Duratio
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	lim := l.m.get(now, src, func() *rate.Limiter {
+	lim := l.m.Get(now, src, func() *rate.Limiter {
 		return rate.NewLimiter(rate.Limit(l.r.PerSecond), l.r.Burst)
 	})
 	if lim.AllowN(now, 1) {
@@ -240,5 +203,5 @@ func (l *sourceLimiter) len() int {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.m.len()
+	return l.m.Len()
 }

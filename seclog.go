@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wssafe/wssafe/internal/sourcemap"
 	"golang.org/x/time/rate"
 )
 
@@ -35,7 +36,7 @@ type logLimiter struct {
 	global   *rate.Limiter
 
 	mu         sync.Mutex
-	m          sourceMap[logKey, *logState]
+	m          sourcemap.Map[logKey, *logState]
 	events     map[string]*eventBudget
 	suppressed atomic.Uint64
 }
@@ -78,7 +79,7 @@ func newLogLimiter(c *config) *logLimiter {
 		global:   rate.NewLimiter(maxLogRate, maxLogRate),
 		// Kept as long as the longest interval a line may use: a state
 		// forgotten earlier would let its next line through early.
-		m:      newSourceMap[logKey, *logState](c.maxSources, max(c.SecurityLogInterval, untrustedForwardedInterval)),
+		m:      sourcemap.New[logKey, *logState](c.maxSources, max(c.SecurityLogInterval, untrustedForwardedInterval)),
 		events: make(map[string]*eventBudget),
 	}
 }
@@ -107,7 +108,7 @@ func (l *logLimiter) allowEvery(ip netip.Addr, event string, every time.Duration
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	st := l.m.get(now, logKey{sourceKey(ip), event}, func() *logState { return &logState{} })
+	st := l.m.Get(now, logKey{sourceKey(ip), event}, func() *logState { return &logState{} })
 	if now.Before(st.next) || !l.budget(now, event) {
 		st.suppressed++
 		l.suppressed.Add(1)
@@ -159,5 +160,5 @@ func (l *logLimiter) len() int {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.m.len()
+	return l.m.Len()
 }
