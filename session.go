@@ -42,7 +42,7 @@ type Session struct {
 	reg     registration    // the Hub's bookkeeping, guarded by the Hub's mutex
 	limits  messageLimits   // per-message rate limiters, see limit.go
 	out     sendQueue       // the bounded outbound queue, see queue.go
-	traffic trafficCounters // messages and bytes in and out, see observe.go
+	traffic trafficCounters // messages and bytes in and out, see stats.go
 
 	ctx    context.Context // cancelled, with the ending error as cause, when the session ends
 	cancel context.CancelCauseFunc
