@@ -1,0 +1,5 @@
+//go:build !race
+
+package wssafe
+
+const raceEnabled = false
