@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wssafe/wssafe"
 )
@@ -70,6 +72,17 @@ type order struct {
 	orderBody
 }
 
+// plainSay and plainOrder are say and order without a Validate method:
+// with them the JSON rows measure the strict decode alone.
+type plainSay say
+
+type plainOrderBody orderBody
+
+type plainOrder struct {
+	Type string `json:"type"`
+	plainOrderBody
+}
+
 var smallMessage = []byte(`{"type":"say","room":"lobby","text":"hello, world"}`)
 
 var mediumMessage = func() []byte {
@@ -86,24 +99,24 @@ var mediumMessage = func() []byte {
 	return b
 }()
 
-// BenchmarkJSON decodes a small (about 50 B) and a medium (about 1 KiB)
-// message: plain json.Unmarshal (no limits, no strictness), json.Unmarshal
+// jsonRow is one decoder of a BenchmarkJSON case.
+type jsonRow struct {
+	name   string
+	decode func([]byte) error
+}
+
+// jsonCases returns the messages of the JSON benchmarks, each with its
+// decoders: plain json.Unmarshal (no limits, no strictness), json.Unmarshal
 // then Validate, and the Handlers an application mounts, wssafe.JSON and a
-// Router with one route (the envelope decoded, "type"
-// removed, the rest decoded strictly). Every wssafe row does the whole
-// check: UTF-8, the structure limits, duplicate keys in any case, unknown
-// fields, trailing data, Validate.
-func BenchmarkJSON(b *testing.B) {
+// Router with one route (the envelope decoded, "type" removed, the rest
+// decoded strictly); last wssafe.JSON of the same type without its
+// Validate method, the strict decode alone.
+func jsonCases() []struct {
+	size string
+	msg  []byte
+	rows []jsonRow
+} {
 	ctx := context.Background()
-	run := func(b *testing.B, msg []byte, decode func([]byte) error) {
-		b.SetBytes(int64(len(msg)))
-		b.ReportAllocs()
-		for b.Loop() {
-			if err := decode(msg); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
 	handler := func(h wssafe.Handler) func([]byte) error {
 		return func(p []byte) error {
 			return h.ServeMessage(ctx, nil, wssafe.Message{Type: wssafe.MessageText, Data: p})
@@ -112,17 +125,12 @@ func BenchmarkJSON(b *testing.B) {
 	sayRouter, orderRouter := wssafe.NewRouter(), wssafe.NewRouter()
 	wssafe.Route(sayRouter, "say", func(context.Context, *wssafe.Session, sayBody) error { return nil })
 	wssafe.Route(orderRouter, "order", func(context.Context, *wssafe.Session, orderBody) error { return nil })
-
-	type row struct {
-		name   string
-		decode func([]byte) error
-	}
-	cases := []struct {
+	return []struct {
 		size string
 		msg  []byte
-		rows []row
+		rows []jsonRow
 	}{
-		{"small", smallMessage, []row{
+		{"small", smallMessage, []jsonRow{
 			{"json.Unmarshal", func(p []byte) error { var v say; return json.Unmarshal(p, &v) }},
 			{"json.Unmarshal+Validate", func(p []byte) error {
 				var v say
@@ -130,8 +138,9 @@ func BenchmarkJSON(b *testing.B) {
 			}},
 			{"wssafe.JSON", handler(wssafe.JSON(func(context.Context, *wssafe.Session, say) error { return nil }))},
 			{"wssafe.Router", handler(sayRouter)},
+			{"wssafe.JSON-without-Validate", handler(wssafe.JSON(func(context.Context, *wssafe.Session, plainSay) error { return nil }))},
 		}},
-		{"medium", mediumMessage, []row{
+		{"medium", mediumMessage, []jsonRow{
 			{"json.Unmarshal", func(p []byte) error { var v order; return json.Unmarshal(p, &v) }},
 			{"json.Unmarshal+Validate", func(p []byte) error {
 				var v order
@@ -139,13 +148,73 @@ func BenchmarkJSON(b *testing.B) {
 			}},
 			{"wssafe.JSON", handler(wssafe.JSON(func(context.Context, *wssafe.Session, order) error { return nil }))},
 			{"wssafe.Router", handler(orderRouter)},
+			{"wssafe.JSON-without-Validate", handler(wssafe.JSON(func(context.Context, *wssafe.Session, plainOrder) error { return nil }))},
 		}},
 	}
-	for _, c := range cases {
+}
+
+// BenchmarkJSON decodes a small (about 50 B) and a medium (about 1 KiB)
+// message with each decoder of jsonCases. Every wssafe row does the whole
+// check: UTF-8, the structure limits, duplicate keys in any case, unknown
+// fields, trailing data, Validate.
+func BenchmarkJSON(b *testing.B) {
+	for _, c := range jsonCases() {
 		for _, row := range c.rows {
 			b.Run(fmt.Sprintf("%s/decoder=%s", c.size, row.name), func(b *testing.B) {
-				run(b, c.msg, row.decode)
+				b.SetBytes(int64(len(c.msg)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := row.decode(c.msg); err != nil {
+						b.Fatal(err)
+					}
+				}
 			})
 		}
 	}
+}
+
+// BenchmarkJSONRatio reports what each wssafe decoder costs per message
+// relative to json.Unmarshal ("x-unmarshal") and to json.Unmarshal then
+// Validate ("x-unmarshal+validate") of the same message, measured in
+// interleaved rounds (each op is one round of 32 decodes with each of the
+// three, in rotating order) and given as the median of the per-round
+// ratios, so that a neighbour's load that slows the machine for a while
+// moves both sides of a ratio alike.
+func BenchmarkJSONRatio(b *testing.B) {
+	const perRound = 32
+	for _, c := range jsonCases() {
+		for _, row := range c.rows[2:] {
+			b.Run(fmt.Sprintf("%s/decoder=%s", c.size, row.name), func(b *testing.B) {
+				rows := []jsonRow{c.rows[0], c.rows[1], row}
+				var ratios [2][]float64
+				round := 0
+				for b.Loop() {
+					var took [3]time.Duration
+					for k := range rows {
+						k = (k + round) % len(rows)
+						start := time.Now()
+						for range perRound {
+							if err := rows[k].decode(c.msg); err != nil {
+								b.Fatal(err)
+							}
+						}
+						took[k] = time.Since(start)
+					}
+					round++
+					ratios[0] = append(ratios[0], float64(took[2])/float64(took[0]))
+					ratios[1] = append(ratios[1], float64(took[2])/float64(took[1]))
+				}
+				b.ReportMetric(median(ratios[0]), "x-unmarshal")
+				b.ReportMetric(median(ratios[1]), "x-unmarshal+validate")
+			})
+		}
+	}
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
 }
