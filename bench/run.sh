@@ -13,7 +13,7 @@
 # handshakes with HS256/RS256/ES256/EdDSA first-message tokens, typed JSON,
 # the refused handshake).
 #
-#   bench/run.sh                 full run, about 25 minutes on 2 cores:
+#   bench/run.sh                 full run, about 26 minutes on 2 cores:
 #                                echo and handshakes (7 rounds), idle memory
 #                                at 10,000 connections (3 rounds), broadcast
 #                                to 1000 and 5000 subscribers (3 rounds)
