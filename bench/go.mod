@@ -7,6 +7,7 @@ replace github.com/wssafe/wssafe => ../
 require (
 	github.com/coder/websocket v1.8.15
 	github.com/gorilla/websocket v1.5.3
+	github.com/lesismal/nbio v1.6.8
 	github.com/lestrrat-go/jwx/v3 v3.4.0
 	github.com/lxzan/gws v1.8.9
 	github.com/wssafe/wssafe v0.0.0-00010101000000-000000000000
@@ -17,6 +18,7 @@ require (
 	github.com/dolthub/maphash v0.1.0 // indirect
 	github.com/goccy/go-json v0.11.2 // indirect
 	github.com/klauspost/compress v1.20.4 // indirect
+	github.com/lesismal/llib v1.2.2 // indirect
 	github.com/lestrrat-go/blackmagic v1.0.4 // indirect
 	github.com/lestrrat-go/dsig v1.4.0 // indirect
 	github.com/lestrrat-go/dsig-secp256k1 v1.0.0 // indirect
@@ -25,8 +27,9 @@ require (
 	github.com/lestrrat-go/option/v2 v2.0.0 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
 	github.com/valyala/fastjson v1.6.10 // indirect
+	golang.org/x/crypto v0.59.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
-	golang.org/x/text v0.43.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/text v0.44.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 )

@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
 # Runs the peer comparison and prints its tables: wssafe (every guard on),
 # bare coder/websocket (the base of every ratio), gorilla/websocket,
-# lxzan/gws and a raw TCP echo (the ceiling), over loopback: echo rate,
-# latency, CPU and allocations per message; memory per idle connection
-# (wssafe also authenticated, as wssafe-hs256); and the handshake rate of
+# lxzan/gws, lesismal/nbio and a raw TCP echo (the ceiling), over loopback:
+# echo rate, latency, CPU and allocations per message; memory per idle
+# connection (wssafe also authenticated, as wssafe-hs256; nbio, on epoll
+# without a goroutine per connection, is the floor); the handshake rate of
 # wssafe plain, wssafe with HS256 first-message authentication, and bare
-# coder. The full run then adds the Go benchmarks (echo over a pipe and
-# loopback, the server loop alone, handshakes with HS256/RS256/ES256/EdDSA
-# first-message tokens, typed JSON, the refused handshake).
+# coder; and broadcast fan-out (wssafe's Hub.Broadcast, bare coder,
+# gorilla with PreparedMessage, gws's Broadcaster, nbio), paced (server CPU
+# per delivery) and saturated (deliveries/s). The full run then adds the
+# Go benchmarks (echo over a pipe and loopback, the server loop alone,
+# handshakes with HS256/RS256/ES256/EdDSA first-message tokens, typed JSON,
+# the refused handshake).
 #
-#   bench/run.sh                 full run, about 11 minutes on 2 cores
-#   BENCH_QUICK=1 bench/run.sh   one short round, under a minute (CI)
+#   bench/run.sh                 full run, about 26 minutes on 2 cores:
+#                                echo and handshakes (7 rounds), idle memory
+#                                at 10,000 connections (3 rounds), broadcast
+#                                to 1000 and 5000 subscribers (3 rounds)
+#   BENCH_QUICK=1 bench/run.sh   one short round of each, reduced sizes
+#                                (1000 idle connections, 200 subscribers),
+#                                under two minutes (CI; the numbers are
+#                                informative, never a gate)
 #
 # The server is pinned to CPU 0 and the load generator to CPU 1 when taskset
-# and a second CPU are available. Results (the table and every run as JSON)
-# are written to bench/results/ (BENCH_OUT overrides).
+# and a second CPU are available. Results (the tables and every run as JSON)
+# are written to bench/results/ (BENCH_OUT overrides). Extra arguments go
+# to every invocation of the load tool.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -23,15 +34,32 @@ mkdir -p "$out"
 go build -o "$out/server" ./cmd/server
 go build -o "$out/load" ./cmd/load
 
-if [ -n "${BENCH_QUICK:-}" ]; then
-	args=(-mode all -rounds 1 -duration 1s -warmup 200ms -idle 200 -attempts 1)
-else
-	args=(-mode all -rounds 7 -duration 1500ms -warmup 300ms -idle 1000)
+# The idle and broadcast runs hold thousands of connections: one file
+# descriptor each in the load tool and in the server (which inherits it).
+need=$([ -n "${BENCH_QUICK:-}" ] && echo 4096 || echo 16384)
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$need" ]; then
+	ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+	if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -n)" -lt "$need" ]; then
+		echo "run.sh: the open-file limit is $(ulimit -n) (hard $(ulimit -Hn)); the idle and broadcast runs need $need" >&2
+		exit 1
+	fi
 fi
 
+if [ -n "${BENCH_QUICK:-}" ]; then
+	runs=("-mode all -rounds 1 -duration 1s -warmup 200ms -idle 1000 -subs 200 -attempts 1")
+	jsons=(results.json)
+else
+	runs=(
+		"-mode echo,handshake -idle 0 -rounds 7 -duration 1500ms -warmup 300ms"
+		"-mode idle -idle 10000 -rounds 3"
+		"-mode broadcast -rounds 3 -duration 2s -warmup 500ms -attempts 2"
+	)
+	jsons=(results.json idle.json broadcast.json)
+fi
+args=()
 client=()
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ] && taskset -c 1 true 2>/dev/null; then
-	args+=(-server-cpus 0)
+	args=(-server-cpus 0)
 	client=(taskset -c 1)
 	pinning="server on CPU 0, load on CPU 1"
 else
@@ -43,7 +71,10 @@ fi
 	echo
 	echo "$(go version), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $pinning."
 } | tee "$out/table.md"
-"${client[@]}" "$out/load" -server "$out/server" -json "$out/results.json" "${args[@]}" "$@" | tee -a "$out/table.md"
+for i in "${!runs[@]}"; do
+	# shellcheck disable=SC2086 # each entry is a list of flags
+	"${client[@]}" "$out/load" -server "$out/server" -json "$out/${jsons[$i]}" ${runs[$i]} "${args[@]}" "$@" | tee -a "$out/table.md"
+done
 
 if [ -z "${BENCH_QUICK:-}" ]; then
 	echo

@@ -1,12 +1,16 @@
 // Command server runs one echo implementation for the load tool:
 //
-//	server -impl wssafe|coder|gorilla|gws|tcp [-addr 127.0.0.1:0] [-debug-addr 127.0.0.1:0]
+//	server -impl wssafe|coder|gorilla|gws|nbio|tcp [-fanout] [-addr 127.0.0.1:0] [-debug-addr 127.0.0.1:0]
 //
 // It prints "ws=ADDR debug=ADDR" on its first line of stdout once both
 // listeners are up, serves the echo on ADDR (path /, or raw TCP for -impl
 // tcp), and on the debug address serves /mem: Go memory statistics as
 // JSON (?gc=1 runs a garbage collection first), and /debug/pprof/ for
 // CPU and heap profiles under load. It exits on SIGINT/SIGTERM.
+//
+// With -fanout every connection is a broadcast subscriber instead (see
+// peers.Fanout), and the debug address serves /broadcast, which drives the
+// broadcast for the load tool (see broadcastControl).
 package main
 
 import (
@@ -21,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"sort"
 	"syscall"
 	"time"
 
@@ -28,16 +33,17 @@ import (
 )
 
 func main() {
-	impl := flag.String("impl", "wssafe", "echo implementation: one of wssafe, coder, gorilla, gws, tcp")
+	impl := flag.String("impl", "wssafe", "implementation: one of wssafe, wssafe-hs256, coder, gorilla, gws, nbio, tcp")
+	fanout := flag.Bool("fanout", false, "serve broadcast subscribers instead of the echo (wssafe, coder, gorilla, gws, nbio)")
 	addr := flag.String("addr", "127.0.0.1:0", "echo listen address")
 	debugAddr := flag.String("debug-addr", "127.0.0.1:0", "debug (memory statistics) listen address")
 	flag.Parse()
-	if err := run(*impl, *addr, *debugAddr); err != nil {
+	if err := run(*impl, *fanout, *addr, *debugAddr); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(impl, addr, debugAddr string) error {
+func run(impl string, fanout bool, addr, debugAddr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -54,22 +60,46 @@ func run(impl, addr, debugAddr string) error {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	dbg := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go dbg.Serve(dln)
 	errc := make(chan error, 1)
-	if impl == "tcp" {
+	serve := func(h http.Handler) {
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	switch {
+	case impl == "nbio":
+		n, err := peers.StartNbio(ln, fanout)
+		if err != nil {
+			return err
+		}
+		defer n.Stop()
+		if fanout {
+			mux.Handle("/broadcast", broadcastControl(n))
+		}
+	case fanout:
+		mk, ok := peers.Fanouts()[impl]
+		if !ok {
+			return fmt.Errorf("-fanout: unknown -impl %q (want nbio or one of %v)", impl, keys(peers.Fanouts()))
+		}
+		f, err := mk()
+		if err != nil {
+			return err
+		}
+		serve(f)
+		mux.Handle("/broadcast", broadcastControl(f))
+	case impl == "tcp":
 		go func() { errc <- peers.ServeTCP(ln) }()
-	} else {
+	default:
 		mk, ok := peers.Handlers()[impl]
 		if !ok {
-			return fmt.Errorf("unknown -impl %q (want one of %v)", impl, peers.Names())
+			return fmt.Errorf("unknown -impl %q (want nbio or one of %v)", impl, peers.Names())
 		}
 		h, err := mk()
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-		go func() { errc <- srv.Serve(ln) }()
+		serve(h)
 	}
+	go dbg.Serve(dln) // once every route is registered
 	fmt.Printf("ws=%s debug=%s\n", ln.Addr(), dln.Addr())
 	select {
 	case <-ctx.Done():
@@ -96,4 +126,14 @@ func memStats(w http.ResponseWriter, r *http.Request) {
 		"mallocs":     m.Mallocs,
 		"goroutines":  uint64(runtime.NumGoroutine()),
 	})
+}
+
+// keys returns m's keys, sorted.
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
