@@ -123,8 +123,9 @@ func newLimiter(r Rate) *rate.Limiter {
 
 // messageLimits are a session's message-rate limits. msgs and bytes are
 // the session's own, spent only by its read goroutine: buckets without a
-// lock. subject is shared by every session of its subject and is set at
-// admission: a rate.Limiter, whose lock it needs; nil is off.
+// lock, of the endpoint's MessageRate and ByteRate. subject is shared by
+// every session of its subject and is set at admission: a rate.Limiter,
+// whose lock it needs; nil is off.
 type messageLimits struct {
 	msgs, bytes bucket
 	subject     *rate.Limiter
@@ -141,15 +142,15 @@ func (e *Endpoint) newLimits() messageLimits {
 // checkLimits spends one message and n bytes from the session's budgets.
 // Exceeding one ends the session with 1008 "rate limit exceeded".
 func (s *Session) checkLimits(n int) error {
-	clk := s.ep.cfg.clock
-	now := clk.nanos() // once per message: the cheap reading, see realClock.nanos
+	cfg := s.ep.cfg
+	now := cfg.clock.nanos() // once per message: the cheap reading, see realClock.nanos
 	var event string
 	switch l := &s.limits; {
-	case !l.msgs.allowN(now, 1):
+	case !l.msgs.allowN(cfg.MessageRate, now, 1):
 		event = EventMessageRate
-	case l.subject != nil && !l.subject.AllowN(clk.mono(), 1):
+	case l.subject != nil && !l.subject.AllowN(cfg.clock.mono(), 1):
 		event = EventSubjectRate
-	case !l.bytes.allowN(now, n):
+	case !l.bytes.allowN(cfg.ByteRate, now, n):
 		event = EventByteRate
 	default:
 		return nil
@@ -170,36 +171,30 @@ func (s *Session) checkLimits(n int) error {
 // comparisons and subtractions and the Reservation; the arithmetic costs
 // a few nanoseconds (BenchmarkBucket).
 //
-// Only one goroutine may use a bucket. The zero bucket (limit 0) allows
-// everything: the limit is off.
+// A bucket holds only the state; its rate, the same for every session,
+// is passed in (the endpoint's resolved Rate: PerSecond finite and at
+// least minRate, or the zero Rate, which allows everything). Only one
+// goroutine may use a bucket.
 type bucket struct {
-	limit  float64 // tokens per second; 0: off
-	burst  int
 	tokens float64 // at last
 	last   int64   // clock.nanos of the last allowed request
 }
 
-// newBucket returns r's bucket, full, or the zero (off) bucket for a
-// zero Rate. r is resolved: PerSecond is finite and at least minRate.
-func newBucket(r Rate) bucket {
-	if r == (Rate{}) {
-		return bucket{}
-	}
-	return bucket{limit: r.PerSecond, burst: r.Burst, tokens: float64(r.Burst)}
-}
+// newBucket returns a full bucket of rate r.
+func newBucket(r Rate) bucket { return bucket{tokens: float64(r.Burst)} }
 
 // allowN reports whether n events may happen at now, and spends them if
 // so: rate.Limiter.AllowN(now, n), step for step (see advance and
 // reserveN in golang.org/x/time/rate). A request larger than the burst is
 // refused, and a refusal spends nothing.
-func (b *bucket) allowN(now int64, n int) bool {
-	if b.limit == 0 {
+func (b *bucket) allowN(r Rate, now int64, n int) bool {
+	if r.PerSecond == 0 {
 		return true
 	}
-	tokens := b.advance(now) - float64(n)
+	tokens := b.advance(r, now) - float64(n)
 	// rate.Limiter waits time.Duration(-tokens/limit*1e9) for the missing
 	// tokens, truncated, and allows the request if that wait is zero.
-	if n > b.burst || tokens < 0 && (-tokens/b.limit)*float64(time.Second) >= 1 {
+	if n > r.Burst || tokens < 0 && (-tokens/r.PerSecond)*float64(time.Second) >= 1 {
 		return false
 	}
 	b.tokens, b.last = tokens, now
@@ -207,14 +202,14 @@ func (b *bucket) allowN(now int64, n int) bool {
 }
 
 // advance returns the tokens in the bucket at now: rate.Limiter's advance.
-func (b *bucket) advance(now int64) float64 {
+func (b *bucket) advance(r Rate, now int64) float64 {
 	elapsed := now - b.last
 	if elapsed < 0 { // a clock that went back: no refill, as rate.Limiter
 		elapsed = 0
 	}
-	delta := time.Duration(elapsed).Seconds() * b.limit
+	delta := time.Duration(elapsed).Seconds() * r.PerSecond
 	tokens := b.tokens + delta
-	if burst := float64(b.burst); tokens > burst {
+	if burst := float64(r.Burst); tokens > burst {
 		tokens = burst
 	}
 	return tokens

@@ -30,10 +30,10 @@ func driveBoth(t *testing.T, r Rate, steps []bucketStep) {
 		clock.Advance(s.dt)
 		mono, nanos := clock.mono(), clock.nanos()
 		want := lim.AllowN(mono, s.n)
-		if got := b.allowN(nanos, s.n); got != want {
+		if got := b.allowN(r, nanos, s.n); got != want {
 			t.Fatalf("%+v, step %d (%+v at %v): bucket allowed %v, rate.Limiter %v", r, i, s, time.Duration(nanos), got, want)
 		}
-		if got, want := b.advance(nanos), lim.TokensAt(mono); got != want {
+		if got, want := b.advance(r, nanos), lim.TokensAt(mono); got != want {
 			t.Fatalf("%+v, step %d (%+v at %v): bucket has %v tokens, rate.Limiter %v", r, i, s, time.Duration(nanos), got, want)
 		}
 	}
@@ -196,7 +196,7 @@ func BenchmarkBucket(b *testing.B) {
 		var now int64
 		for b.Loop() {
 			now += 10
-			if !bk.allowN(now, 1) {
+			if !bk.allowN(r, now, 1) {
 				b.Fatal("refused")
 			}
 		}
