@@ -5,6 +5,8 @@ package wssafe
 
 import (
 	"bufio"
+	"bytes"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -94,12 +96,35 @@ func (h *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	brw.Writer.Reset(dc)
 	// What the client sent past its request reaches coder/websocket without
 	// passing through dc.Read: dc's frame scan must see it all the same.
-	if n := brw.Reader.Buffered(); n > 0 {
-		b, _ := brw.Reader.Peek(n)
+	n := brw.Reader.Buffered()
+	b, _ := brw.Reader.Peek(n)
+	if n > 0 {
 		dc.buffered(b)
+	}
+	if size := h.cfg.ReadBufferSize; size != brw.Reader.Size() {
+		resizeReader(brw.Reader, b, dc, size)
 	}
 	h.conn = dc
 	return dc, brw, nil
+}
+
+// resizeReader gives br, net/http's reader of the hijacked connection, a
+// buffer of size bytes (at least len(b)) that holds b, the bytes br had
+// buffered past the request, and reads on from dc. coder/websocket reads
+// through br: it takes what br has buffered and resets br to read from the
+// connection (Accept, https://github.com/golang/go/issues/32314), keeping
+// br's buffer, so the buffer must be replaced, not reset. br is replaced in
+// place rather than by a new *bufio.Reader because net/http's conn keeps
+// br until ServeHTTP returns, which is the session's whole life: a new
+// reader would leave br's 4 KiB buffer allocated beside it.
+func resizeReader(br *bufio.Reader, b []byte, dc *deadlineConn, size int) {
+	src := io.Reader(dc)
+	if len(b) > 0 {
+		src = io.MultiReader(bytes.NewReader(b), dc)
+	}
+	nr := bufio.NewReaderSize(src, max(size, len(b)))
+	nr.Peek(len(b)) // copies b into nr's buffer: Read from a bytes.Reader
+	*br = *nr
 }
 
 func (h *hijackCapture) Unwrap() http.ResponseWriter { return h.ResponseWriter }

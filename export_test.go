@@ -17,6 +17,7 @@ import (
 type FakeClock struct {
 	mu     sync.Mutex
 	at     time.Time
+	origin time.Time // nanos' zero
 	timers []*fakeTimer
 }
 
@@ -27,7 +28,7 @@ type fakeTimer struct {
 }
 
 // NewFakeClock returns a clock stopped at now.
-func NewFakeClock(now time.Time) *FakeClock { return &FakeClock{at: now} }
+func NewFakeClock(now time.Time) *FakeClock { return &FakeClock{at: now, origin: now} }
 
 // Now returns the clock's time.
 func (c *FakeClock) Now() time.Time {
@@ -38,6 +39,7 @@ func (c *FakeClock) Now() time.Time {
 
 func (c *FakeClock) now() time.Time  { return c.Now() }
 func (c *FakeClock) mono() time.Time { return c.Now() }
+func (c *FakeClock) nanos() int64    { return int64(c.Now().Sub(c.origin)) }
 
 // Timers returns the number of armed timers.
 func (c *FakeClock) Timers() int {

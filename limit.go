@@ -121,11 +121,14 @@ func newLimiter(r Rate) *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(r.PerSecond), r.Burst)
 }
 
-// messageLimits are a session's message-rate limiters; nil ones are off.
-// msgs and bytes are the session's own; subject is shared by every session
-// of its subject and is set at admission.
+// messageLimits are a session's message-rate limits. msgs and bytes are
+// the session's own, spent only by its read goroutine: buckets without a
+// lock, of the endpoint's MessageRate and ByteRate. subject is shared by
+// every session of its subject and is set at admission: a rate.Limiter,
+// whose lock it needs; nil is off.
 type messageLimits struct {
-	msgs, bytes, subject *rate.Limiter
+	msgs, bytes bucket
+	subject     *rate.Limiter
 }
 
 func (c *config) limitsMessages() bool {
@@ -133,26 +136,83 @@ func (c *config) limitsMessages() bool {
 }
 
 func (e *Endpoint) newLimits() messageLimits {
-	return messageLimits{msgs: newLimiter(e.cfg.MessageRate), bytes: newLimiter(e.cfg.ByteRate)}
+	return messageLimits{msgs: newBucket(e.cfg.MessageRate), bytes: newBucket(e.cfg.ByteRate)}
 }
 
 // checkLimits spends one message and n bytes from the session's budgets.
 // Exceeding one ends the session with 1008 "rate limit exceeded".
 func (s *Session) checkLimits(n int) error {
-	now := s.ep.cfg.clock.mono() // once per message: the cheap reading, see realClock.mono
+	cfg := s.ep.cfg
+	now := cfg.clock.nanos() // once per message: the cheap reading, see realClock.nanos
 	var event string
 	switch l := &s.limits; {
-	case l.msgs != nil && !l.msgs.AllowN(now, 1):
+	case !l.msgs.allowN(cfg.MessageRate, now, 1):
 		event = EventMessageRate
-	case l.subject != nil && !l.subject.AllowN(now, 1):
+	case l.subject != nil && !l.subject.AllowN(cfg.clock.mono(), 1):
 		event = EventSubjectRate
-	case l.bytes != nil && !l.bytes.AllowN(now, n):
+	case !l.bytes.allowN(cfg.ByteRate, now, n):
 		event = EventByteRate
 	default:
 		return nil
 	}
 	logEvent(s.ctx, s.log, slog.LevelWarn, event, "wssafe: message rate exceeded")
 	return ErrRateLimited
+}
+
+// bucket is a token bucket for one caller: rate.Limiter's AllowN without
+// its lock and without time.Time, on the nanoseconds of the endpoint's
+// monotonic clock (clock.nanos). Its decisions are rate.Limiter's, bit for
+// bit (limit_internal_test.go drives both with the same requests): it does
+// the same float64 arithmetic on the same elapsed durations, because an
+// integer bucket cannot be: rate.Limiter keeps fractional tokens in a
+// float64, whose rounding decides requests that arrive on a refill's
+// boundary, and it allows a request that is short by less than one
+// nanosecond of refill. What it saves is the mutex, the time.Time
+// comparisons and subtractions and the Reservation; the arithmetic costs
+// a few nanoseconds (BenchmarkBucket).
+//
+// A bucket holds only the state; its rate, the same for every session,
+// is passed in (the endpoint's resolved Rate: PerSecond finite and at
+// least minRate, or the zero Rate, which allows everything). Only one
+// goroutine may use a bucket.
+type bucket struct {
+	tokens float64 // at last
+	last   int64   // clock.nanos of the last allowed request
+}
+
+// newBucket returns a full bucket of rate r.
+func newBucket(r Rate) bucket { return bucket{tokens: float64(r.Burst)} }
+
+// allowN reports whether n events may happen at now, and spends them if
+// so: rate.Limiter.AllowN(now, n), step for step (see advance and
+// reserveN in golang.org/x/time/rate). A request larger than the burst is
+// refused, and a refusal spends nothing.
+func (b *bucket) allowN(r Rate, now int64, n int) bool {
+	if r.PerSecond == 0 {
+		return true
+	}
+	tokens := b.advance(r, now) - float64(n)
+	// rate.Limiter waits time.Duration(-tokens/limit*1e9) for the missing
+	// tokens, truncated, and allows the request if that wait is zero.
+	if n > r.Burst || tokens < 0 && (-tokens/r.PerSecond)*float64(time.Second) >= 1 {
+		return false
+	}
+	b.tokens, b.last = tokens, now
+	return true
+}
+
+// advance returns the tokens in the bucket at now: rate.Limiter's advance.
+func (b *bucket) advance(r Rate, now int64) float64 {
+	elapsed := now - b.last
+	if elapsed < 0 { // a clock that went back: no refill, as rate.Limiter
+		elapsed = 0
+	}
+	delta := time.Duration(elapsed).Seconds() * r.PerSecond
+	tokens := b.tokens + delta
+	if burst := float64(r.Burst); tokens > burst {
+		tokens = burst
+	}
+	return tokens
 }
 
 // defaultMaxSources bounds the per-address state kept by the handshake

@@ -25,12 +25,13 @@ import (
 // the reply). ns/op is that loop's CPU time per message; the loopback
 // numbers add the kernel's work, which is the same for every server.
 // "wssafe-idle" is wssafe with an IdleTimeout, whose deadline must cost
-// nothing per message either.
+// nothing per message either; "wssafe-rb32k" is wssafe with a 32 KiB read
+// buffer (Options.ReadBufferSize).
 func BenchmarkServerLoop(b *testing.B) {
 	handlers := peers.Handlers()
 	handlers["wssafe-idle"] = peers.WssafeIdle
 	for _, size := range sizes {
-		for _, impl := range []string{"coder", "gorilla", "gws", "wssafe", "wssafe-idle"} {
+		for _, impl := range []string{"coder", "gorilla", "gws", "wssafe", "wssafe-idle", "wssafe-rb32k"} {
 			b.Run(fmt.Sprintf("size=%d/impl=%s", size, impl), func(b *testing.B) {
 				h, err := handlers[impl]()
 				if err != nil {
@@ -44,8 +45,10 @@ func BenchmarkServerLoop(b *testing.B) {
 				c.waitFor(1) // the handshake is done and the loop runs
 				b.SetBytes(int64(size))
 				b.ReportAllocs()
+				reads := c.reads.Load()
 				b.ResetTimer()
 				c.waitFor(int64(b.N) + 1)
+				b.ReportMetric(float64(c.reads.Load()-reads)/float64(b.N), "reads/op")
 			})
 		}
 	}
@@ -65,6 +68,7 @@ type scriptConn struct {
 	wake     *sync.Cond   // signalled by the upgrade and by a read deadline in the past
 	expired  bool         // a read deadline in the past is set
 	written  atomic.Int64 // bytes of echoed frames
+	reads    atomic.Int64 // Read calls, each a system call on a real socket
 	target   atomic.Int64 // waitFor's goal, in bytes
 	reached  chan struct{}
 	closed   atomic.Bool
@@ -109,6 +113,7 @@ func (c *scriptConn) Read(p []byte) (int, error) {
 	if c.closed.Load() {
 		return 0, net.ErrClosed
 	}
+	c.reads.Add(1)
 	if c.pos == c.loop && !c.upgraded.Load() {
 		// Like a client that waits for the 101 before it sends frames
 		// (gorilla refuses data sent before the handshake completes).

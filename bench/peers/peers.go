@@ -34,6 +34,7 @@ func Handlers() map[string]func() (http.Handler, error) {
 	return map[string]func() (http.Handler, error){
 		"wssafe":       Wssafe,
 		"wssafe-hs256": func() (http.Handler, error) { return WssafeAuth(&wssafe.AuthOptions{HMACSecret: benchjwt.Secret}) },
+		"wssafe-rb32k": func() (http.Handler, error) { return WssafeReadBuffer(32 << 10) },
 		"coder":        func() (http.Handler, error) { return Coder(), nil },
 		"gorilla":      func() (http.Handler, error) { return Gorilla(), nil },
 		"gws":          func() (http.Handler, error) { return GWS(), nil },
@@ -72,6 +73,12 @@ func Wssafe() (http.Handler, error) { return newWssafe(nil) }
 // so that the benchmarks show what the idle deadline costs per message.
 func WssafeIdle() (http.Handler, error) {
 	return newWssafe(func(o *wssafe.Options) { o.IdleTimeout = time.Minute })
+}
+
+// WssafeReadBuffer is [Wssafe] with a read buffer of size bytes
+// (Options.ReadBufferSize) instead of the default: "wssafe-rb32k" is 32 KiB.
+func WssafeReadBuffer(size int) (http.Handler, error) {
+	return newWssafe(func(o *wssafe.Options) { o.ReadBufferSize = size })
 }
 
 // newWssafe is the wssafe echo with every guard on, configured by more.
