@@ -125,6 +125,13 @@ type hostileConn struct {
 // the default header of that name).
 func hostileRequest(t *testing.T, wsURL string, method string, hdr map[string]string) (*hostileConn, string) {
 	t.Helper()
+	return hostileRequestThen(t, wsURL, method, hdr, nil)
+}
+
+// hostileRequestThen is hostileRequest with after written in the same
+// Write as the request, as a client that pipelines its first frames does.
+func hostileRequestThen(t *testing.T, wsURL string, method string, hdr map[string]string, after []byte) (*hostileConn, string) {
+	t.Helper()
 	host := strings.TrimPrefix(wsURL, "ws://")
 	nc, err := net.DialTimeout("tcp", host, 5*time.Second)
 	require.NoError(t, err)
@@ -150,7 +157,7 @@ func hostileRequest(t *testing.T, wsURL string, method string, hdr map[string]st
 		}
 	}
 	req.WriteString("\r\n")
-	_, err = nc.Write([]byte(req.String()))
+	_, err = nc.Write(append([]byte(req.String()), after...))
 	require.NoError(t, err)
 	return &hostileConn{nc: nc, br: bufio.NewReader(nc)}, key
 }
@@ -159,6 +166,13 @@ func hostileRequest(t *testing.T, wsURL string, method string, hdr map[string]st
 func hostileDial(t *testing.T, wsURL string) *hostileConn {
 	t.Helper()
 	c, key := hostileRequest(t, wsURL, http.MethodGet, nil)
+	return hostileUpgraded(t, c, key)
+}
+
+// hostileUpgraded reads the server's answer to c's handshake request and
+// requires a 101 with the right Sec-WebSocket-Accept for key.
+func hostileUpgraded(t *testing.T, c *hostileConn, key string) *hostileConn {
+	t.Helper()
 	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	resp, err := http.ReadResponse(c.br, nil)
 	require.NoError(t, err)

@@ -1,16 +1,11 @@
 package wssafe_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha1"
-	"encoding/base64"
 	"fmt"
-	"net"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -30,26 +25,8 @@ var mirror = wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m w
 // with the request, before the upgrade.
 func pipelinedDial(t *testing.T, wsURL string, first []byte) *hostileConn {
 	t.Helper()
-	host := strings.TrimPrefix(wsURL, "ws://")
-	nc, err := net.DialTimeout("tcp", host, 5*time.Second)
-	require.NoError(t, err)
-	t.Cleanup(func() { nc.Close() })
-	var keyBytes [16]byte
-	rand.Read(keyBytes[:])
-	key := base64.StdEncoding.EncodeToString(keyBytes[:])
-	req := "GET / HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	_, err = nc.Write(append([]byte(req), first...))
-	require.NoError(t, err)
-	c := &hostileConn{nc: nc, br: bufio.NewReader(nc)}
-	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(c.br, nil)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
-	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	require.Equal(t, base64.StdEncoding.EncodeToString(sum[:]), resp.Header.Get("Sec-WebSocket-Accept"))
-	return c
+	c, key := hostileRequestThen(t, wsURL, http.MethodGet, nil, first)
+	return hostileUpgraded(t, c, key)
 }
 
 // readEcho reads the next data message and requires it to be want.
