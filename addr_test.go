@@ -1,7 +1,6 @@
 package wssafe_test
 
 import (
-	"context"
 	"log/slog"
 	"net"
 	"net/http"
@@ -135,17 +134,7 @@ func TestIPv6(t *testing.T) {
 	ep, err := wssafe.New(echo, &wssafe.Options{AllowIPs: []string{"::1/128", "2001:db8:1::/48"},
 		DenyIPs: []string{"127.0.0.0/8"}, MaxConnsPerIP: 2, TrustedProxies: []string{"::1/128"}, Logger: logger})
 	require.NoError(t, err)
-	srv := httptest.NewUnstartedServer(ep)
-	srv.Listener.Close()
-	srv.Listener = l
-	srv.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		ep.Shutdown(ctx)
-		srv.Close()
-	})
-	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	url := serveOn(t, ep, func(old net.Listener) net.Listener { old.Close(); return l })
 	require.Contains(t, url, "[::1]")
 	c := dialWith(t, url, nil)
 	echoOnce(t, c, "over IPv6")

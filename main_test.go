@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -214,14 +215,25 @@ func serverWith(t *testing.T, h wssafe.Handler, opts *wssafe.Options, hooks wssa
 	}
 	ep, err := wssafe.NewWithHooks(h, opts, hooks)
 	require.NoError(t, err)
-	srv := httptest.NewServer(ep)
+	return ep, serveOn(t, ep, nil)
+}
+
+// serveOn serves ep on an httptest server, whose listener wrap may replace
+// (nil keeps it), until the end of the test, and returns its ws:// URL.
+func serveOn(t *testing.T, ep *wssafe.Endpoint, wrap func(net.Listener) net.Listener) string {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(ep)
+	if wrap != nil {
+		srv.Listener = wrap(srv.Listener)
+	}
+	srv.Start()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		ep.Shutdown(ctx)
 		srv.Close()
 	})
-	return ep, "ws" + strings.TrimPrefix(srv.URL, "http")
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
 }
 
 // dial connects a client and closes it at the end of the test.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -94,16 +93,7 @@ func TestSlowConsumerCutDuringBroadcast(t *testing.T) {
 	logger, logs := newLogger()
 	ep, err := wssafe.New(echo, &wssafe.Options{SendQueueMessages: 4, SendQueueBytes: 8 * size, Logger: logger})
 	require.NoError(t, err)
-	srv := httptest.NewUnstartedServer(ep)
-	srv.Listener = &shrinkFirstConn{Listener: srv.Listener}
-	srv.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		ep.Shutdown(ctx)
-		srv.Close()
-	})
-	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	url := serveOn(t, ep, func(l net.Listener) net.Listener { return &shrinkFirstConn{Listener: l} })
 
 	// The slow consumer connects first, so it gets the small send buffer,
 	// and never reads until it has been cut.
@@ -193,16 +183,7 @@ func TestWriteBehindBlockedQueueAbandoned(t *testing.T) {
 	})
 	ep, err := wssafe.New(h, &wssafe.Options{Logger: must(newLogger())})
 	require.NoError(t, err)
-	srv := httptest.NewUnstartedServer(ep)
-	srv.Listener = &shrinkFirstConn{Listener: srv.Listener}
-	srv.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		ep.Shutdown(ctx)
-		srv.Close()
-	})
-	c := dialWith(t, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	c := dialWith(t, serveOn(t, ep, func(l net.Listener) net.Listener { return &shrinkFirstConn{Listener: l} }), nil)
 	c.SetReadLimit(size)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
