@@ -197,6 +197,20 @@ type AuthOptions struct {
 	// none.
 	AcceptableSkew time.Duration
 
+	// MaxTokenLifetime, if set, is the longest life a token may claim:
+	// exp minus iat, or, for a token without iat, exp minus now, must not
+	// exceed it plus AcceptableSkew, or the token is refused (HTTP 401,
+	// close 3000; reason "lifetime"). Tokens must then carry exp
+	// (InsecureAllowMissingExp is refused). It is what makes a revocation
+	// possible: no token issued before it outlives MaxTokenLifetime, so
+	// [Hub.CloseSubject] records one for that long, on every node of a
+	// cluster, refusing the subject's tokens issued before it and its
+	// tokens without iat. Set it to the longest lifetime your issuer
+	// mints (an access token's, e.g. 15 minutes). Zero checks no
+	// lifetime, and CloseSubject then closes sessions without refusing
+	// the old tokens.
+	MaxTokenLifetime time.Duration
+
 	// InsecureAllowMissingExp accepts tokens without an "exp" claim (as the
 	// original Python client mints them), with a warning logged by New. Such a token is valid
 	// forever: a leaked one cannot be contained except by rotating the key.
@@ -308,6 +322,9 @@ type authenticator struct {
 	parseOptions []jwt.ParseOption
 	log          *slog.Logger
 	jobs         chan *verifyJob // to idle verifier goroutines; see verifypool.go
+
+	maxLifetime time.Duration    // MaxTokenLifetime; zero: unchecked (revoke.go)
+	now         func() time.Time // the endpoint's clock
 }
 
 // resolveAuth validates Options.Auth and builds the authenticator.
@@ -317,7 +334,7 @@ func (c *config) resolveAuth() error {
 	}
 	o := *c.Auth
 	c.Auth = &o // never keep or mutate the caller's struct
-	a := &authenticator{log: c.Logger, refresh: o.AllowRefresh, authorizeFn: o.Authorize, jobs: make(chan *verifyJob)}
+	a := &authenticator{log: c.Logger, now: c.clock.now, refresh: o.AllowRefresh, authorizeFn: o.Authorize, jobs: make(chan *verifyJob)}
 	if err := a.resolveSources(c, &o); err != nil {
 		return err
 	}
@@ -399,10 +416,14 @@ func (a *authenticator) resolveReplies(o *AuthOptions) error {
 }
 
 func (a *authenticator) resolveLimits(o *AuthOptions) error {
-	if o.AuthTimeout < 0 || o.AuthReadLimit < 0 || o.MaxTokenSize < 0 || o.AcceptableSkew < 0 {
+	if o.AuthTimeout < 0 || o.AuthReadLimit < 0 || o.MaxTokenSize < 0 || o.AcceptableSkew < 0 || o.MaxTokenLifetime < 0 {
 		return errors.New("wssafe: Auth durations and sizes must not be negative (zero means the default)")
 	}
+	if o.MaxTokenLifetime > 0 && o.InsecureAllowMissingExp {
+		return errors.New("wssafe: Auth.MaxTokenLifetime bounds a token's exp, so tokens must carry one: drop InsecureAllowMissingExp, or leave MaxTokenLifetime zero")
+	}
 	a.timeout, a.readLimit, a.maxSize, a.skew = o.AuthTimeout, o.AuthReadLimit, o.MaxTokenSize, o.AcceptableSkew
+	a.maxLifetime = o.MaxTokenLifetime
 	setDefault(&a.timeout, DefaultAuthTimeout)
 	if a.timeout > maxQuietAuthTimeout {
 		logEvent(context.Background(), a.log, slog.LevelWarn, EventInsecureConfig,
@@ -727,6 +748,9 @@ func (a *authenticator) verify(ctx context.Context, raw []byte) (*identity, erro
 	}
 	sub, err := subjectFrom(m, a.subjects)
 	if err != nil {
+		return nil, err
+	}
+	if err := a.checkLifetime(tok, a.now()); err != nil {
 		return nil, err
 	}
 	exp, _ := tok.Expiration()

@@ -6,6 +6,7 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
@@ -62,12 +63,24 @@ func ExampleAuthOptions_firstMessage() {
 }
 
 // Log a user out everywhere: close every session bound to the subject, on
-// every node when the endpoint has a Backplane.
+// every node when the endpoint has a Backplane, and, since
+// MaxTokenLifetime bounds every token's life, refuse the subject's tokens
+// issued before now on every node for that long.
 func ExampleHub_CloseSubject() {
-	var ep *wssafe.Endpoint // from wssafe.New
-	logout := func(ctx context.Context, subject string) {
-		if err := ep.Hub().CloseSubject(ctx, subject, nil); err != nil { // nil: close 3003 "forbidden"
-			log.Printf("revoking %s: %v", subject, err)
+	ep, err := wssafe.New(wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
+		return s.WriteText(ctx, "hello "+s.Subject())
+	}), &wssafe.Options{
+		Auth: &wssafe.AuthOptions{
+			HMACSecret:       []byte(os.Getenv("WSSAFE_JWT_SECRET")), // 32+ random bytes
+			MaxTokenLifetime: 15 * time.Minute,                       // what the issuer mints at most
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	logout := func(subject string) {
+		if err := ep.Hub().CloseSubject(subject, nil); err != nil { // nil: close 3003 "forbidden"
+			log.Printf("revoking on the other nodes: %v", err) // this node has closed and revoked
 		}
 	}
 	_ = logout

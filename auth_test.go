@@ -684,15 +684,14 @@ func TestCloseSubject(t *testing.T) {
 		roundTrip(t, c, "ping") // all three are authenticated and tracked
 	}
 	a1, a2 := closeCode(alice1), closeCode(alice2)
-	ctx := context.Background()
-	require.NoError(t, ep.Hub().CloseSubject(ctx, "alice", nil))
+	require.NoError(t, ep.Hub().CloseSubject("alice", nil))
 	assert.Equal(t, wssafe.StatusForbidden, <-a1, "nil is the revocation meaning: 3003")
 	assert.Equal(t, wssafe.StatusForbidden, <-a2)
 	assert.Equal(t, "bob|bob|still here", roundTrip(t, bob, "still here"))
-	require.NoError(t, ep.Hub().CloseSubject(ctx, "alice", nil))
-	require.NoError(t, ep.Hub().CloseSubject(ctx, "", nil))
+	require.NoError(t, ep.Hub().CloseSubject("alice", nil))
+	require.NoError(t, ep.Hub().CloseSubject("", nil))
 	b := closeCode(bob)
-	require.NoError(t, ep.Hub().CloseSubject(ctx, "bob", wssafe.ErrInvalidToken))
+	require.NoError(t, ep.Hub().CloseSubject("bob", wssafe.ErrInvalidToken))
 	assert.Equal(t, wssafe.StatusUnauthorized, <-b)
 	// One line per revocation that closed something, with the code sent.
 	assert.Equal(t, []string{"alice 2 3003", "bob 1 3000"}, subjectClosedLines(t, f.logs))

@@ -67,7 +67,7 @@ func (e *Endpoint) authenticateHandshake(w http.ResponseWriter, r *http.Request,
 		id, err = a.verifyAside(r.Context(), raw)
 	}
 	if err == nil {
-		err = a.authorize(r.Context(), id)
+		err = e.authorize(r.Context(), id)
 	}
 	if err != nil {
 		e.logAuthFailure(r.Context(), s, err, source, raw)
@@ -188,7 +188,7 @@ func (s *Session) authenticateFirstMessage(a *authenticator) error {
 		err = invalidToken("malformed", err)
 	}
 	if err == nil {
-		err = a.authorize(s.ctx, id)
+		err = s.ep.authorize(s.ctx, id)
 	}
 	if err != nil {
 		s.ep.logAuthFailure(s.ctx, s, err, "first_message", raw)
@@ -298,7 +298,7 @@ func (s *Session) refresh(ctx context.Context, a *authenticator, raw []byte) err
 		err = &authError{reason: "subject_changed", kind: ErrForbidden}
 	}
 	if err == nil {
-		err = a.authorize(ctx, id)
+		err = s.ep.authorize(ctx, id)
 	}
 	if err != nil {
 		s.ep.logAuthFailure(ctx, s, err, "refresh", raw)

@@ -184,6 +184,7 @@ var closeTable = [...]closeRule{
 	{ErrTooManyInvalid, StatusPolicyViolation, "too many invalid messages"},
 	{ErrSlowConsumer, StatusPolicyViolation, "slow consumer"},
 	{ErrTooManyConnections, StatusPolicyViolation, "too many connections"},
+	{ErrUnavailable, StatusTryAgainLater, "try again later"},
 	{ErrWriteTimeout, StatusPolicyViolation, "write timeout"},
 	{ErrPongTimeout, StatusTimeout, "timeout"},
 	{ErrIdleTimeout, StatusTimeout, "idle timeout"},

@@ -90,6 +90,8 @@ var (
 	refusePerIP     = refusal{http.StatusTooManyRequests, capRetryAfter, EventIPConnLimit, "wssafe: too many connections from one address"}
 	refuseSubject   = refusal{http.StatusTooManyRequests, capRetryAfter, EventSubjectConnLimit, "wssafe: too many connections for one subject"}
 	refuseHandshake = refusal{http.StatusTooManyRequests, 0, EventHandshakeRate, "wssafe: handshake rate exceeded"}
+	// The cluster could not count the subject under MaxConnsPerSubject: the cap fails closed.
+	refuseUnavailable = refusal{http.StatusServiceUnavailable, unavailableRetry, EventClusterUnavailable, "wssafe: cluster unavailable; handshake refused"}
 )
 
 // refuseBody answers an upgrade request that carries a body. A WebSocket
@@ -189,11 +191,16 @@ func (e *Endpoint) reserve(w http.ResponseWriter, r *http.Request, s *Session, i
 
 // admitEarly admits a session whose subject is known before Accept
 // (handshake-time authentication): over the per-subject cap the handshake
-// gets 429 with Retry-After. The authentication step sets s.subject and
-// calls it; returning false means the answer has been written.
+// gets 429 with Retry-After, and 503 with Retry-After when the cluster
+// could not be asked. The authentication step sets s.subject and calls
+// it; returning false means the answer has been written.
 func (e *Endpoint) admitEarly(w http.ResponseWriter, r *http.Request, s *Session) bool {
 	if err := e.admit(s); err != nil {
-		e.refuse(w, r, s.ip, refuseSubject)
+		rf := refuseSubject
+		if errors.Is(err, ErrUnavailable) {
+			rf = refuseUnavailable
+		}
+		e.refuse(w, r, s.ip, rf)
 		return false
 	}
 	return true

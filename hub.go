@@ -1,7 +1,7 @@
 package wssafe
 
 // The Hub: every live session, registration and admission under the caps,
-// lookups, broadcast, revocation and the Backplane.
+// lookups, broadcast, and closing a subject's sessions.
 
 import (
 	"bytes"
@@ -15,26 +15,33 @@ import (
 )
 
 // A Hub is the registry of an Endpoint's open sessions in this process:
-// list them, find them by ID or subject, revoke a subject, broadcast to
-// them. Broadcasts go through each session's bounded send queue (see
-// [Session.Send]), so one slow reader never blocks a broadcast: it is
-// closed as a slow consumer instead.
+// list them, find them by ID or subject, close a subject's sessions,
+// broadcast to them, publish to the topics they joined. Broadcasts go
+// through each session's bounded send queue (see [Session.Send]), so one
+// slow reader never blocks a broadcast: it is closed as a slow consumer
+// instead.
 //
 // A session is in the Hub from the handshake until it ends, once its
 // subject, if the endpoint authenticates, is verified: a session still
 // waiting for its first-message token is neither listed nor broadcast to.
-// The Hub's methods act on this process, except [Hub.Publish] and
-// [Hub.CloseSubject], which act on every node of a cluster through
-// [Options.Backplane]. A Hub is safe for concurrent use.
+// The Hub's methods act on this node, except [Hub.Publish],
+// [Hub.CloseSubject], [Hub.CloseSession] and [Hub.Online], which act on
+// every node of a cluster through [Options.Backplane] (and on this node
+// alone without one). A Hub is safe for concurrent use.
 type Hub struct {
-	e  *Endpoint
-	mu sync.Mutex
+	e     *Endpoint
+	subMu sync.Mutex // orders the Backplane's Subscribe and Unsubscribe calls; taken before mu (see subscribing)
+	mu    sync.Mutex
 
 	reserved int                // connection slots held, before and after Accept (MaxConns)
 	perIP    map[netip.Addr]int // slots per source, kept only when MaxConnsPerIP is set
 	live     map[*Session]struct{}
 	byID     map[string]*Session // the open sessions: live and admitted
 	subjects map[string]*subjectEntry
+	topics   map[string]map[*Session]struct{} // the sessions joined to each topic (topic.go)
+	joined   map[*Session][]string            // the topics of each session that joined one
+
+	revoked revocations // revoke.go; its own lock
 }
 
 // registration is a session's state in its Hub, guarded by Hub.mu. It
@@ -47,6 +54,7 @@ type Hub struct {
 type registration struct {
 	phase    regPhase
 	admitted bool   // passed the per-subject cap
+	acquired bool   // Backplane.Acquire counted it: Release it at the end
 	subject  string // the subject whose slot it holds, "" for none
 }
 
@@ -123,6 +131,8 @@ func newHub(e *Endpoint) *Hub {
 		live:     make(map[*Session]struct{}),
 		byID:     make(map[string]*Session),
 		subjects: make(map[string]*subjectEntry),
+		topics:   make(map[string]map[*Session]struct{}),
+		joined:   make(map[*Session][]string),
 	}
 	if e.cfg.MaxConnsPerIP > 0 {
 		h.perIP = make(map[netip.Addr]int)
@@ -155,40 +165,99 @@ func (h *Hub) reserve(s *Session) (refusal, bool) {
 
 // admit is the admission step that runs once a session's subject is known
 // ("" without authentication): it takes a slot under MaxConnsPerSubject,
-// attaches the subject's shared message budget, and opens the session in
-// the Hub as soon as it is also live. It returns [ErrTooManyConnections]
-// when the subject is at its cap.
+// on this node and, with a Backplane, across the cluster
+// ([Backplane.Acquire]), attaches the subject's shared message budget,
+// and opens the session in the Hub as soon as it is also live. It returns
+// [ErrTooManyConnections] when the subject is at its cap, and
+// [ErrUnavailable] when the Backplane could not be asked.
 //
 // Call it on the session's own goroutine, after setting s.subject and
 // before the first message reaches the callback: before Accept through
-// admitEarly (the refusal is then HTTP 429), or after it by returning its
-// error from the serve loop (close 1008). The serve loop calls it before
-// OnOpen, so first-message authentication must set the subject before
-// that; later calls are no-ops, and a subject changed after admission
-// panics, as that session would escape its subject's cap.
+// admitEarly (the refusal is then HTTP 429, or 503), or after it by
+// returning its error from the serve loop (close 1008, or 1013), which is
+// then reported here: counted in Stats.Refused and logged rate-limited.
+// The serve loop calls it before OnOpen, so first-message authentication
+// must set the subject before that; later calls are no-ops, and a subject
+// changed after admission panics, as that session would escape its
+// subject's cap.
 func (e *Endpoint) admit(s *Session) error {
 	opened, err := e.hub.admit(s)
 	if opened {
 		e.record(Observation{Kind: SessionOpened, Session: s, ClientIP: s.ip})
 	}
+	if err != nil && s.conn != nil {
+		event, msg := EventSubjectConnLimit, refuseSubject.msg
+		if errors.Is(err, ErrUnavailable) {
+			event, msg = EventClusterUnavailable, refuseUnavailable.msg
+		}
+		e.securityEvent(s.ctx, s.log, slog.LevelWarn, Observation{Kind: HandshakeRefused, Reason: event, Session: s, ClientIP: s.ip},
+			event, msg)
+	}
 	return err
 }
 
 func (h *Hub) admit(s *Session) (opened bool, err error) {
-	cfg := h.e.cfg
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	done, err := h.admitted(s)
+	h.mu.Unlock()
+	if done || err != nil {
+		return false, err
+	}
+	bp := h.e.cfg.Backplane
+	acquired := false
+	if bp != nil && s.subject != "" {
+		// Outside the lock: a network round trip, bounded by acquireTimeout.
+		err := h.acquire(bp, s)
+		switch {
+		case err == nil:
+			acquired = true
+		case errors.Is(err, ErrUnavailable) && h.e.cfg.MaxConnsPerSubject <= 0:
+			// No cap to keep: presence alone never refuses a session.
+		default:
+			return false, err
+		}
+	}
+	h.mu.Lock()
+	opened, err = h.admitLocked(s)
+	s.reg.acquired = acquired && err == nil
+	h.mu.Unlock()
+	if err != nil && acquired {
+		bp.Release(s.subject)
+	}
+	return opened, err
+}
+
+// admitted reports whether s is already admitted (the call is then a
+// no-op), or an error if this node alone puts its subject over the cap;
+// h.mu is held.
+func (h *Hub) admitted(s *Session) (bool, error) {
 	if s.reg.admitted {
 		if s.subject != s.reg.subject {
 			// The session would escape its subject's cap and index, and its
 			// subject would race with readers: a bug in the caller.
 			panic("wssafe: internal error: session subject set after admission")
 		}
-		return false, nil
+		return true, nil
 	}
+	if se := h.subjects[s.subject]; s.subject != "" && se != nil && h.overCap(se) {
+		return false, ErrTooManyConnections
+	}
+	return false, nil
+}
+
+func (h *Hub) overCap(se *subjectEntry) bool {
+	limit := h.e.cfg.MaxConnsPerSubject
+	return limit > 0 && se.conns >= limit
+}
+
+// admitLocked admits s on this node; h.mu is held. The local cap is
+// checked again: another session of the subject may have been admitted
+// while the cluster was asked, and a fail-open Backplane counts nothing.
+func (h *Hub) admitLocked(s *Session) (opened bool, err error) {
+	cfg := h.e.cfg
 	if sub := s.subject; sub != "" {
 		se := h.subjects[sub]
-		if se != nil && cfg.MaxConnsPerSubject > 0 && se.conns >= cfg.MaxConnsPerSubject {
+		if se != nil && h.overCap(se) {
 			return false, ErrTooManyConnections
 		}
 		if se == nil {
@@ -243,9 +312,16 @@ func (e *Endpoint) untrack(s *Session) {
 	h := e.hub
 	h.mu.Lock()
 	wasLive := s.reg.accepted()
+	var acquired string // the subject Acquire counted s under
+	if s.reg.acquired {
+		acquired = s.reg.subject
+	}
 	h.release(s)
 	last := wasLive && len(h.live) == 0
 	h.mu.Unlock()
+	if bp := e.cfg.Backplane; bp != nil && acquired != "" {
+		bp.Release(acquired)
+	}
 	if !wasLive {
 		return
 	}
@@ -290,20 +366,25 @@ func (h *Hub) release(s *Session) {
 	*r = registration{}
 }
 
-// hide takes an ending session out of the lookups and broadcasts at once,
-// before its close handshake completes; release frees its slots later.
+// hide takes an ending session out of the lookups, broadcasts and topics
+// at once, before its close handshake completes; release frees its slots
+// later. Only an open session can have joined a topic, and every session
+// that opened is hidden when it ends, before it is released.
 func (h *Hub) hide(s *Session) {
+	defer h.subscribing()()
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	wasOpen := s.reg.open()
 	s.reg.step(regEnd)
-	if !wasOpen {
-		return
+	var last []string
+	if wasOpen {
+		delete(h.byID, s.id)
+		if se := h.subjects[s.reg.subject]; se != nil {
+			delete(se.sessions, s)
+		}
+		last = h.dropTopics(s)
 	}
-	delete(h.byID, s.id)
-	if se := h.subjects[s.reg.subject]; se != nil {
-		delete(se.sessions, s)
-	}
+	h.mu.Unlock()
+	h.unsubscribe(last)
 }
 
 // liveSessions returns the live sessions, open or not; h.mu is held.
@@ -350,41 +431,96 @@ func (h *Hub) BySubject(subject string) []*Session {
 	return out
 }
 
-// CloseSubject revokes subject: it closes every open session of subject
-// with the close code and reason [CloseFrame] assigns to err, on every node
-// of the cluster through [Options.Backplane] (which carries it as an
-// OpClose [HubOp]), or in this process when there is none. A nil err
+// CloseSubject logs subject out everywhere: it closes every open session
+// of subject on this node at once, with the close code and reason
+// [CloseFrame] assigns to err, and sends the close to every other node
+// through [Options.Backplane] (a [ControlCloseSubject] op, which a
+// Backplane keeps through an outage and sends on recovery). A nil err
 // means [ErrForbidden], 3003 "forbidden": the application no longer
 // accepts the identity (log-out, a disabled account, a ban). Pass
 // [ErrTokenExpired] or [ErrInvalidToken] for 3000, or a [*CloseError] for
 // a code of your own. The close handshakes run in the background; each
 // node that closes sessions logs an Info line, event "subject_closed",
 // with their number. An empty subject matches nothing. The error is the
-// Backplane's, if any.
+// Backplane's, if any; the local close has happened all the same.
 //
-// Sessions still waiting for a first-message token have no subject yet;
-// make AuthOptions.Authorize consult the same revocation list so that
-// they, and new handshakes, are refused too. To close one session, call
-// its [Session.Close] ([Hub.ByID] finds it).
-func (h *Hub) CloseSubject(ctx context.Context, subject string, err error) error {
+// With [AuthOptions.MaxTokenLifetime] set, CloseSubject also revokes the
+// subject's tokens: every node (this one at once, the others through a
+// [ControlRevoke] op, which the Backplane stores for nodes that start
+// later or were down) refuses, for MaxTokenLifetime plus twice
+// AcceptableSkew, the subject's tokens issued before now and its tokens
+// without iat: HTTP 401 at the handshake, close 3000 from the first
+// message or on a refresh, reason "revoked" in the log and in
+// Stats.AuthFailed. Tokens the issuer mints afterwards, with a later iat
+// (a second later at least: iat has whole seconds), are accepted.
+// Without MaxTokenLifetime nothing bounds how long an old token lives,
+// so nothing is recorded: make AuthOptions.Authorize consult your own
+// revocation list so that new handshakes are refused too.
+//
+// To close one session, call its [Session.Close] ([Hub.ByID] finds it)
+// or, on any node, [Hub.CloseSession].
+func (h *Hub) CloseSubject(subject string, err error) error {
 	if subject == "" {
 		return nil
 	}
 	if err == nil {
 		err = ErrForbidden
 	}
-	if bp := h.e.cfg.Backplane; bp != nil {
-		code, reason := CloseFrame(err)
-		return bp.Publish(ctx, HubOp{Kind: OpClose, Subject: subject, Code: code, Reason: reason})
-	}
+	cfg := h.e.cfg
+	code, reason := CloseFrame(err)
+	op := ControlOp{Kind: ControlCloseSubject, Subject: subject, Code: code, Reason: reason}
 	h.closeSubject(subject, err)
-	return nil
+	var errs []error
+	bp := cfg.Backplane
+	if bp != nil {
+		errs = append(errs, bp.Control(op))
+	}
+	if ttl := cfg.revocationTTL(); ttl > 0 {
+		op.Kind, op.Before, op.TTL = ControlRevoke, cfg.clock.now(), ttl
+		h.revoke(subject, op.Before, ttl, err)
+		if bp != nil {
+			errs = append(errs, bp.Control(op))
+		}
+	}
+	return errors.Join(errs...)
 }
 
-// closeSubject closes the open sessions of subject in this process and
+// CloseSession closes the open session id, wherever it is: at once when
+// it is on this node, else on every other node through
+// [Options.Backplane] (a [ControlCloseSession] op). The close code and
+// reason are those [CloseFrame] assigns to err, nil meaning 3003
+// "forbidden" as for [Hub.CloseSubject]. An empty id matches nothing; an
+// id no node has is ignored. The error is the Backplane's, if any.
+func (h *Hub) CloseSession(id string, err error) error {
+	if id == "" {
+		return nil
+	}
+	if err == nil {
+		err = ErrForbidden
+	}
+	if s := h.ByID(id); s != nil {
+		s.fail(err)
+		return nil
+	}
+	bp := h.e.cfg.Backplane
+	if bp == nil {
+		return nil
+	}
+	code, reason := CloseFrame(err)
+	return bp.Control(ControlOp{Kind: ControlCloseSession, SessionID: id, Code: code, Reason: reason})
+}
+
+// closeSubject closes the open sessions of subject on this node and
 // returns how many.
 func (h *Hub) closeSubject(subject string, err error) int {
 	ss := h.BySubject(subject)
+	h.closeSessions(subject, ss, err)
+	return len(ss)
+}
+
+// closeSessions closes ss, sessions of subject, with err, and logs how
+// many it closed.
+func (h *Hub) closeSessions(subject string, ss []*Session, err error) {
 	for _, s := range ss {
 		s.fail(err)
 	}
@@ -393,15 +529,15 @@ func (h *Hub) closeSubject(subject string, err error) int {
 		logEvent(context.Background(), h.e.log, slog.LevelInfo, EventSubjectClosed, "wssafe: closing the sessions of a subject",
 			slog.String("subject", subject), slog.Int("sessions", len(ss)), slog.Int("code", int(code)))
 	}
-	return len(ss)
 }
 
-// Broadcast queues a message for the open sessions for which keep returns
-// true (every open session when keep is nil) and returns how many accepted
-// it. It never blocks on a session: one whose queue is full is closed as a
-// slow consumer (see [Session.Send]). p is copied once and shared. A
-// message larger than SendQueueBytes reaches nobody. keep runs on the
-// caller's goroutine, outside the Hub's lock.
+// Broadcast queues a message for this node's open sessions for which keep
+// returns true (every open session when keep is nil) and returns how many
+// accepted it; [Hub.Publish] reaches every node. It never blocks on a
+// session: one whose queue is full is closed as a slow consumer (see
+// [Session.Send]). p is copied once and shared. A message larger than
+// SendQueueBytes reaches nobody. keep runs on the caller's goroutine,
+// outside the Hub's lock.
 func (h *Hub) Broadcast(typ MessageType, p []byte, keep func(*Session) bool) int {
 	return sendAll(h.Sessions(), typ, p, keep)
 }
@@ -415,90 +551,4 @@ func sendAll(ss []*Session, typ MessageType, p []byte, keep func(*Session) bool)
 		}
 	}
 	return n
-}
-
-// A HubOpKind says what a [HubOp] does.
-type HubOpKind uint8
-
-// The kinds of [HubOp].
-const (
-	OpBroadcast HubOpKind = iota + 1 // queue Data for the addressed sessions: [Hub.Publish]
-	OpClose                          // close the addressed sessions with Code and Reason: [Hub.CloseSubject]'s wire form
-)
-
-// A HubOp is one operation on the sessions of every node of a cluster,
-// addressed to one session (SessionID), to one subject's sessions
-// (Subject), or, for a broadcast only, to every session (neither). Its
-// fields are plain data, so that a [Backplane] can encode it, e.g. as JSON.
-// [Hub.Publish] sends broadcasts; [Hub.CloseSubject] sends closes.
-type HubOp struct {
-	Kind      HubOpKind   `json:"kind"`
-	SessionID string      `json:"session_id,omitempty"`
-	Subject   string      `json:"subject,omitempty"`
-	Type      MessageType `json:"type,omitempty"`   // OpBroadcast
-	Data      []byte      `json:"data,omitempty"`   // OpBroadcast
-	Code      StatusCode  `json:"code,omitempty"`   // OpClose; zero means 1000
-	Reason    string      `json:"reason,omitempty"` // OpClose: short and fixed, sent to the peers
-}
-
-// A Backplane carries [Hub.Publish] and [Hub.CloseSubject] to every node
-// of a cluster, e.g. over Redis or NATS pub/sub: Publish must deliver op
-// to each node, this one included, where the receiving side passes it to
-// that node's [Hub.Apply]. Publish is called concurrently and should
-// return quickly. Whatever a Backplane delivers is trusted as if this
-// process had published it: authenticate its channel.
-type Backplane interface {
-	Publish(ctx context.Context, op HubOp) error
-}
-
-// Publish performs a broadcast (an OpBroadcast op) on every node of the
-// cluster through [Options.Backplane]; without one it is [Hub.Apply] on
-// this process. It refuses any other kind: close sessions with
-// [Hub.CloseSubject] or [Session.Close].
-func (h *Hub) Publish(ctx context.Context, op HubOp) error {
-	if op.Kind != OpBroadcast {
-		return errors.New("wssafe: Hub.Publish carries broadcasts only; close sessions with Hub.CloseSubject or Session.Close")
-	}
-	if bp := h.e.cfg.Backplane; bp != nil {
-		return bp.Publish(ctx, op)
-	}
-	h.Apply(op)
-	return nil
-}
-
-// Apply performs op, as a Backplane delivers it, on this process's
-// sessions and returns how many it reached. A close addressed to nobody in
-// particular is ignored: closing everything is [Endpoint.Shutdown]'s job.
-func (h *Hub) Apply(op HubOp) int {
-	switch op.Kind {
-	case OpBroadcast:
-		var ss []*Session
-		switch {
-		case op.SessionID != "":
-			if s := h.ByID(op.SessionID); s != nil {
-				ss = []*Session{s}
-			}
-		case op.Subject != "":
-			ss = h.BySubject(op.Subject)
-		default:
-			ss = h.Sessions()
-		}
-		return sendAll(ss, op.Type, op.Data, nil)
-	case OpClose:
-		code := op.Code
-		if code == 0 {
-			code = StatusNormalClosure
-		}
-		ce := &CloseError{Code: code, Reason: op.Reason}
-		switch {
-		case op.SessionID != "":
-			if s := h.ByID(op.SessionID); s != nil {
-				s.fail(ce)
-				return 1
-			}
-		case op.Subject != "":
-			return h.closeSubject(op.Subject, ce)
-		}
-	}
-	return 0
 }

@@ -2,10 +2,8 @@ package wssafe_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"sort"
-	"sync"
 	"testing"
 	"time"
 
@@ -55,9 +53,8 @@ func TestHubRegistry(t *testing.T) {
 	assert.Nil(t, hub.ByID("no such id"))
 
 	// Logout everywhere: alice's sessions close with the code of the error.
-	ctx := context.Background()
-	require.NoError(t, hub.CloseSubject(ctx, "", wssafe.ErrForbidden))
-	require.NoError(t, hub.CloseSubject(ctx, "alice", wssafe.ErrForbidden))
+	require.NoError(t, hub.CloseSubject("", wssafe.ErrForbidden))
+	require.NoError(t, hub.CloseSubject("alice", wssafe.ErrForbidden))
 	for _, c := range []*websocket.Conn{a1, a2} {
 		ce := readClose(t, c)
 		assert.Equal(t, wssafe.StatusForbidden, ce.Code)
@@ -105,97 +102,6 @@ func TestHubBroadcast(t *testing.T) {
 	assert.Equal(t, "bob only", readText(t, bob))
 	// Alice got nothing: her next message is the echo.
 	echoOnce(t, alice, "ping")
-}
-
-// fakeBackplane stands in for a pub/sub channel between nodes: it encodes
-// each op as JSON and delivers it to every node's Hub.
-type fakeBackplane struct {
-	mu    sync.Mutex
-	nodes []*wssafe.Hub
-	sent  int
-}
-
-func (b *fakeBackplane) Publish(_ context.Context, op wssafe.HubOp) error {
-	wire, err := json.Marshal(op)
-	if err != nil {
-		return err
-	}
-	b.mu.Lock()
-	b.sent++
-	nodes := append([]*wssafe.Hub(nil), b.nodes...)
-	b.mu.Unlock()
-	for _, h := range nodes {
-		var got wssafe.HubOp
-		if err := json.Unmarshal(wire, &got); err != nil {
-			return err
-		}
-		h.Apply(got)
-	}
-	return nil
-}
-
-func TestPublishAcrossNodes(t *testing.T) {
-	t.Parallel()
-	bp := &fakeBackplane{}
-	var logs []*logBuffer
-	f := newAuthFixture(t)
-	node := func() (*wssafe.Endpoint, string) {
-		log, buf := newLogger()
-		logs = append(logs, buf)
-		opts := headerAuth(f)
-		opts.Backplane = bp
-		opts.Logger = log
-		ep, url := f.server(t, echo, opts)
-		bp.mu.Lock()
-		bp.nodes = append(bp.nodes, ep.Hub())
-		bp.mu.Unlock()
-		return ep, url
-	}
-	ep1, url1 := node()
-	ep2, url2 := node()
-	alice1 := dialWith(t, url1, f.as("alice"))
-	alice2 := dialWith(t, url2, f.as("alice"))
-	bob2 := dialWith(t, url2, f.as("bob"))
-	require.Eventually(t, func() bool { return len(ep1.Hub().Sessions()) == 1 && len(ep2.Hub().Sessions()) == 2 }, 5*time.Second, 10*time.Millisecond)
-
-	ctx := context.Background()
-	require.NoError(t, ep1.Hub().Publish(ctx, wssafe.HubOp{Kind: wssafe.OpBroadcast, Type: wssafe.MessageText, Data: []byte("everyone")}))
-	for _, c := range []*websocket.Conn{alice1, alice2, bob2} {
-		assert.Equal(t, "everyone", readText(t, c))
-	}
-	require.NoError(t, ep2.Hub().Publish(ctx, wssafe.HubOp{Kind: wssafe.OpBroadcast, Subject: "bob", Type: wssafe.MessageText, Data: []byte("bob")}))
-	assert.Equal(t, "bob", readText(t, bob2))
-
-	// Publish carries broadcasts only: closing has one spelling.
-	assert.Error(t, ep1.Hub().Publish(ctx, wssafe.HubOp{Kind: wssafe.OpClose, Subject: "alice"}))
-	// A close addressed to nobody in particular closes nobody.
-	assert.Zero(t, ep1.Hub().Apply(wssafe.HubOp{Kind: wssafe.OpClose}))
-	// Revoke alice on every node, from a node where she has one session.
-	require.NoError(t, ep1.Hub().CloseSubject(ctx, "alice", &wssafe.CloseError{Code: wssafe.StatusUnauthorized, Reason: "token revoked"}))
-	for _, c := range []*websocket.Conn{alice1, alice2} {
-		ce := readClose(t, c)
-		assert.Equal(t, wssafe.StatusUnauthorized, ce.Code)
-		assert.Equal(t, "token revoked", ce.Reason)
-	}
-	echoOnce(t, bob2, "bob stays")
-	assert.Equal(t, 3, bp.sent)
-	for _, buf := range logs {
-		assert.Equal(t, []string{"alice 1 3000"}, subjectClosedLines(t, buf), "each node logs what it closed")
-	}
-}
-
-// Without a Backplane, Publish acts on this process.
-func TestPublishLocal(t *testing.T) {
-	t.Parallel()
-	ep, url := server(t, echo, nil)
-	c := dialWith(t, url, nil)
-	require.Eventually(t, func() bool { return len(ep.Hub().Sessions()) == 1 }, 5*time.Second, 10*time.Millisecond)
-	id := ep.Hub().Sessions()[0].ID()
-	require.NoError(t, ep.Hub().Publish(context.Background(), wssafe.HubOp{Kind: wssafe.OpBroadcast, SessionID: id, Type: wssafe.MessageText, Data: []byte("you")}))
-	assert.Equal(t, "you", readText(t, c))
-	assert.Equal(t, 1, ep.Hub().Apply(wssafe.HubOp{Kind: wssafe.OpClose, SessionID: id}))
-	ce := readClose(t, c)
-	assert.Equal(t, websocket.StatusNormalClosure, ce.Code)
 }
 
 // Shutdown reaches every live session through the Hub, then refuses

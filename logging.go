@@ -36,6 +36,10 @@ const (
 	EventRequestBody      = "request_body" // Warn: an upgrade request carried a body; HTTP 400
 	EventHostRefused      = "host_refused" // Warn: the Host is not in Options.AllowedHosts
 	EventTLSRequired      = "tls_required" // Warn: Options.RequireTLS refused a handshake not over TLS; HTTP 403
+	// EventClusterUnavailable: Warn, the Backplane could not count the
+	// subject under MaxConnsPerSubject; HTTP 503, or close 1013 after a
+	// first-message token.
+	EventClusterUnavailable = "cluster_unavailable"
 
 	// EventUntrustedForwarded is logged (at Info) when a handshake carries a
 	// forwarding header (X-Forwarded-For, Forwarded, X-Forwarded-Proto) from a
@@ -76,6 +80,12 @@ const (
 	EventSubjectRate  = "subject_rate_exceeded"
 	EventByteRate     = "byte_rate_exceeded"
 	EventSlowConsumer = "slow_consumer"
+
+	// The Backplane (see Node.SetUp and Node.Count).
+	EventBackplaneDown    = "backplane_down"    // Warn, once per outage: this node serves its own sessions only
+	EventBackplaneUp      = "backplane_up"      // Info, once per recovery
+	EventBackplaneDropped = "backplane_dropped" // Warn, rate-limited: a publication not sent to the other nodes
+	EventBackplaneRefused = "backplane_refused" // Warn, rate-limited: a forged, replayed or malformed envelope
 )
 
 // Redacted is a byte string that must never reach a log in the clear: a

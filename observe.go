@@ -16,7 +16,10 @@ type ObservationKind uint8
 // Stats counts in Refused too; each accepted session is reported closed exactly once; a
 // session is reported opened once it is admitted (its subject, if any,
 // verified), which is right after it is accepted when the endpoint does not
-// authenticate.
+// authenticate. A session refused at admission after Accept (its
+// first-message subject over MaxConnsPerSubject, or the cluster
+// unavailable) is reported accepted, then refused with its Session, then
+// closed.
 const (
 	HandshakeAccepted ObservationKind = iota + 1 // Session set
 	HandshakeRefused                             // Reason: EventIPDenied, EventOriginRefused, EventTLSRequired, EventAtCapacity ...

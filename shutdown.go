@@ -20,7 +20,9 @@ func (e *Endpoint) closeDone() {
 
 // Shutdown stops the endpoint: new handshakes get 503 with Retry-After,
 // every live session (authenticated or not yet) is closed with 1001 "going
-// away", and Shutdown waits for their callbacks to return.
+// away", and Shutdown waits for their callbacks to return; then it stops
+// [Options.Backplane], if any, within ctx (its Stop removes this node's
+// presence from the cluster at once).
 //
 // When ctx has a deadline, every close handshake (the close frame's write
 // and the wait for the peer's) must end shortly before it: socket deadlines
@@ -46,10 +48,12 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 	e.stopAuth.Do(func() { e.cfg.auth.shutdown(ctx) })
 	select {
 	case <-e.done:
+		e.stopBackplane(ctx)
 		return nil
 	case <-ctx.Done():
 		select {
 		case <-e.done: // ended in time after all
+			e.stopBackplane(ctx)
 			return nil
 		default:
 		}
@@ -58,6 +62,7 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 		for _, s := range live {
 			s.dc.Close()
 		}
+		e.stopBackplane(ctx) // ctx has ended: presence is removed, nothing flushed
 		return ctx.Err()
 	}
 }
@@ -79,10 +84,26 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 //	ep.Shutdown(ctx)  // waits for the sessions, bounded by ctx's deadline
 //
 // Without the second call the process may exit before the close frames
-// are sent. After srv.Close, call Shutdown yourself.
+// are sent. Once the sessions have ended, the hook stops
+// [Options.Backplane], if any, within 5 s (the second call
+// waits for that too, within its ctx). After srv.Close, call Shutdown
+// yourself.
 func (e *Endpoint) ShutdownWith(srv *http.Server) {
-	srv.RegisterOnShutdown(func() { e.beginShutdown(context.Background(), time.Time{}) })
+	srv.RegisterOnShutdown(func() {
+		e.beginShutdown(context.Background(), time.Time{})
+		if e.cfg.Backplane == nil {
+			return
+		}
+		<-e.done
+		ctx, cancel := context.WithTimeout(context.Background(), backplaneStopTimeout)
+		defer cancel()
+		e.stopBackplane(ctx)
+	})
 }
+
+// backplaneStopTimeout bounds the Backplane's Stop when the ShutdownWith
+// hook, which has no deadline of its own, calls it.
+const backplaneStopTimeout = 5 * time.Second
 
 // beginShutdown refuses new handshakes from now on and starts closing the
 // live sessions with 1001, every read and write bounded by limit (zero: no

@@ -34,6 +34,11 @@ type Stats struct {
 	Panics             uint64                `json:"panics"`
 	Traffic            Traffic               `json:"traffic"`         // all sessions, ended and live
 	LogsSuppressed     uint64                `json:"logs_suppressed"` // security log lines dropped by the log rate limit (see Options.SecurityLogInterval)
+
+	// Backplane is what Options.Backplane reports through its Node: the
+	// link's state, what it sent, received, dropped and refused. Nil
+	// without a Backplane.
+	Backplane *BackplaneStats `json:"backplane,omitempty"`
 }
 
 // Stats returns a snapshot of the endpoint's counters. It is safe for
@@ -51,6 +56,9 @@ func (e *Endpoint) Stats() Stats {
 		ValidationFailures: st.validation.snapshot(),
 		Panics:             st.panics.Load(),
 		LogsSuppressed:     e.logs.suppressedTotal(),
+	}
+	if e.node != nil {
+		out.Backplane = e.node.stats()
 	}
 	h := e.hub
 	h.mu.Lock()

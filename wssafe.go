@@ -48,9 +48,26 @@
 // # Sessions, the Hub and monitoring
 //
 // Every live [Session] is in the endpoint's [Hub]: list, find by ID or
-// subject, revoke a subject, broadcast through bounded send queues, and
-// publish to a cluster through a [Backplane]. [Endpoint.Stats] counts what
+// subject, revoke a subject, broadcast through bounded send queues. The
+// server joins a session to named topics ([Session.Join]: a room, the
+// user's own feed; clients cannot subscribe themselves), and
+// [Hub.Publish] reaches a topic's sessions. [Endpoint.Stats] counts what
 // happened; [Options.Observer] sees each event as it happens.
+//
+// # Cluster
+//
+// With [Options.Backplane] several processes serve one endpoint: a
+// publication reaches the topic's sessions on every node, a subject's
+// close and revocation reach every node, MaxConnsPerSubject and
+// [Hub.Online] count across the cluster. The core guarantees: a node
+// delivers to its own sessions first and at once, never through the
+// broker; a topic reaches only the sessions the receiving node itself
+// joined to it, whatever a sender claims; delivery across nodes is at
+// most once (a client that must not miss a message fetches what it missed
+// when it reconnects); an unreachable broker never blocks a handler or
+// an open session: each node goes on alone, and only new handshakes under
+// a per-subject cap are refused (503, fail closed). Hub.Broadcast and the
+// lookups (Sessions, ByID, BySubject) stay local.
 // [Endpoint.ShutdownWith] makes an http.Server's Shutdown close every
 // session with 1001 "going away"; [Endpoint.Shutdown] waits for them
 // within a deadline.
@@ -516,10 +533,25 @@ type Options struct {
 	// that ended it (nil for a clean close initiated by the peer).
 	OnClose func(s *Session, err error)
 
-	// Cluster.
+	// Topics and the cluster.
 
-	// Backplane carries [Hub.Publish] and [Hub.CloseSubject] to every node
-	// of a cluster. Zero applies them to this process's Hub only.
+	// MaxTopicsPerSession caps the topics one session may be joined to
+	// ([Session.Join] returns ErrTooManyTopics beyond it), bounding what
+	// one session costs in every topic table. Zero means 16; negative
+	// makes New fail.
+	MaxTopicsPerSession int
+
+	// Backplane joins this Endpoint to the other nodes of a cluster:
+	// [Hub.Publish] reaches the topic's subscribers on every node,
+	// [Hub.CloseSubject] and [Hub.CloseSession] close on every node,
+	// MaxConnsPerSubject counts the subject's sessions on every node, and
+	// [Hub.Online] reports them; see [Backplane] for what each side
+	// guarantees. New calls its Start, Shutdown its Stop. Every node
+	// delivers to its own sessions at once, never through the broker.
+	// When the broker is unreachable each node goes on alone, except
+	// that a handshake whose subject the cluster cannot count under
+	// MaxConnsPerSubject is refused (503 with Retry-After: the cap fails
+	// closed). Zero (nil) is a single node: everything is local.
 	Backplane Backplane
 
 	// Observability: metrics, logs and what the logs may contain.
@@ -619,6 +651,9 @@ func (o *Options) resolve(h hooks) (*config, error) {
 	c.writeTicks = newQuarterTicker(c.WriteTimeout, c.clock)
 	c.idleTicks = newQuarterTicker(c.IdleTimeout, c.clock)
 	c.limited = c.limitsMessages()
+	if err := c.resolveTopics(); err != nil {
+		return nil, err
+	}
 	// Last: it may start a JWKS refresher, which nothing after it may leak.
 	if err := c.resolveAuth(); err != nil {
 		return nil, err
@@ -713,6 +748,10 @@ type Endpoint struct {
 	stats      endpointStats
 	handshakes *sourceLimiter // per-address handshake buckets; nil when HandshakeRate is off
 	logs       *logLimiter    // nil when SecurityLogInterval is negative
+
+	node      *Node         // this node's side of Options.Backplane; nil without one (backplane.go)
+	bpStop    sync.Once     // the first stopBackplane runs Backplane.Stop
+	bpStopped chan struct{} // closed once it has returned
 }
 
 // New returns an Endpoint that serves h with opts. A nil opts is the secure
@@ -751,6 +790,10 @@ func newEndpoint(h Handler, opts *Options, k hooks) (*Endpoint, error) {
 	if cfg.InsecureSkipOriginCheck {
 		logEvent(context.Background(), e.log, slog.LevelWarn, EventInsecureConfig,
 			"wssafe: origin check disabled; any web page can open sockets to this endpoint")
+	}
+	if err := e.startBackplane(); err != nil {
+		cfg.auth.shutdown(context.Background()) // the JWK Set's refresher, if any
+		return nil, err
 	}
 	return e, nil
 }
