@@ -201,7 +201,8 @@ func TestSlowBodiesAreCut(t *testing.T) {
 		if r.path == "/ws" {
 			assert.Less(t, r.elapsed, timeout, "wssafe refuses an upgrade with a body before any timeout")
 		} else {
-			assert.Less(t, r.elapsed, timeout+2*time.Second, r.path)
+			// The slack is for a loaded machine: 300 connections on 2 cores.
+			assert.Less(t, r.elapsed, timeout+4*time.Second, r.path)
 		}
 	}
 	assert.Positive(t, cutByDeadline, "some slow sign-ins reach the body deadline")
