@@ -6,18 +6,26 @@ package wssafe
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/coder/websocket"
 )
 
-// ServeHTTP performs the handshake and serves the session until it ends.
-// The guards run in order of cost and all answer before Accept, on the
-// request's goroutine: a refused client costs no goroutine of ours.
+// ServeHTTP performs the handshake and starts the session. The guards run
+// in order of cost and all answer before Accept, on the request's
+// goroutine: a refused client costs no goroutine of ours. Once the
+// connection is upgraded the session runs on a goroutine of its own and
+// ServeHTTP returns, so that net/http's request, response and connection
+// state, and the request goroutine's stack, are not kept for the
+// session's life. A middleware around the endpoint therefore sees the
+// handshake end, not the session: OnClose, Observer (SessionClosed) and
+// Shutdown are where a session's end is seen.
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ip := e.cfg.clientIP(r)
 	if hasBody(r) {
@@ -38,7 +46,12 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !e.reserve(w, r, s, ip) {
 		return
 	}
-	defer e.untrack(s) // releases the reservation whatever happens next
+	started := false
+	defer func() { // releases the reservation on every path but the session's own
+		if !started {
+			e.untrack(s)
+		}
+	}()
 	if !e.identify(w, r, s) {
 		return
 	}
@@ -61,7 +74,51 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.finish()
 		return
 	}
-	s.serve()
+	started = true
+	go e.run(s)
+}
+
+// run serves an accepted session on goroutines of its own: this one runs
+// the opening (first-message authentication, admission, OnOpen), then a
+// fresh one runs the read loop until the session ends. The opening can
+// grow a goroutine's stack to 8 KiB or more (the token's read and the
+// "authenticated" log line, the application's OnOpen), and the runtime
+// shrinks a parked goroutine's stack only below a quarter of it in use,
+// which a read loop parked in coder/websocket's reader is not: the loop's
+// fresh stack grows only as deep as the loop itself goes (4 KiB).
+func (e *Endpoint) run(s *Session) {
+	if e.phase(s, s.opening, false) {
+		go e.phase(s, s.loop, true)
+	}
+}
+
+// phase runs one phase of a session and reports whether the session goes
+// on to the next. When it does not (the phase failed, or it was the last),
+// the session is closed with the phase's error, its end reported and its
+// hold on the Hub released. A panic that escapes the chain's own recovery
+// (in OnOpen, OnClose or an Observer) is recovered here, as net/http
+// recovers a handler's: it is logged, the session is closed with 1011
+// unless it has ended already, and the process and every other session go
+// on; OnClose is not called after such a panic.
+func (e *Endpoint) phase(s *Session, run func() error, last bool) (next bool) {
+	defer func() {
+		if next {
+			return
+		}
+		if v := recover(); v != nil {
+			logEvent(s.ctx, s.log, slog.LevelError, EventPanic, "wssafe: callback panicked",
+				slog.String("panic", fmt.Sprint(v)), slog.String("stack", string(debug.Stack())))
+			s.closeWith(ErrPanic)
+		}
+		e.untrack(s)
+	}()
+	err := run()
+	if err == nil && !last {
+		return true
+	}
+	s.closeWith(err)
+	s.finish()
+	return false
 }
 
 // identify runs handshake-time authentication and, once the subject is
@@ -93,7 +150,11 @@ func (h *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	dc := newDeadlineConn(c, h.cfg.MessageTimeout, h.cfg.writeTicks, h.cfg.idleTicks)
 	// coder/websocket writes through brw.Writer; route it through dc too.
 	// It is empty: net/http flushed the 101 response before hijacking.
-	brw.Writer.Reset(dc)
+	if h.cfg.directWrites {
+		shrinkWriter(brw.Writer, dc)
+	} else {
+		brw.Writer.Reset(dc)
+	}
 	// What the client sent past its request reaches coder/websocket without
 	// passing through dc.Read: dc's frame scan must see it all the same.
 	n := brw.Reader.Buffered()
@@ -115,8 +176,9 @@ func (h *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // connection (Accept, https://github.com/golang/go/issues/32314), keeping
 // br's buffer, so the buffer must be replaced, not reset. br is replaced in
 // place rather than by a new *bufio.Reader because net/http's conn keeps
-// br until ServeHTTP returns, which is the session's whole life: a new
-// reader would leave br's 4 KiB buffer allocated beside it.
+// br until ServeHTTP returns, and coder/websocket keeps the pointer it got
+// from Hijack: a new reader would leave br's 4 KiB buffer allocated beside
+// it.
 func resizeReader(br *bufio.Reader, b []byte, dc *deadlineConn, size int) {
 	src := io.Reader(dc)
 	if len(b) > 0 {
@@ -125,6 +187,24 @@ func resizeReader(br *bufio.Reader, b []byte, dc *deadlineConn, size int) {
 	nr := bufio.NewReaderSize(src, max(size, len(b)))
 	nr.Peek(len(b)) // copies b into nr's buffer: Read from a bytes.Reader
 	*br = *nr
+}
+
+// controlWriteBuffer is the size of coder/websocket's write buffer once
+// data frames bypass it (config.directWrites): it then carries only control
+// frames, the largest of which is 127 bytes (a 2-byte header, server frames
+// being unmasked, and at most 125 bytes of payload), each written with one
+// Flush. Below that size one frame would become several Writes on the
+// connection; 256 bytes leaves room for a header and payload written
+// separately into the buffer.
+const controlWriteBuffer = 256
+
+// shrinkWriter gives bw, net/http's writer of the hijacked connection,
+// which coder/websocket keeps, a buffer of controlWriteBuffer bytes that
+// writes to dc, in place of net/http's 4 KiB. bw is replaced in place, not
+// by a new *bufio.Writer, because coder/websocket takes the pointer from
+// Hijack: the old buffer is then garbage.
+func shrinkWriter(bw *bufio.Writer, dc *deadlineConn) {
+	*bw = *bufio.NewWriterSize(dc, controlWriteBuffer)
 }
 
 func (h *hijackCapture) Unwrap() http.ResponseWriter { return h.ResponseWriter }

@@ -306,8 +306,9 @@ func (e *Endpoint) track(s *Session) bool {
 	return true
 }
 
-// untrack releases everything s holds in the Hub. ServeHTTP defers it as
-// soon as s holds a connection slot, so it runs on every path.
+// untrack releases everything s holds in the Hub. ServeHTTP defers it (and
+// run, once the session is its own) as soon as s holds a connection slot,
+// so it runs on every path.
 func (e *Endpoint) untrack(s *Session) {
 	h := e.hub
 	h.mu.Lock()

@@ -220,17 +220,13 @@ func (s *Session) keepalive() {
 	s.timerMu.Unlock()
 }
 
-// serve runs the read loop until the session ends, then reports the end.
-func (s *Session) serve() {
-	err := s.authenticate()
-	if err == nil {
-		err = s.open()
+// opening runs what comes before the read loop: first-message
+// authentication, admission and OnOpen (see Endpoint.run).
+func (s *Session) opening() error {
+	if err := s.authenticate(); err != nil {
+		return err
 	}
-	if err == nil {
-		err = s.loop()
-	}
-	s.closeWith(err)
-	s.finish()
+	return s.open()
 }
 
 func (s *Session) open() error {

@@ -603,6 +603,11 @@ type config struct {
 	writeTicks *quarterTicker // nil when WriteTimeout is negative; see deadline.go
 	idleTicks  *quarterTicker // nil when IdleTimeout is zero; see deadline.go
 	limited    bool           // a message or byte rate is set
+	// directWrites is set when data frames are written on the hijacked
+	// connection, not through coder/websocket's bufio.Writer, which then
+	// carries only control frames and shrinks to controlWriteBuffer bytes
+	// (see shrinkWriter in accept.go).
+	directWrites bool
 }
 
 func (o *Options) resolve(h hooks) (*config, error) {

@@ -54,6 +54,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -93,6 +94,7 @@ type config struct {
 	pacedRate   float64
 	window      int
 	sources     int
+	idleProfile string
 }
 
 func main() {
@@ -115,6 +117,7 @@ func main() {
 	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds; medians are reported")
 	flag.IntVar(&cfg.attempts, "attempts", 3, "attempts per run while other processes disturb it (see maxOthers, minBusy)")
 	flag.IntVar(&cfg.idle, "idle", 1000, "idle connections for the memory measurement (0 skips it)")
+	flag.StringVar(&cfg.idleProfile, "idle-profile", "", "also save the server's heap and goroutine profiles, with the idle connections open, in this directory (IMPL-heap.pb.gz, every allocation recorded, and IMPL-goroutine.txt)")
 	flag.StringVar(&cfg.serverBin, "server", "", "path to the cmd/server binary (required)")
 	flag.StringVar(&cfg.serverCPUs, "server-cpus", "", "taskset CPU list to pin the server to (empty: no pinning)")
 	flag.StringVar(&cfg.base, "base", "coder", "the implementation ratios are relative to")
@@ -228,6 +231,7 @@ type idleResult struct {
 	LiveBytes     float64 `json:"go_live_heap_stack_bytes_per_conn"` // live heap objects + stacks
 	RSSBytes      float64 `json:"rss_bytes_per_conn"`
 	GoroutinesPer float64 `json:"goroutines_per_conn"`
+	StackBytes    float64 `json:"go_stack_bytes_per_conn"` // goroutine stacks alone
 }
 
 // hsResult is one measured handshake run.
@@ -274,8 +278,12 @@ func runRound(cfg config, round int, res *results) error {
 			s.stop()
 		}
 	}()
+	var more []string
+	if cfg.idleProfile != "" {
+		more = []string{"-mem-profile-rate", "1"} // an exact heap profile
+	}
 	for _, impl := range rotate(union(cfg.impls, cfg.idleImpls, cfg.hsImpls), round) {
-		s, err := startServer(cfg, impl)
+		s, err := startServer(cfg, impl, more...)
 		if err != nil {
 			return fmt.Errorf("%s: %w", impl, err)
 		}
@@ -290,8 +298,8 @@ func runRound(cfg config, round int, res *results) error {
 			return fmt.Errorf("%s: %w", impl, err)
 		}
 		r.Round = round
-		log.Printf("round %d %-12s idle: %6.0f B/conn (Go heap+stacks) %6.0f B/conn (live) %6.0f B/conn (RSS) %.1f goroutines/conn",
-			round+1, impl, r.GoBytes, r.LiveBytes, r.RSSBytes, r.GoroutinesPer)
+		log.Printf("round %d %-12s idle: %6.0f B/conn (Go heap+stacks) %6.0f B/conn (live) %6.0f B/conn (RSS) %.1f goroutines/conn, %5.0f B/conn of stacks",
+			round+1, impl, r.GoBytes, r.LiveBytes, r.RSSBytes, r.GoroutinesPer, r.StackBytes)
 		res.Idle = append(res.Idle, r)
 	}
 	for _, size := range cfg.sizes {
@@ -520,6 +528,29 @@ func (s *server) mem(gc bool) (memStats, error) {
 	return m, err
 }
 
+// saveProfiles writes the server's heap profile (after a GC) and its
+// goroutines' stacks into dir, named after impl.
+func (s *server) saveProfiles(dir, impl string) error {
+	for _, p := range []struct{ query, file string }{
+		{"heap?gc=1", impl + "-heap.pb.gz"},
+		{"goroutine?debug=1", impl + "-goroutine.txt"},
+	} {
+		resp, err := http.Get("http://" + s.debug + "/debug/pprof/" + p.query)
+		if err != nil {
+			return err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, p.file), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (s *server) dial(n int) ([]*wsclient.Conn, error) {
 	conns := make([]*wsclient.Conn, 0, n)
 	for range n {
@@ -608,6 +639,11 @@ func measureIdle(cfg config, s *server, impl string) (idleResult, error) {
 	if err != nil {
 		return idleResult{}, err
 	}
+	if cfg.idleProfile != "" {
+		if err := s.saveProfiles(cfg.idleProfile, impl); err != nil {
+			return idleResult{}, err
+		}
+	}
 	n := float64(cfg.idle)
 	return idleResult{
 		Impl:          impl,
@@ -615,6 +651,7 @@ func measureIdle(cfg config, s *server, impl string) (idleResult, error) {
 		LiveBytes:     (after.HeapAlloc + after.StackInuse - before.HeapAlloc - before.StackInuse) / n,
 		RSSBytes:      (rss1 - rss0) / n,
 		GoroutinesPer: (after.Goroutines - before.Goroutines) / n,
+		StackBytes:    (after.StackInuse - before.StackInuse) / n,
 	}, nil
 }
 

@@ -37,6 +37,7 @@ func main() {
 	fanout := flag.Bool("fanout", false, "serve broadcast subscribers instead of the echo (wssafe, coder, gorilla, gws, nbio)")
 	addr := flag.String("addr", "127.0.0.1:0", "echo listen address")
 	debugAddr := flag.String("debug-addr", "127.0.0.1:0", "debug (memory statistics) listen address")
+	flag.IntVar(&runtime.MemProfileRate, "mem-profile-rate", runtime.MemProfileRate, "runtime.MemProfileRate: bytes per sampled allocation in heap profiles (1: every allocation)")
 	flag.Parse()
 	if err := run(*impl, *fanout, *addr, *debugAddr); err != nil {
 		log.Fatal(err)
