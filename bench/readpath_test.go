@@ -251,7 +251,10 @@ func readInto(r io.Reader, buf []byte) ([]byte, error) {
 
 // gateConn is scriptConn with a gate: after the handshake its reads return
 // the client's frames only as far as run has let them, and block after, so
-// that a server waits, costing nothing, while the others are measured.
+// that a server waits, costing nothing, while the others are measured. It
+// answers the server's pings with pongs between two frames, as a client
+// would, so that wssafe's keepalive does not end a run longer than its
+// ping interval and pong timeout.
 type gateConn struct {
 	in    []byte
 	loop  int
@@ -264,7 +267,8 @@ type gateConn struct {
 	upgraded bool
 	expired  bool
 	closed   bool
-	budget   int // bytes reads may still return
+	budget   int    // bytes reads may still return
+	pongs    []byte // pongs owed for the server's pings, sent at the next frame boundary
 
 	msgs    atomic.Int64 // messages counted by a read-only server
 	written atomic.Int64 // bytes of echoed frames
@@ -300,11 +304,14 @@ func (c *gateConn) run(mode string, n int) {
 	c.budget += n * c.frame
 	c.wake.Broadcast()
 	c.mu.Unlock()
-	for done() < c.target.Load() {
+	for last := done(); done() < c.target.Load(); {
 		select {
 		case <-c.reached:
-		case <-time.After(5 * time.Second):
-			panic("gateConn: the server stalled")
+		case <-time.After(5 * time.Second): // no progress in 5 s: the server failed
+			if done() == last {
+				panic("gateConn: the server stalled")
+			}
+			last = done()
 		}
 	}
 }
@@ -341,15 +348,25 @@ func (c *gateConn) Read(p []byte) (int, error) {
 		c.pos += n
 		return n, nil
 	}
-	for c.budget == 0 && !c.closed {
+	for c.budget == 0 && len(c.pongs) == 0 && !c.closed {
 		c.wake.Wait()
 	}
 	if c.closed {
 		return 0, net.ErrClosed
 	}
 	n := 0
-	for n < len(p) && c.budget > 0 {
-		m := copy(p[n:min(len(p), n+c.budget)], c.in[c.pos:])
+	for n < len(p) && (c.budget > 0 || len(c.pongs) > 0) {
+		if (c.pos-c.loop)%c.frame == 0 && len(c.pongs) > 0 { // between two frames
+			m := copy(p[n:], c.pongs)
+			n += m
+			c.pongs = c.pongs[m:]
+			continue
+		}
+		end := min(len(p), n+c.budget)
+		if len(c.pongs) > 0 { // stop at the end of this frame
+			end = min(end, n+c.frame-(c.pos-c.loop)%c.frame)
+		}
+		m := copy(p[n:end], c.in[c.pos:])
 		n += m
 		c.budget -= m
 		if c.pos += m; c.pos == len(c.in) {
@@ -373,11 +390,26 @@ func (c *gateConn) Write(p []byte) (int, error) {
 		c.mu.Unlock()
 		return len(p), nil
 	}
+	if len(p) >= 2 && p[0] == 0x89 && int(p[1]) == len(p)-2 {
+		// The keepalive's ping (one Write): answer it as a client would,
+		// and do not count it as an echo.
+		c.pongs = append(c.pongs, maskedPong(p[2:])...)
+		c.wake.Broadcast()
+		c.mu.Unlock()
+		return len(p), nil
+	}
 	c.mu.Unlock()
 	if c.written.Add(int64(len(p)))/int64(c.reply) >= c.target.Load() {
 		c.signal()
 	}
 	return len(p), nil
+}
+
+// maskedPong is a client's pong frame for a ping's payload p.
+func maskedPong(p []byte) []byte {
+	f := maskedText(p)
+	f[0] = 0x8A
+	return f
 }
 
 func (c *gateConn) Close() error {

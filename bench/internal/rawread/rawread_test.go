@@ -122,6 +122,7 @@ func TestHostileFrames(t *testing.T) {
 		{"continuation first", frame(0x80, []byte("x")), 1002},
 		{"text inside fragmented", append(frame(0x01, []byte("a")), frame(0x81, []byte("b"))...), 1002},
 		{"non-minimal length", append([]byte{0x81, 0x80 | 126, 0, 5, 1, 2, 3, 4}, 'a', 'b', 'c', 'd', 'e'), 1002},
+		{"non-minimal 64-bit length", append([]byte{0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4}, 1, 2, 3, 4, 5), 1002},
 		{"invalid UTF-8", frame(0x81, []byte{0xff, 'a'}), 1007},
 		{"invalid UTF-8 across fragments", append(frame(0x01, []byte{0xc3}), frame(0x80, []byte{'a'})...), 1007},
 		{"too big, before its payload", append(big, 1, 2, 3, 4), 1009},
