@@ -1,10 +1,11 @@
 // Command server runs one echo implementation for the load tool:
 //
-//	server -impl wssafe|coder|gorilla|gws|nbio|tcp [-fanout] [-addr 127.0.0.1:0] [-debug-addr 127.0.0.1:0]
+//	server -impl wssafe|coder|gorilla|gws|nbio|tcp|rawread [-fanout] [-addr 127.0.0.1:0] [-debug-addr 127.0.0.1:0]
 //
 // It prints "ws=ADDR debug=ADDR" on its first line of stdout once both
 // listeners are up, serves the echo on ADDR (path /, or raw TCP for -impl
-// tcp), and on the debug address serves /mem: Go memory statistics as
+// tcp; -impl rawread is the read-path prototype of internal/rawread, not
+// a peer), and on the debug address serves /mem: Go memory statistics as
 // JSON (?gc=1 runs a garbage collection first), and /debug/pprof/ for
 // CPU and heap profiles under load. It exits on SIGINT/SIGTERM.
 //
@@ -29,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wssafe/wssafe/bench/internal/rawread"
 	"github.com/wssafe/wssafe/bench/peers"
 )
 
@@ -89,6 +91,8 @@ func run(impl string, fanout bool, addr, debugAddr string) error {
 		mux.Handle("/broadcast", broadcastControl(f))
 	case impl == "tcp":
 		go func() { errc <- peers.ServeTCP(ln) }()
+	case impl == "rawread": // the read-path prototype (internal/rawread), not a peer
+		serve(rawread.Echo(peers.ReadLimit))
 	default:
 		mk, ok := peers.Handlers()[impl]
 		if !ok {
