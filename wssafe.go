@@ -608,6 +608,9 @@ type config struct {
 	// carries only control frames and shrinks to controlWriteBuffer bytes
 	// (see shrinkWriter in accept.go).
 	directWrites bool
+	// readPool lends connections their read buffers, ReadBufferSize
+	// bytes each (see sockReader).
+	readPool *readPool
 }
 
 func (o *Options) resolve(h hooks) (*config, error) {
@@ -699,6 +702,7 @@ func (c *config) resolveReadBuffer() error {
 	case n > maxReadBuffer:
 		return fmt.Errorf("wssafe: ReadBufferSize %d is above %d bytes (1 MiB), memory that every open connection keeps; write ReadBufferSize: %d or less, or leave it zero for %d", n, maxReadBuffer, maxReadBuffer, DefaultReadBufferSize)
 	}
+	c.readPool = newReadPool(c.ReadBufferSize)
 	return nil
 }
 
