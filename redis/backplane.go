@@ -142,8 +142,8 @@ type Backplane struct {
 	topics   topicSet
 	remote   interestTable
 	pres     *presence
-	needFull atomic.Bool // send the full topic set (answering a sync)
-	needSync atomic.Bool // send a sync: the full set, asking for everyone's
+	needFull atomic.Bool     // send the full topic set (answering a sync)
+	needSync atomic.Bool     // send a sync: the full set, asking for everyone's
 	stopCtx  context.Context // Stop's, for the writer's last flush
 	crashed  bool            // tests: stop as if the process died
 

@@ -1,8 +1,10 @@
 package redis
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +13,23 @@ import (
 
 	"github.com/wssafe/wssafe/redis/internal/redistest"
 )
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
 
 // fakeSink records what a node receives.
 type fakeSink struct {
@@ -208,7 +227,10 @@ func TestForgedAndReplayedEnvelopesRefused(t *testing.T) {
 func TestRedisRestart(t *testing.T) {
 	srv := redistest.Start(t, redistest.Config{})
 	opt := testOptions(srv.URL(0))
-	a, _ := startNode(t, opt, "a")
+	var logs lockedBuffer
+	aopt := opt
+	aopt.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	a, _ := startNode(t, aopt, "a")
 	b, bs := startNode(t, opt, "b")
 	b.Subscribe("room")
 	eventually(t, 3*time.Second, "a learns b's topic", func() bool { return a.remote.has("room") })
@@ -218,7 +240,7 @@ func TestRedisRestart(t *testing.T) {
 
 	srv.Kill()
 	eventually(t, 5*time.Second, "a notices the outage", func() bool { return a.Stats().Down })
-	if err := a.publish(publication{Topic: "room", Data: []byte("lost")}); err == nil {
+	if err := a.publish(publication{Topic: "room", Data: []byte("payload-7f3a")}); err == nil {
 		t.Fatal("a publication during the outage was not dropped")
 	}
 	if a.Stats().Dropped == 0 {
@@ -253,6 +275,13 @@ func TestRedisRestart(t *testing.T) {
 	st := a.Stats()
 	if st.Outages != 1 || st.Down || st.ControlsPending != 0 {
 		t.Fatalf("stats after recovery: %+v", st)
+	}
+	out := logs.String()
+	if n, m := strings.Count(out, `"event":"backplane_down"`), strings.Count(out, `"event":"backplane_up"`); n != 1 || m != 1 {
+		t.Fatalf("outage logged %d times, recovery %d times, want once each:\n%s", n, m, out)
+	}
+	if strings.Contains(out, "payload-7f3a") {
+		t.Fatal("a payload reached the log")
 	}
 }
 

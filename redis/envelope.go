@@ -122,14 +122,14 @@ func (s *sealer) seal(k kind, payload []byte) []byte {
 type verdict uint8
 
 const (
-	verdictOK          verdict = iota
-	verdictEcho                // this node's own envelope: dropped, not refused
-	refusedMalformed           // not an envelope of this version
-	refusedUnknownKey          // signed under a key ID not in the keyring
-	refusedMAC                 // the MAC does not match: forged or altered
-	refusedStale               // the timestamp is outside the window
-	refusedReplay              // this sender boot's sequence number was seen, or is too old
-	refusedPeers               // too many sender boots in the window
+	verdictOK         verdict = iota
+	verdictEcho               // this node's own envelope: dropped, not refused
+	refusedMalformed          // not an envelope of this version
+	refusedUnknownKey         // signed under a key ID not in the keyring
+	refusedMAC                // the MAC does not match: forged or altered
+	refusedStale              // the timestamp is outside the window
+	refusedReplay             // this sender boot's sequence number was seen, or is too old
+	refusedPeers              // too many sender boots in the window
 	numVerdicts
 )
 
@@ -183,6 +183,17 @@ func newOpener(keys *keyring, node string, maxAge, maxSkew time.Duration, now fu
 func (o *opener) open(b []byte) (envelope, verdict) {
 	e, v := o.check(b)
 	o.counts[v].Add(1)
+	return e, v
+}
+
+// reopen is open for an envelope that may have been received already
+// (re-read from the recent list): a replay or a stale one is expected
+// then, and not counted as a refusal.
+func (o *opener) reopen(b []byte) (envelope, verdict) {
+	e, v := o.check(b)
+	if v != refusedReplay && v != refusedStale {
+		o.counts[v].Add(1)
+	}
 	return e, v
 }
 

@@ -11,6 +11,7 @@ import (
 // An interestTable is built from the other nodes' interest messages. It
 // is safe for concurrent use; has is the publish path's only cost.
 type interestTable struct {
+	live   sync.Map // topic -> struct{}: the topics of count, read without a lock
 	mu     sync.RWMutex
 	count  map[string]int // topic -> how many other nodes have it
 	byNode map[string]*nodeInterest
@@ -29,10 +30,8 @@ func (t *interestTable) init() {
 
 // has reports whether another node has a subscriber for topic.
 func (t *interestTable) has(topic string) bool {
-	t.mu.RLock()
-	n := t.count[topic]
-	t.mu.RUnlock()
-	return n > 0
+	_, ok := t.live.Load(topic)
+	return ok
 }
 
 func (t *interestTable) nodes() int {
@@ -71,7 +70,9 @@ func (t *interestTable) apply(node string, in interest, now time.Time, expire ti
 		for _, topic := range in.Topics {
 			if _, ok := ni.topics[topic]; !ok {
 				ni.topics[topic] = struct{}{}
-				t.count[topic]++
+				if t.count[topic]++; t.count[topic] == 1 {
+					t.live.Store(topic, struct{}{})
+				}
 			}
 		}
 	case interestUnsubscribe:
@@ -91,6 +92,7 @@ func (t *interestTable) remove(ni *nodeInterest, topic string) {
 	delete(ni.topics, topic)
 	if t.count[topic]--; t.count[topic] <= 0 {
 		delete(t.count, topic)
+		t.live.Delete(topic)
 	}
 }
 

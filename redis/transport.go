@@ -155,9 +155,8 @@ func (b *Backplane) writer() {
 		fails++
 		if b.ping() == nil {
 			b.health.ok(b)
-		} else {
-			b.wakeWriter() // keep probing
 		}
+		b.wakeWriter() // send what waits, or keep probing
 	}
 }
 
@@ -351,11 +350,54 @@ func (b *Backplane) sendControls() error {
 			}
 			b.controls.markStored()
 		}
-		msg := []outMsg{{b.nodeChan, b.seal.seal(kindControl, pc.op.append(nil))}}
-		if err := b.pipelinePublish(context.Background(), msg); err != nil {
+		if err := b.sendControl(b.seal.seal(kindControl, pc.op.append(nil))); err != nil {
 			return err
 		}
 		b.controls.pop()
+	}
+}
+
+// recentControls bounds the list of recent control envelopes.
+const recentControls = 1000
+
+// sendControl publishes env and appends it to the list of recent control
+// envelopes, which a node re-reads when its link reconnects: a control
+// operation published while that node was not subscribed still reaches
+// it. The anti-replay window makes reading one twice harmless, and
+// envelopes older than MaxAge are refused as stale.
+func (b *Backplane) sendControl(env []byte) error {
+	ctx, cancel := b.ctx()
+	defer cancel()
+	key := b.controlsKey()
+	pipe := b.client.TxPipeline()
+	pipe.RPush(ctx, key, env)
+	pipe.LTrim(ctx, key, -recentControls, -1)
+	pipe.PExpire(ctx, key, b.opt.MaxAge)
+	if b.opt.Sharded {
+		pipe.SPublish(ctx, b.nodeChan, env)
+	} else {
+		pipe.Publish(ctx, b.nodeChan, env)
+	}
+	_, err := pipe.Exec(ctx)
+	if err == nil {
+		b.st.published.Add(1)
+	}
+	return err
+}
+
+// controlsKey shares the node channel's hash slot.
+func (b *Backplane) controlsKey() string { return b.nodeChan + ":recent" }
+
+// rereadControls passes the recent control envelopes through receive.
+func (b *Backplane) rereadControls() {
+	ctx, cancel := b.ctx()
+	defer cancel()
+	envs, err := b.client.LRange(ctx, b.controlsKey(), 0, -1).Result()
+	if err != nil {
+		return // the next reconnect tries again; revocations are also reloaded
+	}
+	for _, env := range envs {
+		b.receive(env, true)
 	}
 }
 
@@ -552,6 +594,7 @@ func (l *link) session() (connected bool, err error) {
 			b.health.ok(l)
 			if l.node {
 				b.needSync.Store(true)
+				b.rereadControls()
 			} else {
 				b.needFull.Store(true)
 			}
@@ -635,7 +678,7 @@ func (l *link) read(ps *goredis.PubSub, errc chan<- error, confirmed chan<- stru
 		idle = 0
 		switch m := m.(type) {
 		case *goredis.Message:
-			l.b.receive(m.Payload)
+			l.b.receive(m.Payload, false)
 		case *goredis.Subscription:
 			if m.Kind == "subscribe" || m.Kind == "ssubscribe" {
 				select {
@@ -647,12 +690,23 @@ func (l *link) read(ps *goredis.PubSub, errc chan<- error, confirmed chan<- stru
 	}
 }
 
-// receive verifies and dispatches one envelope.
-func (b *Backplane) receive(payload string) {
-	e, v := b.open.open([]byte(payload))
+// receive verifies and dispatches one envelope; reread: from the recent
+// list, maybe seen already.
+func (b *Backplane) receive(payload string, reread bool) {
+	open := b.open.open
+	if reread {
+		open = b.open.reopen
+	}
+	e, v := open([]byte(payload))
 	switch v {
 	case verdictOK:
 	case verdictEcho:
+		return
+	case refusedReplay, refusedStale:
+		if reread {
+			return
+		}
+		b.refused(v)
 		return
 	default:
 		b.refused(v)
