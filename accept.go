@@ -91,8 +91,13 @@ func (h *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return c, brw, err
 	}
 	dc := newDeadlineConn(c, h.cfg.MessageTimeout, h.cfg.writeTicks, h.cfg.idleTicks)
+	if h.cfg.direct {
+		dc.writeDirect()
+	}
 	// coder/websocket writes through brw.Writer; route it through dc too.
-	// It is empty: net/http flushed the 101 response before hijacking.
+	// It is empty: net/http flushed the 101 response before hijacking. On
+	// the direct path only control frames pass through it, each in one
+	// flush (see wire.go): it must hold a whole one, 127 bytes.
 	brw.Writer.Reset(dc)
 	// What the client sent past its request reaches coder/websocket without
 	// passing through dc.Read: dc's frame scan must see it all the same.

@@ -571,6 +571,7 @@ type config struct {
 	writeTicks *quarterTicker // nil when WriteTimeout is negative; see deadline.go
 	idleTicks  *quarterTicker // nil when IdleTimeout is zero; see deadline.go
 	limited    bool           // a message or byte rate is set
+	direct     bool           // data frames are written by wssafe, not coder/websocket: see wire.go
 }
 
 func (o *Options) resolve(h hooks) (*config, error) {
@@ -619,6 +620,7 @@ func (o *Options) resolve(h hooks) (*config, error) {
 	c.writeTicks = newQuarterTicker(c.WriteTimeout, c.clock)
 	c.idleTicks = newQuarterTicker(c.IdleTimeout, c.clock)
 	c.limited = c.limitsMessages()
+	c.direct = h.writes == writesDirect || h.writes == writesAuto && coderDirect()
 	// Last: it may start a JWKS refresher, which nothing after it may leak.
 	if err := c.resolveAuth(); err != nil {
 		return nil, err
@@ -760,4 +762,15 @@ func newEndpoint(h Handler, opts *Options, k hooks) (*Endpoint, error) {
 type hooks struct {
 	clock      clock // nil: the real clock
 	maxSources int   // the bound on per-address limiter state; 0: defaultMaxSources
+	writes     writeMode
 }
+
+// writeMode chooses who writes data frames: by the coder/websocket
+// version (New), or forced either way by tests.
+type writeMode uint8
+
+const (
+	writesAuto   writeMode = iota // wssafe if coderDirect, else coder/websocket
+	writesDirect                  // wssafe: the tests' default
+	writesCoder                   // coder/websocket's Conn.Write
+)
