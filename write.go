@@ -23,10 +23,14 @@ func (s *Session) WriteJSON(ctx context.Context, v any) error {
 	return s.Write(ctx, MessageText, p)
 }
 
-// Write sends one message of type typ. It returns when the message has been
-// written to the connection, the write timeout has passed (the connection is
-// then dropped), or ctx is done. Writes from several goroutines are
-// serialized. p is not retained.
+// Write sends one message of type typ (MessageText or MessageBinary) as
+// one frame. It returns when the message has been written to the
+// connection, the write timeout has passed (the connection is then
+// dropped), or ctx is done (the connection is then closed, as a frame cut
+// short leaves it unusable). Writes from several goroutines are
+// serialized. p is not retained. wssafe writes the frame itself, header
+// and payload in one system call (see wire.go); for a coder/websocket
+// version its tests do not cover, coder's Conn.Write does.
 func (s *Session) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if err := s.ctx.Err(); err != nil {
 		return ErrSessionClosed
