@@ -148,9 +148,14 @@ func (h *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return c, brw, err
 	}
 	dc := newDeadlineConn(c, h.cfg.MessageTimeout, h.cfg.writeTicks, h.cfg.idleTicks)
+	if h.cfg.direct {
+		dc.writeDirect()
+	}
 	// coder/websocket writes through brw.Writer; route it through dc too.
-	// It is empty: net/http flushed the 101 response before hijacking.
-	if h.cfg.directWrites {
+	// It is empty: net/http flushed the 101 response before hijacking. On
+	// the direct path only control frames pass through it, each in one
+	// flush (see wire.go), and it shrinks to controlWriteBuffer bytes.
+	if h.cfg.direct {
 		shrinkWriter(brw.Writer, dc)
 	} else {
 		brw.Writer.Reset(dc)
@@ -194,7 +199,7 @@ func resizeReader(br *bufio.Reader, b []byte, dc *deadlineConn, size int) {
 }
 
 // controlWriteBuffer is the size of coder/websocket's write buffer once
-// data frames bypass it (config.directWrites): it then carries only control
+// data frames bypass it (config.direct): it then carries only control
 // frames, the largest of which is 127 bytes (a 2-byte header, server frames
 // being unmasked, and at most 125 bytes of payload), each written with one
 // Flush. Below that size one frame would become several Writes on the

@@ -78,8 +78,22 @@ func (s *Session) hangUp(err error) {
 	}
 	s.dc.closeRead(deadline)
 	code, reason := CloseFrame(err)
+	if s.dc.wire.direct {
+		// coder/websocket gives its close frame 5 s to get the write lock
+		// and then drops the connection; the lock is now wire.mu, held by a
+		// data write that may be blocked on a peer that does not read:
+		// bound that write the same way (see closeWriteBound).
+		s.dc.limitBy(time.Now().Add(closeWriteBound)) // a socket deadline: the real clock
+		s.dc.announceClose(code, reason)
+	}
 	s.conn.Close(code, reason)
 }
+
+// closeWriteBound is how long the close path lets a blocked data write go
+// on before the connection is dropped without a close frame: the bound
+// coder/websocket sets its own close frame's write, and its wait for the
+// peer's close frame.
+const closeWriteBound = 5 * time.Second
 
 func (s *Session) stopTimers() {
 	s.timerMu.Lock()

@@ -74,11 +74,11 @@ const maxControlStall = 4 * time.Second
 // the test has advanced it by a quarter of the timeout.
 //
 // Reads happen on the serve goroutine or, during the close handshake, under
-// coder/websocket's read lock; writes under its write lock. Read's own state
-// (scan, armed, stuck) is touched only by reads, so the lock orders it;
-// msgState is atomic since beginMessage and endMessage run outside those
-// locks, and every deadline change goes through mu. idleRenewed is touched
-// only by the serve goroutine.
+// coder/websocket's read lock; writes, coder's and wssafe's own, under
+// wire.mu (wire.go). Read's own state (scan, armed, stuck) is touched only
+// by reads, so the lock orders it; msgState is atomic since beginMessage
+// and endMessage run outside those locks, and every deadline change goes
+// through mu. idleRenewed is touched only by the serve goroutine.
 type deadlineConn struct {
 	net.Conn
 	msgTimeout   time.Duration // <= 0: no message or frame timeout
@@ -107,6 +107,8 @@ type deadlineConn struct {
 	idleBound bool      // readAt is the idle deadline
 	closing   bool      // the close path owns the read deadline
 	limit     time.Time // no deadline later than this (Shutdown); zero: none
+
+	wire wire // the write lock and the direct write path, see wire.go
 }
 
 // The states of a message's deadline, in one word so that a message costs
@@ -316,13 +318,14 @@ func (c *deadlineConn) limitBy(t time.Time) {
 	}
 }
 
-func (c *deadlineConn) Write(p []byte) (int, error) {
+// armWrite renews the write deadline if its ticker has moved since the
+// last renewal (see deadlineConn); every write calls it first (wire.go).
+func (c *deadlineConn) armWrite() {
 	if c.writeTicks != nil {
 		if n := c.writeTicks.count.Load(); n != c.renewedAt.Load() {
 			c.renewWrite(n)
 		}
 	}
-	return c.Conn.Write(p)
 }
 
 // renewWrite moves the write deadline 1.5 x WriteTimeout ahead, or to the

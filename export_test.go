@@ -128,10 +128,18 @@ type Hooks struct {
 	// MaxSources, if set, lowers the bound on per-address limiter state
 	// (the handshake limiter and the log limiter).
 	MaxSources int
+	// CoderWrites, if set, has coder/websocket's Conn.Write write data
+	// frames, as New does for a coder version the tests do not cover.
+	// Unset, wssafe writes them (see wire.go) whatever the version: test
+	// binaries carry no dependency versions for New to check.
+	CoderWrites bool
 }
 
 func (k Hooks) hooks() hooks {
-	h := hooks{maxSources: k.MaxSources}
+	h := hooks{maxSources: k.MaxSources, writes: writesDirect}
+	if k.CoderWrites {
+		h.writes = writesCoder
+	}
 	if k.Clock != nil {
 		h.clock = k.Clock
 	}
@@ -186,3 +194,10 @@ func ClientIP(o *Options, r *http.Request) (netip.Addr, error) {
 	}
 	return c.clientIP(r), nil
 }
+
+// DirectWrites reports whether e's data frames are written by wssafe.
+func DirectWrites(e *Endpoint) bool { return e.cfg.direct }
+
+// CoderTested are the coder/websocket versions the direct write path is
+// enabled for.
+func CoderTested() []string { return coderTested }

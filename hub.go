@@ -4,7 +4,6 @@ package wssafe
 // lookups, broadcast, and closing a subject's sessions.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -536,18 +535,26 @@ func (h *Hub) closeSessions(subject string, ss []*Session, err error) {
 // returns true (every open session when keep is nil) and returns how many
 // accepted it; [Hub.Publish] reaches every node. It never blocks on a
 // session: one whose queue is full is closed as a slow consumer (see
-// [Session.Send]). p is copied once and shared. A message larger than
+// [Session.Send]). p is copied once, into the one encoded frame that every
+// session's queue shares (see [PreparedMessage]). A message larger than
 // SendQueueBytes reaches nobody. keep runs on the caller's goroutine,
 // outside the Hub's lock.
 func (h *Hub) Broadcast(typ MessageType, p []byte, keep func(*Session) bool) int {
 	return sendAll(h.Sessions(), typ, p, keep)
 }
 
+// sendAll queues one message for the sessions of ss that keep accepts
+// (all when keep is nil) and returns how many accepted it: every delivery
+// of the Hub goes through it. The message is encoded once, and its frame
+// shared by every queue.
 func sendAll(ss []*Session, typ MessageType, p []byte, keep func(*Session) bool) int {
-	shared := bytes.Clone(p)
+	if len(ss) == 0 || checkType(typ) != nil || len(p) > ss[0].ep.cfg.SendQueueBytes {
+		return 0
+	}
+	m := NewPreparedMessage(typ, p)
 	n := 0
 	for _, s := range ss {
-		if (keep == nil || keep(s)) && s.enqueue(typ, shared) == nil {
+		if (keep == nil || keep(s)) && s.SendPrepared(m) == nil {
 			n++
 		}
 	}

@@ -58,7 +58,7 @@ func idleFootprint(t *testing.T, direct bool, n int) float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep.cfg.directWrites = direct
+	ep.cfg.direct = direct
 	srv := httptest.NewServer(ep)
 	defer srv.Close()
 	defer ep.Shutdown(context.Background())
@@ -141,7 +141,7 @@ func TestHijackShrinksWriter(t *testing.T) {
 			}
 			res := make(chan result, 1)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				h := &hijackCapture{ResponseWriter: w, cfg: &config{Options: Options{ReadBufferSize: DefaultReadBufferSize}, directWrites: direct}}
+				h := &hijackCapture{ResponseWriter: w, cfg: &config{Options: Options{ReadBufferSize: DefaultReadBufferSize}, direct: direct}}
 				conn, brw, err := h.Hijack()
 				if err != nil {
 					res <- result{err: err}

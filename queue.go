@@ -4,7 +4,6 @@ package wssafe
 // it in order with Write.
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"sync"
@@ -34,12 +33,18 @@ type sendQueue struct {
 	closed  error // once set, nothing more is queued: the session is ending
 }
 
-// An outItem is a message queued by Send, or a Write waiting its turn.
+// An outItem is a message queued by Send, or a Write waiting its turn. A
+// queued message is its encoded frame, b, which Hub broadcasts share
+// between sessions and nothing modifies; a waiter's b is its payload.
 type outItem struct {
-	typ MessageType
-	p   []byte
-	w   *waiter
+	typ  MessageType
+	hlen uint8 // b[hlen:] is the payload: the frame header's length, or 0 for a waiter
+	b    []byte
+	w    *waiter
 }
+
+// payload returns the message's payload.
+func (it *outItem) payload() []byte { return it.b[it.hlen:] }
 
 // A waiter is a Write that found queued messages ahead of it. Its state
 // decides, exactly once, whether the drain goroutine writes it or the
@@ -72,15 +77,31 @@ func (s *Session) Send(typ MessageType, p []byte) error {
 	if len(p) > s.ep.cfg.SendQueueBytes {
 		return ErrSendTooLarge
 	}
-	return s.enqueue(typ, bytes.Clone(p))
+	if err := checkType(typ); err != nil {
+		return err
+	}
+	b, n := encode(typ, p)
+	return s.enqueue(outItem{typ: typ, hlen: n, b: b})
 }
 
-// enqueue queues p, which it may share with other sessions and never
-// modifies, or closes the session as a slow consumer.
-func (s *Session) enqueue(typ MessageType, p []byte) error {
+// SendPrepared is [Session.Send] of a message encoded once for many
+// sessions (see [PreparedMessage]): m is queued as it is, neither copied
+// nor encoded again. It counts against the send queue like Send's
+// message, by the length of its payload.
+func (s *Session) SendPrepared(m *PreparedMessage) error {
+	return s.enqueue(outItem{typ: m.typ, hlen: m.hlen, b: m.frame})
+}
+
+// enqueue queues the frame it.b, which it may share with other sessions
+// and never modifies, or closes the session as a slow consumer.
+func (s *Session) enqueue(it outItem) error {
 	cfg := s.ep.cfg
+	p := it.payload()
 	if len(p) > cfg.SendQueueBytes {
 		return ErrSendTooLarge
+	}
+	if err := checkType(it.typ); err != nil {
+		return err
 	}
 	if s.ctx.Err() != nil {
 		return ErrSessionClosed
@@ -101,7 +122,7 @@ func (s *Session) enqueue(typ MessageType, p []byte) error {
 		return ErrSlowConsumer
 	}
 	q.bytes += len(p)
-	start := q.push(outItem{typ: typ, p: p})
+	start := q.push(it)
 	q.mu.Unlock()
 	if start {
 		go s.drain()
@@ -120,7 +141,7 @@ func (s *Session) writeQueued(ctx, wctx context.Context, typ MessageType, p []by
 		q.mu.Unlock()
 		return ErrSessionClosed
 	}
-	start := q.push(outItem{typ: typ, p: p, w: w})
+	start := q.push(outItem{typ: typ, b: p, w: w})
 	q.mu.Unlock()
 	if start {
 		go s.drain()
@@ -154,8 +175,21 @@ func (q *sendQueue) push(it outItem) bool {
 	return start
 }
 
-// drain writes the queued messages in order. It exits when the queue is
-// empty, or drops what is left once the session is ending.
+// A drain writes up to maxBatch queued messages, or maxBatchBytes of
+// their frames (but at least one message), in one writev. Messages beyond
+// go in the next: a batch holds the write lock for one write timeout at
+// most, and the iovecs Go caches per connection stay within maxBatch.
+const (
+	maxBatch      = 64
+	maxBatchBytes = 256 << 10
+)
+
+var batchPool = sync.Pool{New: func() any { b := make([][]byte, 0, maxBatch); return &b }}
+
+// drain writes the queued messages in order, those queued by Send several
+// at a time on the direct path (see writeBatch), a waiting Write alone. It
+// exits when the queue is empty, or drops what is left once the session
+// is ending.
 func (s *Session) drain() {
 	q := &s.out
 	for {
@@ -166,35 +200,88 @@ func (s *Session) drain() {
 			return
 		}
 		it := q.items[q.head]
+		batched := s.dc.wire.direct && it.w == nil && len(q.items)-q.head > 1 && q.items[q.head+1].w == nil
+		if !batched {
+			q.mu.Unlock()
+			s.writeItem(it)
+			continue
+		}
+		bp := batchPool.Get().(*[][]byte)
+		batch, size := (*bp)[:0], 0
+		for _, x := range q.items[q.head:] {
+			if x.w != nil || len(batch) == maxBatch || len(batch) > 0 && size+len(x.b) > maxBatchBytes {
+				break
+			}
+			batch = append(batch, x.b)
+			size += len(x.b)
+		}
 		q.mu.Unlock()
-		s.writeItem(it)
+		s.writeBatch(batch)
+		*bp = batch[:0]
+		batchPool.Put(bp)
 	}
 }
 
 // writeItem writes the head of the queue, then removes it, both under the
 // write lock (see sendQueue.pending).
 func (s *Session) writeItem(it outItem) {
-	q := &s.out
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	var err error
 	switch {
-	case it.w == nil:
-		err = s.writeLocked(context.Background(), it.typ, it.p)
-	case it.w.state.CompareAndSwap(waiting, writing):
-		err = s.writeLocked(it.w.ctx, it.typ, it.p)
-		it.w.done <- err
+	case it.w != nil:
+		if it.w.state.CompareAndSwap(waiting, writing) {
+			err = s.writeLocked(it.w.ctx, it.typ, it.b)
+			it.w.done <- err
+		}
+	case s.dc.wire.direct:
+		err = s.sentFrames(1, s.dc.writeFrame(context.Background(), it.b))
+	default:
+		err = s.writeLocked(context.Background(), it.typ, it.payload())
 	}
+	s.out.written(1, err)
+}
+
+// writeBatch writes frames, the frames of the messages at the head of the
+// queue, in one writev, then removes them, both under the write lock (see
+// sendQueue.pending). It clears frames.
+func (s *Session) writeBatch(frames [][]byte) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	n := len(frames)
+	s.out.written(n, s.sentFrames(n, s.dc.writeFrames(context.Background(), frames)))
+}
+
+// sentFrames counts the n messages at the head of the queue as sent, or
+// handles the failure err of their write; s.wmu is held.
+func (s *Session) sentFrames(n int, err error) error {
+	if err != nil {
+		return s.writeFailed(err)
+	}
+	q := &s.out
 	q.mu.Lock()
-	q.items[q.head] = outItem{}
-	q.head++
-	if it.w == nil {
-		q.bytes -= len(it.p)
+	for _, it := range q.items[q.head : q.head+n] {
+		s.traffic.sent(len(it.payload()))
+	}
+	q.mu.Unlock()
+	return nil
+}
+
+// written removes the n messages at the head of the queue, written or
+// failed (err), as one; s.wmu is held.
+func (q *sendQueue) written(n int, err error) {
+	q.mu.Lock()
+	for range n {
+		if it := &q.items[q.head]; it.w == nil {
+			q.bytes -= len(it.payload())
+		}
+		q.items[q.head] = outItem{}
+		q.head++
 	}
 	if err != nil && q.closed == nil {
 		q.closed = ErrSessionClosed // a failed write leaves the connection unusable
 	}
-	q.pending.Add(-1)
+	q.pending.Add(int32(-n))
 	q.mu.Unlock()
 }
 

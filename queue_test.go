@@ -91,7 +91,7 @@ func TestSlowConsumerCutDuringBroadcast(t *testing.T) {
 	t.Parallel()
 	const fastN, size = 100, 64 << 10
 	logger, logs := newLogger()
-	ep, err := wssafe.New(echo, &wssafe.Options{SendQueueMessages: 4, SendQueueBytes: 8 * size, Logger: logger})
+	ep, err := wssafe.NewWithHooks(echo, &wssafe.Options{SendQueueMessages: 4, SendQueueBytes: 8 * size, Logger: logger}, wssafe.Hooks{})
 	require.NoError(t, err)
 	url := serveOn(t, ep, func(l net.Listener) net.Listener { return &shrinkFirstConn{Listener: l} })
 

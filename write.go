@@ -23,10 +23,14 @@ func (s *Session) WriteJSON(ctx context.Context, v any) error {
 	return s.Write(ctx, MessageText, p)
 }
 
-// Write sends one message of type typ. It returns when the message has been
-// written to the connection, the write timeout has passed (the connection is
-// then dropped), or ctx is done. Writes from several goroutines are
-// serialized. p is not retained.
+// Write sends one message of type typ (MessageText or MessageBinary) as
+// one frame. It returns when the message has been written to the
+// connection, the write timeout has passed (the connection is then
+// dropped), or ctx is done (the connection is then closed, as a frame cut
+// short leaves it unusable). Writes from several goroutines are
+// serialized. p is not retained. wssafe writes the frame itself, header
+// and payload in one system call (see wire.go); for a coder/websocket
+// version its tests do not cover, coder's Conn.Write does.
 func (s *Session) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if err := s.ctx.Err(); err != nil {
 		return ErrSessionClosed
@@ -61,21 +65,40 @@ func (s *Session) Write(ctx context.Context, typ MessageType, p []byte) error {
 	return s.writeLocked(wctx, typ, p)
 }
 
-// writeLocked writes one message; s.wmu is held. The deadlineConn keeps
-// the write deadline armed.
+// writeLocked writes one message; s.wmu is held. On the direct path
+// (wire.go) wssafe encodes the frame and writes it in one writev; else
+// coder/websocket's Conn.Write writes it. The deadlineConn keeps the
+// write deadline armed either way.
 func (s *Session) writeLocked(wctx context.Context, typ MessageType, p []byte) error {
-	err := s.conn.Write(wctx, typ, p)
-	if err != nil {
-		if s.ctx.Err() != nil { // e.g. Shutdown's deadline cut the write short
-			return ErrSessionClosed
-		}
-		if isTimeout(err) {
-			logEvent(s.ctx, s.log, slog.LevelWarn, EventWriteTimeout, "wssafe: write timed out; dropping a peer that does not read")
-			s.fail(ErrWriteTimeout)
-			return ErrWriteTimeout
-		}
+	if err := checkType(typ); err != nil {
 		return err
+	}
+	var err error
+	if s.dc.wire.direct {
+		err = s.dc.writeMessage(wctx, typ, p)
+	} else {
+		err = s.conn.Write(wctx, typ, p)
+	}
+	if err != nil {
+		return s.writeFailed(err)
 	}
 	s.traffic.sent(len(p))
 	return nil
+}
+
+// writeFailed handles a failed write. A write that failed on the socket
+// may have stopped mid-frame: the connection is then closed (after the
+// session's cause is set, so that a timeout is reported as one), and
+// nothing, not even a close frame, is written after it.
+func (s *Session) writeFailed(err error) error {
+	defer s.dc.dropBroken()
+	if s.ctx.Err() != nil { // e.g. Shutdown's deadline cut the write short
+		return ErrSessionClosed
+	}
+	if isTimeout(err) {
+		logEvent(s.ctx, s.log, slog.LevelWarn, EventWriteTimeout, "wssafe: write timed out; dropping a peer that does not read")
+		s.fail(ErrWriteTimeout)
+		return ErrWriteTimeout
+	}
+	return err
 }

@@ -603,11 +603,11 @@ type config struct {
 	writeTicks *quarterTicker // nil when WriteTimeout is negative; see deadline.go
 	idleTicks  *quarterTicker // nil when IdleTimeout is zero; see deadline.go
 	limited    bool           // a message or byte rate is set
-	// directWrites is set when data frames are written on the hijacked
-	// connection, not through coder/websocket's bufio.Writer, which then
-	// carries only control frames and shrinks to controlWriteBuffer bytes
-	// (see shrinkWriter in accept.go).
-	directWrites bool
+	// direct is set when data frames are written by wssafe on the hijacked
+	// connection (see wire.go), not through coder/websocket's bufio.Writer,
+	// which then carries only control frames and shrinks to
+	// controlWriteBuffer bytes (see shrinkWriter in accept.go).
+	direct bool
 	// readPool lends connections their read buffers, ReadBufferSize
 	// bytes each (see sockReader).
 	readPool *readPool
@@ -662,6 +662,7 @@ func (o *Options) resolve(h hooks) (*config, error) {
 	if err := c.resolveTopics(); err != nil {
 		return nil, err
 	}
+	c.direct = h.writes == writesDirect || h.writes == writesAuto && coderDirect()
 	// Last: it may start a JWKS refresher, which nothing after it may leak.
 	if err := c.resolveAuth(); err != nil {
 		return nil, err
@@ -812,4 +813,15 @@ func newEndpoint(h Handler, opts *Options, k hooks) (*Endpoint, error) {
 type hooks struct {
 	clock      clock // nil: the real clock
 	maxSources int   // the bound on per-address limiter state; 0: defaultMaxSources
+	writes     writeMode
 }
+
+// writeMode chooses who writes data frames: by the coder/websocket
+// version (New), or forced either way by tests.
+type writeMode uint8
+
+const (
+	writesAuto   writeMode = iota // wssafe if coderDirect, else coder/websocket
+	writesDirect                  // wssafe: the tests' default
+	writesCoder                   // coder/websocket's Conn.Write
+)

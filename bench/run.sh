@@ -84,7 +84,11 @@ if [ -z "${BENCH_QUICK:-}" ]; then
 	if [ ${#client[@]} -gt 0 ]; then
 		pin=(taskset -c 0)
 	fi
-	go test -c -o "$out/bench.test" .
+	# A test binary carries no dependency versions, so wssafe cannot tell
+	# the coder/websocket it links and would fall back to coder's writes:
+	# name the version, as a built server knows it from its build info.
+	coder=$(go list -m -f '{{.Version}}' github.com/coder/websocket)
+	go test -c -ldflags="-X=github.com/wssafe/wssafe.linkedCoder=$coder" -o "$out/bench.test" .
 	{
 		"${pin[@]}" "$out/bench.test" -test.run '^$' -test.bench 'ServerLoop' -test.benchtime 1000000x -test.count 3 -test.benchmem
 		"${pin[@]}" "$out/bench.test" -test.run '^$' -test.bench 'Echo|RefusedHandshake|JSON' -test.benchtime 20000x -test.benchmem

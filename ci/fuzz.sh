@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# Runs every Fuzz* target of the library for a short time each (FUZZTIME,
-# default 5s). Targets are discovered with `go test -list`, so new ones run
-# without editing this script. Seed corpora live in testdata/fuzz/ and also
-# run, as regression tests, in every plain `go test`.
+# Runs every Fuzz* target of every module (ci/modules.sh) for a short time
+# each (FUZZTIME, default 5s). Targets are discovered with `go test -list`
+# in each package whose tests declare one, so new ones run without editing
+# this script. Seed corpora live in testdata/fuzz/ and also run, as
+# regression tests, in every plain `go test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export GOWORK=off
 FUZZTIME=${FUZZTIME:-5s}
 
 ran=0
-for pkg in $(go list ./...); do
-	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
-		echo "fuzz: $pkg $target ($FUZZTIME)"
-		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg"
-		ran=$((ran + 1))
+for mod in $(bash ci/modules.sh); do
+	for pkg in $(cd "$mod" && go list -f '{{.ImportPath}} {{.Dir}}' ./... | while read -r p d; do
+		if grep -qs '^func Fuzz' "$d"/*_test.go; then echo "$p"; fi
+	done); do
+		for target in $(cd "$mod" && go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+			echo "fuzz: $pkg $target ($FUZZTIME)"
+			(cd "$mod" && go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg")
+			ran=$((ran + 1))
+		done
 	done
 done
 if [ "$ran" -eq 0 ]; then

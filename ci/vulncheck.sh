@@ -10,7 +10,11 @@
 # the local Go toolchain; they are reported but do not fail, since the fix is
 # a toolchain upgrade, not a change here.
 #
-# Usage: ci/vulncheck.sh [module directory ...]   (default: the repository)
+# Each module is scanned against its own go.mod (GOWORK=off): the build
+# graph its go.mod names, which is what a user of that module starts from.
+#
+# Usage: ci/vulncheck.sh [module directory ...]   (default: every module,
+#        from ci/modules.sh)
 #        ci/vulncheck.sh --self-test  proves the gate fires: it scans a
 #        throwaway module that requires github.com/gorilla/websocket v1.4.0
 #        (GO-2020-0019) and fails unless that finding fails the scan.
@@ -20,6 +24,7 @@
 # and run this script; fix or upgrade whatever it then reports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export GOWORK=off
 
 GOVULNCHECK=golang.org/x/vuln/cmd/govulncheck@v1.9.0
 VULNDB_VERSION=${VULNDB_VERSION:-v0.0.0-20261105234957-e22db6528018}
@@ -112,7 +117,11 @@ SRC
 fi
 
 status=0
-for dir in "${@:-.}"; do
+if [ "$#" -eq 0 ]; then
+	mapfile -t dirs < <(bash ci/modules.sh)
+	set -- "${dirs[@]}"
+fi
+for dir in "$@"; do
 	scan "$dir" || status=1
 done
 exit "$status"
