@@ -208,6 +208,15 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 	if c.stuck {
 		return 0, os.ErrDeadlineExceeded
 	}
+	if c.sr != nil && c.sr.buf != nil {
+		// Bytes already taken from the socket: no wait, so no deadline to
+		// arm. A frame that arrived whole touches no timer.
+		n := c.sr.take(p)
+		if c.msgTimeout > 0 {
+			c.scan.feed(p[:n])
+		}
+		return n, nil
+	}
 	if f := c.scan.current(); f != c.armed || c.msgState.Load() == msgOpen {
 		c.rearm(f)
 	}

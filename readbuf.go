@@ -47,8 +47,11 @@ type sockReader struct {
 const borrowReaderSize = 128
 
 // newSockReader returns a sockReader for c, or nil when c is not a bare
-// socket whose file descriptor can be read directly.
+// socket whose file descriptor can be read directly, or pool is nil.
 func newSockReader(c net.Conn, pool *readPool) *sockReader {
+	if pool == nil {
+		return nil
+	}
 	var sc syscall.Conn
 	switch c := c.(type) {
 	case *net.TCPConn:
@@ -75,12 +78,7 @@ func (r *sockReader) read(c net.Conn, p []byte) (int, error) {
 		return 0, nil
 	}
 	if r.buf != nil {
-		n := copy(p, (*r.buf)[r.r:r.w])
-		r.r += n
-		if r.r == r.w {
-			r.release()
-		}
-		return n, nil
+		return r.take(p), nil
 	}
 	if len(p) >= r.pool.size {
 		return c.Read(p)
@@ -93,6 +91,17 @@ func (r *sockReader) read(c net.Conn, p []byte) (int, error) {
 		return 0, err
 	}
 	return n, rerr
+}
+
+// take copies into p the bytes held in the borrowed buffer, which must not
+// be nil, and returns the buffer once they are all taken.
+func (r *sockReader) take(p []byte) int {
+	n := copy(p, (*r.buf)[r.r:r.w])
+	r.r += n
+	if r.r == r.w {
+		r.release()
+	}
+	return n
 }
 
 // readFD is the RawConn callback: one read system call into a borrowed
