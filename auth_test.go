@@ -80,7 +80,10 @@ func (f *authFixture) options(mutate func(*wssafe.AuthOptions)) *wssafe.Options 
 	// The tests assert the log line of every refused token, many from one
 	// address within one (fake) second: the log limiter, tested on its
 	// own in seclog_test.go, would keep only the first.
-	return &wssafe.Options{Auth: a, Logger: logger, SecurityLogInterval: -1}
+	// Keepalive is off: a test that advances the fake clock past a token's
+	// expiry would also fire the ping and, with the client not reading,
+	// its pong timeout, and which of the two closes first would be chance.
+	return &wssafe.Options{Auth: a, Logger: logger, SecurityLogInterval: -1, PingInterval: -1}
 }
 
 // server is the package's server on the fixture's clock, which its tokens'

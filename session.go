@@ -193,8 +193,12 @@ func (s *Session) Value(key any) any {
 // ping is in flight: an idle session costs a timer, not a goroutine.
 func (s *Session) keepalive() {
 	// The pong timeout is a timer of the endpoint's clock, not a context
-	// deadline (which only the real clock can end).
-	ctx, cancel := context.WithCancel(s.ctx)
+	// deadline (which only the real clock can end). The context is not the
+	// session's: coder/websocket closes the connection when the context of
+	// a write in progress ends, which would drop the close frame of a
+	// session that ends as the ping goes out. Its end closes the connection
+	// anyway, which ends the wait for the pong.
+	ctx, cancel := context.WithCancel(context.Background())
 	pongTimer := s.ep.cfg.clock.afterFunc(s.ep.cfg.PongTimeout, cancel)
 	s.pingOut.Store(true)
 	err := s.conn.Ping(ctx)
