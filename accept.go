@@ -167,7 +167,11 @@ func (h *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if n > 0 {
 		dc.buffered(b)
 	}
-	if size := h.cfg.ReadBufferSize; size != brw.Reader.Size() {
+	size := h.cfg.ReadBufferSize
+	if dc.sr = newSockReader(c, h.cfg.readPool); dc.sr != nil {
+		size = borrowReaderSize // the connection reads through borrowed buffers
+	}
+	if size != brw.Reader.Size() {
 		resizeReader(brw.Reader, b, dc, size)
 	}
 	h.conn = dc

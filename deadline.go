@@ -93,6 +93,7 @@ type deadlineConn struct {
 	renewedAt   atomic.Uint64 // writeTicks.count when the write deadline was last moved; 0: never
 	idleRenewed uint64        // idleTicks.count when the idle deadline was last moved; 0: never
 
+	sr    *sockReader // reads through borrowed buffers; nil: c.Conn.Read
 	scan  frameScan
 	armed uint64 // the frame (scan.seq) whose deadline is armed; 0: none. Written under mu.
 	stuck bool   // a read timed out mid-frame
@@ -202,15 +203,24 @@ func (c *deadlineConn) idleExpired() bool {
 
 func (c *deadlineConn) Read(p []byte) (int, error) {
 	if !c.tracks {
-		return c.Conn.Read(p)
+		return c.readSocket(p)
 	}
 	if c.stuck {
 		return 0, os.ErrDeadlineExceeded
 	}
+	if c.sr != nil && c.sr.buf != nil {
+		// Bytes already taken from the socket: no wait, so no deadline to
+		// arm. A frame that arrived whole touches no timer.
+		n := c.sr.take(p)
+		if c.msgTimeout > 0 {
+			c.scan.feed(p[:n])
+		}
+		return n, nil
+	}
 	if f := c.scan.current(); f != c.armed || c.msgState.Load() == msgOpen {
 		c.rearm(f)
 	}
-	n, err := c.Conn.Read(p)
+	n, err := c.readSocket(p)
 	if c.msgTimeout > 0 {
 		c.scan.feed(p[:n])
 	}
@@ -218,6 +228,15 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 		c.stuck = true
 	}
 	return n, err
+}
+
+// readSocket reads from the connection, through a borrowed buffer when
+// the connection is a bare socket (see sockReader).
+func (c *deadlineConn) readSocket(p []byte) (int, error) {
+	if c.sr != nil {
+		return c.sr.read(c.Conn, p)
+	}
+	return c.Conn.Read(p)
 }
 
 // rearm arms the deadline of the frame in progress (0: none) and of a

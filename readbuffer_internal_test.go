@@ -22,11 +22,12 @@ func TestHijackSizesReader(t *testing.T) {
 	early := bytes.Repeat([]byte("e"), 3000) // sent with the request
 	later := bytes.Repeat([]byte("l"), 50000)
 	for _, size := range []int{256, DefaultReadBufferSize, 32 << 10} {
-		for _, coderReset := range []bool{true, false} {
-			if !coderReset && size == DefaultReadBufferSize {
+		for _, tc := range []struct{ coderReset, borrow bool }{{true, false}, {false, false}, {true, true}, {false, true}} {
+			coderReset := tc.coderReset
+			if !coderReset && !tc.borrow && size == DefaultReadBufferSize {
 				continue // net/http's reader, untouched
 			}
-			t.Run(fmt.Sprintf("size=%d/reset=%v", size, coderReset), func(t *testing.T) {
+			t.Run(fmt.Sprintf("size=%d/reset=%v/borrow=%v", size, coderReset, tc.borrow), func(t *testing.T) {
 				t.Parallel()
 				type result struct {
 					size, early int
@@ -35,7 +36,11 @@ func TestHijackSizesReader(t *testing.T) {
 				}
 				res := make(chan result, 1)
 				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					h := &hijackCapture{ResponseWriter: w, cfg: &config{Options: Options{ReadBufferSize: size}}}
+					cfg := &config{Options: Options{ReadBufferSize: size}}
+					if tc.borrow { // a bare socket: the reader shrinks, reads borrow their buffers
+						cfg.readPool = newReadPool(size)
+					}
+					h := &hijackCapture{ResponseWriter: w, cfg: cfg}
 					conn, brw, err := h.Hijack()
 					if err != nil {
 						res <- result{err: err}
@@ -74,7 +79,11 @@ func TestHijackSizesReader(t *testing.T) {
 				if out.err != nil {
 					t.Fatal(out.err)
 				}
-				if want := max(size, out.early); out.size != want {
+				want := max(size, out.early)
+				if tc.borrow {
+					want = max(borrowReaderSize, out.early)
+				}
+				if out.size != want {
 					t.Errorf("reader of %d bytes, want %d", out.size, want)
 				}
 				if out.early == 0 {

@@ -371,21 +371,23 @@ type Options struct {
 	// Zero means 32 KiB; it cannot be disabled.
 	ReadLimit int64
 
-	// ReadBufferSize is the size in bytes of a connection's read buffer,
-	// through which coder/websocket reads every frame. It is allocated at
-	// the handshake and kept for the connection's life, idle or not: it is
-	// memory per open connection. A larger buffer takes a large message,
-	// or several small ones, from the socket in fewer reads, and lets a
-	// message that arrived whole be read without arming its deadline (see
-	// MessageTimeout). Zero means [DefaultReadBufferSize], 4 KiB, which is
-	// net/http's own buffer, kept as it is, chosen from measurements
-	// (bench/PERFORMANCE.md): 32 KiB halves the reads of a 16 KiB message
-	// (one system call and one deadline saved per message, up to about 8 %
-	// more throughput there, nothing measurable at 1 KiB) but costs 28 KiB
-	// more per connection, more than doubling an idle session's memory.
-	// Raise it for an endpoint of few connections and large messages. It
-	// must be from 256 bytes to 1 MiB, or New fails. The bytes a client
-	// sent with its handshake are kept whatever the size.
+	// ReadBufferSize is the size in bytes of the buffer a connection reads
+	// the socket into, through which coder/websocket reads every frame. On
+	// a plain TCP (or Unix) connection the buffer is borrowed from a pool
+	// for each read and returned once its bytes are consumed: an idle
+	// connection, waiting for its peer, holds none (the wait happens in
+	// the runtime's poller, without a buffer), so the size costs memory
+	// only while bytes are unread, at most one buffer per connection. A
+	// TLS connection, or one wrapped by a listener, keeps its buffer for
+	// its whole life. A larger buffer takes a large message, or several
+	// small ones, from the socket in fewer reads, and lets a message that
+	// arrived whole be read without arming its deadline (see
+	// MessageTimeout). Zero means [DefaultReadBufferSize], 4 KiB, chosen
+	// from measurements (bench/PERFORMANCE.md): 32 KiB halves the reads of
+	// a 16 KiB message (up to about 8 % more throughput there, nothing
+	// measurable at 1 KiB). It must be from 256 bytes to 1 MiB, or New
+	// fails. The bytes a client sent with its handshake are kept whatever
+	// the size.
 	ReadBufferSize int
 
 	// Accept lists the message types the endpoint accepts; another type
@@ -608,6 +610,9 @@ type config struct {
 	// which then carries only control frames and shrinks to
 	// controlWriteBuffer bytes (see shrinkWriter in accept.go).
 	direct bool
+	// readPool lends connections their read buffers, ReadBufferSize
+	// bytes each (see sockReader).
+	readPool *readPool
 }
 
 func (o *Options) resolve(h hooks) (*config, error) {
@@ -700,6 +705,7 @@ func (c *config) resolveReadBuffer() error {
 	case n > maxReadBuffer:
 		return fmt.Errorf("wssafe: ReadBufferSize %d is above %d bytes (1 MiB), memory that every open connection keeps; write ReadBufferSize: %d or less, or leave it zero for %d", n, maxReadBuffer, maxReadBuffer, DefaultReadBufferSize)
 	}
+	c.readPool = newReadPool(c.ReadBufferSize)
 	return nil
 }
 
