@@ -73,7 +73,9 @@ type Backplane interface {
 	// or to every node for a subject or everyone. At most once: it never
 	// blocks; when the link is down or its bounded outbound queue is full
 	// it drops p, counts it (n.Count(BackplaneDropped, reason)) and returns
-	// [ErrDropped]. p.Data is the backplane's to keep.
+	// [ErrDropped]. p.Data is valid only until Publish returns: a
+	// backplane that keeps it past that (a queue of raw publications)
+	// copies it; one that encodes it before returning needs no copy.
 	Publish(p Publication) error
 	// Control sends op to every other node. Unlike Publish it is not
 	// dropped during an outage: it is kept and sent on recovery, and a
@@ -445,7 +447,7 @@ func (h *Hub) control(op ControlOp) bool {
 // any, for the other nodes. A Backplane that cannot send it returns
 // [ErrDropped]: across nodes delivery is at most once, and a client that
 // must not miss a message should fetch what it missed when it
-// reconnects. p.Data is copied. Publish never blocks on a session or on
+// reconnects. p.Data is not retained. Publish never blocks on a session or on
 // the network. It returns an error, and sends nothing, for a topic name
 // that is not valid (see [Session.Join]), a Topic together with a
 // Subject, or a Type other than MessageText and MessageBinary.
@@ -458,8 +460,7 @@ func (h *Hub) Publish(p Publication) (int, error) {
 	if bp == nil {
 		return n, nil
 	}
-	p.Data = append([]byte(nil), p.Data...)
-	return n, bp.Publish(p)
+	return n, bp.Publish(p) // p.Data is the caller's: see Backplane.Publish
 }
 
 // Online returns the number of sessions per subject (unauthenticated
