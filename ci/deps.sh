@@ -7,6 +7,7 @@ need=()
 /usr/bin/python3 -c 'import cryptography' 2>/dev/null || need+=(python3-cryptography) # PyJWT's RS256
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v jq >/dev/null || need+=(jq)
+command -v redis-server >/dev/null || need+=(redis-server) # the Redis backplane's and the chat cluster's tests
 command -v make >/dev/null || need+=(make) # the README's test command
 if [ ${#need[@]} -gt 0 ]; then
 	echo "installing: ${need[*]}"

@@ -2,17 +2,22 @@ module github.com/wssafe/wssafe/examples
 
 go 1.26.0
 
-replace github.com/wssafe/wssafe => ../
+replace (
+	github.com/wssafe/wssafe => ../
+	github.com/wssafe/wssafe/redis => ../redis
+)
 
 require (
 	github.com/coder/websocket v1.8.15
 	github.com/lestrrat-go/jwx/v3 v3.4.0
 	github.com/stretchr/testify v1.12.1
 	github.com/wssafe/wssafe v0.0.0-00010101000000-000000000000
+	github.com/wssafe/wssafe/redis v0.0.0-00010101000000-000000000000
 	golang.org/x/time v0.16.0
 )
 
 require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/decred/dcrd/dcrec/secp256k1/v4 v4.4.1 // indirect
 	github.com/goccy/go-json v0.11.2 // indirect
 	github.com/lestrrat-go/blackmagic v1.0.4 // indirect
@@ -21,8 +26,10 @@ require (
 	github.com/lestrrat-go/httpcc v1.0.1 // indirect
 	github.com/lestrrat-go/httprc/v3 v3.0.6 // indirect
 	github.com/lestrrat-go/option/v2 v2.0.0 // indirect
+	github.com/redis/go-redis/v9 v9.23.0 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
 	github.com/valyala/fastjson v1.6.10 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect

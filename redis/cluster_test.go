@@ -11,7 +11,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/wssafe/wssafe/redis/internal/redistest"
+	"github.com/wssafe/wssafe/redis/redistest"
 )
 
 type lockedBuffer struct {

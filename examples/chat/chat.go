@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -70,13 +71,13 @@ func (a *app) say(ctx context.Context, s *wssafe.Session, m say) error {
 	a.broadcast(map[string]any{
 		"type": "said", "id": id, "from": s.Subject(), "name": name(s),
 		"text": m.Text, "at": time.Now().UTC().Format(time.RFC3339),
-	}, nil)
+	})
 	return nil
 }
 
 func (a *app) typing(ctx context.Context, s *wssafe.Session, _ typing) error {
-	a.broadcast(map[string]any{"type": "typing", "from": s.Subject(), "name": name(s)},
-		func(o *wssafe.Session) bool { return o.Subject() != s.Subject() })
+	// The page ignores its own user's typing: the topic reaches everyone.
+	a.broadcast(map[string]any{"type": "typing", "from": s.Subject(), "name": name(s)})
 	return nil
 }
 
@@ -85,17 +86,20 @@ func (a *app) rename(ctx context.Context, s *wssafe.Session, m rename) error {
 	for _, o := range a.ep.Hub().BySubject(s.Subject()) { // every tab of this user
 		o.Set(nameKey{}, m.Name)
 	}
-	a.broadcast(map[string]any{"type": "renamed", "from": s.Subject(), "old": old, "name": m.Name}, nil)
+	a.broadcast(map[string]any{"type": "renamed", "from": s.Subject(), "old": old, "name": m.Name})
 	a.presence()
 	return nil
 }
 
 // joined runs when a verified session opens: it takes the name from the
-// token and tells everyone.
+// token, joins the session to the room, and tells everyone.
 func (a *app) joined(s *wssafe.Session) error {
 	var n string
 	if err := s.Claims().Get("name", &n); err != nil || validName("name", n) != nil {
 		return wssafe.ErrInvalidToken
+	}
+	if err := s.Join(roomTopic); err != nil {
+		return err
 	}
 	for _, o := range a.ep.Hub().BySubject(s.Subject()) {
 		if on := name(o); o != s && on != "" {
@@ -104,7 +108,7 @@ func (a *app) joined(s *wssafe.Session) error {
 	}
 	s.Set(nameKey{}, n)
 	s.Set(seqKey{}, new(atomic.Uint64))
-	a.broadcast(map[string]any{"type": "joined", "from": s.Subject(), "name": n}, nil)
+	a.broadcast(map[string]any{"type": "joined", "from": s.Subject(), "name": n})
 	a.presence()
 	return nil
 }
@@ -112,12 +116,13 @@ func (a *app) joined(s *wssafe.Session) error {
 // left tells everyone a session ended. Its own Hub entry is already gone.
 func (a *app) left(s *wssafe.Session, err error) {
 	if n := name(s); n != "" {
-		a.broadcast(map[string]any{"type": "left", "from": s.Subject(), "name": n}, nil)
+		a.broadcast(map[string]any{"type": "left", "from": s.Subject(), "name": n})
 		a.presence()
 	}
 }
 
-// presence broadcasts who is online, one entry per user.
+// presence tells everyone who is online on this node, one entry per
+// user: the page merges the rosters of every node (see cluster.go).
 func (a *app) presence() {
 	seen := map[string]bool{}
 	list := []member{}
@@ -128,18 +133,27 @@ func (a *app) presence() {
 		}
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
-	a.broadcast(map[string]any{"type": "presence", "online": list}, nil)
+	r := roster{Type: "presence", Online: list}
+	if a.cfg.redisURL != "" {
+		r.Node, r.ExpiresIn = a.cfg.node, int(rosterLifetime/time.Second)
+	}
+	a.broadcast(r)
 }
 
-// broadcast sends v to every open session (or those keep accepts) through
-// their bounded send queues: a slow reader is cut, never waited for.
-func (a *app) broadcast(v any, keep func(*wssafe.Session) bool) {
+// broadcast sends v to every session in the room, on every node, through
+// their bounded send queues: a slow reader is cut, never waited for. This
+// node's sessions get it at once; the other nodes' at most once (a
+// publication the backplane cannot send is dropped and counted).
+func (a *app) broadcast(v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		a.log.Error("chat: encoding a broadcast failed", "error", err)
 		return
 	}
-	a.ep.Hub().Broadcast(wssafe.MessageText, b, keep)
+	_, err = a.ep.Hub().Publish(wssafe.Publication{Topic: roomTopic, Type: wssafe.MessageText, Data: b})
+	if err != nil && !errors.Is(err, wssafe.ErrDropped) {
+		a.log.Error("chat: publishing failed", "error", err)
+	}
 }
 
 func name(s *wssafe.Session) string {
@@ -158,6 +172,10 @@ type panelStats struct {
 	LimitsHit       uint64 `json:"limits hit"`
 	AuthFailures    uint64 `json:"auth failures"`
 	Refused         uint64 `json:"refused handshakes"`
+	// In a cluster only: this node's ID, and the sessions on every node
+	// (absent while Redis cannot be asked).
+	Node            string `json:"node,omitempty"`
+	ClusterSessions *int   `json:"cluster sessions,omitempty"`
 }
 
 // stats serves the panel's summary of the endpoint's counters to a
@@ -170,8 +188,7 @@ func (a *app) stats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := a.ep.Stats()
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, panelStats{
+	panel := panelStats{
 		Sessions:        st.Active,
 		MessagesIn:      st.Traffic.MessagesIn,
 		MessagesOut:     st.Traffic.MessagesOut,
@@ -179,7 +196,15 @@ func (a *app) stats(w http.ResponseWriter, r *http.Request) {
 		LimitsHit:       sum(st.LimitHits),
 		AuthFailures:    sum(st.AuthFailed),
 		Refused:         sum(st.Refused),
-	})
+	}
+	if a.cfg.redisURL != "" {
+		panel.Node = a.cfg.node
+		if n := a.clusterSessions(r.Context()); n >= 0 {
+			panel.ClusterSessions = &n
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, panel)
 }
 
 func sum(m map[string]uint64) uint64 {

@@ -18,6 +18,14 @@
 // on; /stats serves a summary of the endpoint's counters to signed-in users
 // (the full Stats stay on -stats-addr). Sign-in and token refresh are
 // rate-limited per client address, refresh also per subject.
+//
+// With -redis, several chat processes are one chat (see cluster.go): what
+// is said on one node reaches every node, the online list is the whole
+// cluster's, and a user's sixth socket is refused on whichever node it
+// tries. The cluster key comes from WSSAFE_CLUSTER_KEY and the token
+// secret, then required, from WSSAFE_JWT_SECRET, the same on every node.
+//
+//	WSSAFE_CLUSTER_KEY=... WSSAFE_JWT_SECRET=... go run ./examples/chat -redis redis://127.0.0.1:6379/0 -node n1
 package main
 
 import (
@@ -34,6 +42,7 @@ import (
 
 	"github.com/wssafe/wssafe"
 	"github.com/wssafe/wssafe/examples/internal/serve"
+	"github.com/wssafe/wssafe/redis"
 )
 
 //go:embed static
@@ -48,6 +57,12 @@ type config struct {
 	serve.Flags
 	tokenTTL time.Duration
 	secret   []byte
+
+	// redisURL, node and clusterKeys join a cluster; an empty redisURL
+	// is a single node.
+	redisURL    string
+	node        string
+	clusterKeys []redis.Key
 }
 
 func main() { serve.Main("chat", run) }
@@ -65,6 +80,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
+	defer app.announce(ctx)()
 	return serve.Run(ctx, log, &cfg.Flags, app.routes(), app.ep)
 }
 
@@ -81,6 +97,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*config
 		MaxConnsPerIP: 50,
 	})
 	fs.DurationVar(&cfg.tokenTTL, "token-ttl", 15*time.Minute, "lifetime of the tokens sign-in issues")
+	fs.StringVar(&cfg.redisURL, "redis", "", "join a cluster through this Redis, e.g. redis://127.0.0.1:6379/0 (or $"+redisEnv+"); needs $"+clusterKeyEnv+" and $"+secretEnv)
+	fs.StringVar(&cfg.node, "node", "", "this node's name, unique in the cluster (default a random ID)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -89,6 +107,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*config
 	}
 	if cfg.tokenTTL < 10*time.Second {
 		return nil, fmt.Errorf("-token-ttl %v: at least 10s, so that the page can refresh in time", cfg.tokenTTL)
+	}
+	if err := cfg.parseCluster(getenv); err != nil {
+		return nil, err
 	}
 	cfg.secret = []byte(getenv(secretEnv))
 	if len(cfg.secret) == 0 {
@@ -137,6 +158,9 @@ func newApp(cfg *config, log *slog.Logger) (*app, error) {
 	}
 	o.OnOpen = a.joined
 	o.OnClose = a.left
+	if o.Backplane, err = a.backplane(); err != nil {
+		return nil, err
+	}
 	a.ep, err = wssafe.New(a.router(), &o)
 	return a, err
 }

@@ -6,9 +6,11 @@
 // CHAT_BIN is a built examples/chat binary (.ci/run builds it).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -44,10 +46,15 @@ async function waitForServer(url, ms, log) {
 // startChat runs the chat binary on a free port and returns its URL, the
 // process, and a function that returns everything it has logged.
 async function startChat(...flags) {
+  return startChatWith({ WSSAFE_JWT_SECRET: "" }, ...flags);
+}
+
+// startChatWith is startChat with env added to the environment.
+async function startChatWith(env, ...flags) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const proc = spawn(process.env.CHAT_BIN, ["-addr", `127.0.0.1:${port}`, "-log-level", "debug", ...flags], {
-    env: { ...process.env, WSSAFE_JWT_SECRET: "" },
+    env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let log = "";
@@ -226,6 +233,65 @@ test("a flood is cut with 1008 and the page says why", async () => {
   await page.locator("#status.off").waitFor({ timeout: 10000 });
   assert.match(await page.locator("#status").textContent(), /disconnected: 1008 rate limit exceeded/);
   await page.context().close();
+});
+
+// startRedis runs a redis-server without persistence on a free port, or
+// returns null when there is none (an error under CI=true: CI must run
+// the cluster test).
+async function startRedis() {
+  if (spawnSync("redis-server", ["--version"]).error) {
+    if (process.env.CI === "true") throw new Error("redis-server not found (CI=true: the cluster test must run)");
+    return null;
+  }
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "chat-e2e-redis-"));
+  const proc = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir],
+    { stdio: "ignore" });
+  for (const deadline = Date.now() + 10000; ; ) {
+    if (spawnSync("redis-cli", ["-p", String(port), "ping"]).stdout?.toString().includes("PONG")) break;
+    if (Date.now() > deadline) throw new Error("redis-server did not start");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { url: `redis://127.0.0.1:${port}/0`, stop: () => { proc.kill("SIGKILL"); rmSync(dir, { recursive: true, force: true }); } };
+}
+
+test("two chat processes on one Redis are one chat; a node that dies leaves the online list", async (t) => {
+  const redis = await startRedis();
+  if (!redis) return t.skip("redis-server not found: install Debian's redis-server to run the cluster test");
+  const env = { WSSAFE_JWT_SECRET: randomBytes(32).toString("hex"), WSSAFE_CLUSTER_KEY: randomBytes(32).toString("hex") };
+  const nodes = [];
+  try {
+    nodes.push(await startChatWith(env, "-redis", redis.url, "-node", "e2e-1"));
+    nodes.push(await startChatWith(env, "-redis", redis.url, "-node", "e2e-2"));
+    const ann = await signIn("Ann", "ann@example.com", nodes[0].url);
+    const ben = await signIn("Ben", "ben@example.org", nodes[1].url);
+
+    // Each page's online list holds both users, from both nodes' rosters.
+    for (const page of [ann, ben]) {
+      await page.waitForFunction(() => document.querySelectorAll("#online li").length === 2, null, { timeout: 15000 });
+      assert.deepEqual((await page.locator("#online li .who").allTextContents()).sort(), ["Ann", "Ben"]);
+    }
+    await ann.fill("#text", "across the cluster");
+    await ann.click("#send");
+    await ben.locator("#messages li", { hasText: "across the cluster" }).waitFor({ timeout: 10000 });
+    await ann.waitForFunction(() => /nodee2e-1/.test(document.querySelector("#stats").textContent), null, { timeout: 10000 });
+    await ann.waitForFunction(() => /cluster sessions2/.test(document.querySelector("#stats").textContent), null, { timeout: 10000 });
+
+    // Ben's node dies without a word: Ann's page drops its roster once it
+    // is not renewed.
+    nodes[1].proc.kill("SIGKILL");
+    await ann.waitForFunction(() => document.querySelectorAll("#online li").length === 1, null, { timeout: 15000 });
+    assert.deepEqual(await ann.locator("#online li .who").allTextContents(), ["Ann"]);
+    await ann.screenshot({ path: join(OUT, "chat-cluster.png") });
+    for (const n of nodes) {
+      assert.doesNotMatch(n.log(), new RegExp(env.WSSAFE_CLUSTER_KEY), "no cluster key in the logs");
+    }
+    await ben.context().close();
+    await ann.context().close();
+  } finally {
+    for (const n of nodes) if (n.proc.exitCode === null) n.proc.kill("SIGKILL");
+    redis.stop();
+  }
 });
 
 test("shutdown closes with 1001 and the page says the server is going away", async () => {

@@ -18,6 +18,13 @@
   let refreshTimer = null;
   let typingTimer = null;
   let lastTyping = 0;
+  // The online list is the union of the rosters of the server's nodes: one
+  // node's roster per key (its node ID; "" for a single server), each kept
+  // until replaced or, when it has a lifetime, until that passes unrenewed
+  // (a node that died). Rosters come from the server only: a client cannot
+  // publish one.
+  const rosters = new Map();
+  let rosterTimer = null;
 
   function setStatus(text, cls) {
     const s = $("status");
@@ -120,7 +127,7 @@
         typingTimer = setTimeout(() => ($("typing").textContent = ""), 2000);
         break;
       case "presence":
-        renderOnline(m.online);
+        onRoster(m);
         break;
       case "renamed":
         if (m.from === me.subject) me.name = m.name;
@@ -139,7 +146,29 @@
     }
   }
 
-  function renderOnline(list) {
+  function onRoster(m) {
+    const until = m.expires_in ? Date.now() + m.expires_in * 1000 : Infinity;
+    rosters.set(m.node || "", { online: m.online, until });
+    if (m.expires_in && !rosterTimer) rosterTimer = setInterval(expireRosters, 1000);
+    renderOnline();
+  }
+
+  function expireRosters() {
+    const now = Date.now();
+    let changed = false;
+    for (const [node, r] of rosters) {
+      if (r.until <= now) { rosters.delete(node); changed = true; }
+    }
+    if (changed) renderOnline();
+  }
+
+  // renderOnline shows every user once, whichever nodes their tabs are on.
+  function renderOnline() {
+    const users = new Map();
+    for (const r of rosters.values()) {
+      for (const u of r.online) if (!users.has(u.subject)) users.set(u.subject, u);
+    }
+    const list = [...users.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const ul = $("online");
     ul.replaceChildren(...list.map((u) => {
       const li = document.createElement("li");
