@@ -4,6 +4,8 @@ go 1.26.0
 
 replace github.com/wssafe/wssafe => ../
 
+replace github.com/wssafe/wssafe/redis => ../redis
+
 require (
 	github.com/coder/websocket v1.8.15
 	github.com/gorilla/websocket v1.5.3
@@ -11,6 +13,13 @@ require (
 	github.com/lestrrat-go/jwx/v3 v3.4.0
 	github.com/lxzan/gws v1.8.9
 	github.com/wssafe/wssafe v0.0.0-00010101000000-000000000000
+	github.com/wssafe/wssafe/redis v0.0.0-00010101000000-000000000000
+)
+
+require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/redis/go-redis/v9 v9.23.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
 )
 
 require (

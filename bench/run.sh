@@ -8,22 +8,31 @@
 # wssafe plain, wssafe with HS256 first-message authentication, and bare
 # coder; and broadcast fan-out (wssafe's Hub.Broadcast, bare coder,
 # gorilla with PreparedMessage, gws's Broadcaster, nbio), paced (server CPU
-# per delivery) and saturated (deliveries/s). The full run then adds the
+# per delivery) and saturated (deliveries/s); and the cluster: Hub.Publish
+# to a topic on a single node without a backplane and through a Redis
+# backplane (a redis-server of its own, on a free port, no persistence) on
+# 1, 2 and 3 node processes, subscribers spread over the nodes: local and
+# cross-node latency, deliveries/s (skipped with a message when there is no
+# redis-server binary). The full run then adds the
 # Go benchmarks (echo over a pipe and loopback, the server loop alone,
 # handshakes with HS256/RS256/ES256/EdDSA first-message tokens, typed JSON,
-# the refused handshake).
+# the refused handshake, and Hub.Publish's cost with a Redis backplane vs
+# none, in 5 interleaved rounds).
 #
-#   bench/run.sh                 full run, about 26 minutes on 2 cores:
+#   bench/run.sh                 full run, about 30 minutes on 2 cores:
 #                                echo and handshakes (7 rounds), idle memory
 #                                at 10,000 connections (3 rounds), broadcast
-#                                to 1000 and 5000 subscribers (3 rounds)
+#                                to 1000 and 5000 subscribers (3 rounds),
+#                                cluster with 60 and 600 subscribers (3 rounds)
 #   BENCH_QUICK=1 bench/run.sh   one short round of each, reduced sizes
-#                                (1000 idle connections, 200 subscribers),
+#                                (1000 idle connections, 200 subscribers,
+#                                60 in the cluster),
 #                                under two minutes (CI; the numbers are
 #                                informative, never a gate)
 #
-# The server is pinned to CPU 0 and the load generator to CPU 1 when taskset
-# and a second CPU are available. Results (the tables and every run as JSON)
+# The server (in the cluster runs every node and redis-server) is pinned to
+# CPU 0 and the load generator to CPU 1 when taskset and a second CPU are
+# available. Results (the tables and every run as JSON)
 # are written to bench/results/ (BENCH_OUT overrides). Extra arguments go
 # to every invocation of the load tool.
 set -euo pipefail
@@ -46,15 +55,16 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$need" ]; then
 fi
 
 if [ -n "${BENCH_QUICK:-}" ]; then
-	runs=("-mode all -rounds 1 -duration 1s -warmup 200ms -idle 1000 -subs 200 -attempts 1")
+	runs=("-mode all -rounds 1 -duration 1s -warmup 200ms -idle 1000 -subs 200 -cluster-subs 60 -attempts 1")
 	jsons=(results.json)
 else
 	runs=(
 		"-mode echo,handshake -idle 0 -rounds 7 -duration 1500ms -warmup 300ms"
 		"-mode idle -idle 10000 -rounds 3"
 		"-mode broadcast -rounds 3 -duration 2s -warmup 500ms -attempts 2"
+		"-mode cluster -rounds 3 -duration 2s -warmup 500ms -attempts 2"
 	)
-	jsons=(results.json idle.json broadcast.json)
+	jsons=(results.json idle.json broadcast.json cluster.json)
 fi
 args=()
 client=()
@@ -93,5 +103,10 @@ if [ -z "${BENCH_QUICK:-}" ]; then
 		"${pin[@]}" "$out/bench.test" -test.run '^$' -test.bench 'ServerLoop' -test.benchtime 1000000x -test.count 3 -test.benchmem
 		"${pin[@]}" "$out/bench.test" -test.run '^$' -test.bench 'Echo|RefusedHandshake|JSON' -test.benchtime 20000x -test.benchmem
 		"${pin[@]}" "$out/bench.test" -test.run '^$' -test.bench '^BenchmarkHandshake$' -test.benchtime 3000x -test.count 3 -test.benchmem
+		# Interleaved: each round runs every case once, on one CPU (the
+		# subscribers' writes run while the timer is stopped).
+		for _ in 1 2 3 4 5; do
+			"${pin[@]}" "$out/bench.test" -test.run '^$' -test.bench '^BenchmarkClusterPublish$' -test.cpu 1 -test.benchtime 300000x -test.benchmem
+		done
 	} | tee "$out/gobench.txt"
 fi

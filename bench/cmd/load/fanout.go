@@ -53,6 +53,7 @@ type subscribers struct {
 	record    atomic.Bool // record latencies (paced runs)
 	lat       [][]time.Duration
 	latMu     []sync.Mutex
+	probed    []atomic.Bool // a probe reached the subscriber (cluster runs)
 	ctl       atomic.Pointer[control]
 	wake      chan struct{}
 	closing   atomic.Bool
@@ -67,13 +68,21 @@ func (s *server) subscribe(cfg config, n int) (*subscribers, error) {
 	if err != nil {
 		return nil, err
 	}
-	sb := &subscribers{conns: conns, lat: make([][]time.Duration, n), latMu: make([]sync.Mutex, n), wake: make(chan struct{}, 1)}
+	return newSubscribers(conns), nil
+}
+
+// newSubscribers starts reading conns (which may be spread over several
+// servers) as one set of subscribers.
+func newSubscribers(conns []*wsclient.Conn) *subscribers {
+	n := len(conns)
+	sb := &subscribers{conns: conns, lat: make([][]time.Duration, n), latMu: make([]sync.Mutex, n),
+		probed: make([]atomic.Bool, n), wake: make(chan struct{}, 1)}
 	sb.acked.Store(-1)
 	for i, c := range conns {
 		sb.readers.Go(func() { sb.read(i, c) })
 	}
 	sb.acking.Go(sb.ackLoop)
-	return sb, nil
+	return sb
 }
 
 func (sb *subscribers) fail(err error) {
@@ -102,6 +111,10 @@ func (sb *subscribers) read(i int, c *wsclient.Conn) {
 			return
 		}
 		seq := binary.BigEndian.Uint64(head[:8])
+		if seq == math.MaxUint64 { // a probe (cluster runs): not counted
+			sb.probed[i].Store(true)
+			continue
+		}
 		sb.delivered.Add(1)
 		if sb.record.Load() {
 			d := time.Duration(time.Now().UnixNano() - int64(binary.BigEndian.Uint64(head[8:])))
@@ -129,6 +142,18 @@ func (sb *subscribers) ackLoop() {
 				c.send(uint64(a))
 			}
 		}
+	}
+}
+
+// attach sends the acknowledgements to ctl from now on. The server starts
+// broadcasting before attach: if its first window of messages has
+// already reached every subscriber, the acknowledgements went nowhere and
+// the server waits for one, so attach sends the last one again.
+func (sb *subscribers) attach(ctl *control) {
+	sb.ctl.Store(ctl)
+	select {
+	case sb.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -254,7 +279,7 @@ func measureFanoutOnce(cfg config, s *server, sb *subscribers, impl string, size
 	if err != nil {
 		return fanoutResult{}, err
 	}
-	sb.ctl.Store(ctl)
+	sb.attach(ctl)
 	defer sb.ctl.Store(nil)
 	time.Sleep(cfg.warmup)
 	// The memory statistics first and last: a busy server may take long

@@ -95,11 +95,17 @@ type config struct {
 	window      int
 	sources     int
 	idleProfile string
+
+	cluster      bool
+	clusterNodes []int
+	clusterSubs  []int
+	clusterSizes []int
+	clusterRate  float64
 }
 
 func main() {
 	var cfg config
-	flag.StringVar(&cfg.mode, "mode", "echo", "what to measure: all, or a comma-separated list of echo (idle memory and echo), idle, handshake, broadcast")
+	flag.StringVar(&cfg.mode, "mode", "echo", "what to measure: all, or a comma-separated list of echo (idle memory and echo), idle, handshake, broadcast, cluster")
 	impls := flag.String("impls", "wssafe,coder,gorilla,gws,tcp", "implementations to compare in the echo runs, comma-separated")
 	idleImpls := flag.String("idle-impls", "wssafe,wssafe-hs256,coder,gorilla,gws,nbio,tcp", "implementations whose idle connections are measured")
 	fanoutImpls := flag.String("fanout-impls", "wssafe,coder,gorilla,gws,nbio", "implementations compared in the broadcast runs")
@@ -108,6 +114,10 @@ func main() {
 	flag.Float64Var(&cfg.pacedRate, "paced-rate", 50000, "deliveries/s of a paced broadcast, all subscribers together")
 	flag.IntVar(&cfg.window, "window", 64, "broadcast messages in flight at most (saturated runs)")
 	flag.IntVar(&cfg.sources, "sources", 250, "source addresses (127.0.x.y) for the idle and broadcast connections; 0: the kernel's choice")
+	clusterNodes := flag.String("cluster-nodes", "1,2,3", "cluster runs: node counts with the Redis backplane, comma-separated (a single node without one is always measured too)")
+	clusterSubs := flag.String("cluster-subs", "60,600", "cluster runs: subscriber counts (all nodes together), comma-separated")
+	clusterSizes := flag.String("cluster-sizes", "64", "cluster runs: message sizes in bytes (at least 16), comma-separated")
+	flag.Float64Var(&cfg.clusterRate, "cluster-rate", 20000, "cluster runs: deliveries/s of a paced run, all subscribers together")
 	hsImpls := flag.String("handshake-impls", "wssafe,wssafe-hs256,coder", "implementations compared in the handshake runs")
 	flag.IntVar(&cfg.hsConns, "handshake-conns", 16, "concurrent dialers during the handshake runs")
 	sizes := flag.String("sizes", "64,1024,16384", "message sizes in bytes, comma-separated")
@@ -129,16 +139,17 @@ func main() {
 	cfg.idleImpls = strings.Split(*idleImpls, ",")
 	cfg.hsImpls = strings.Split(*hsImpls, ",")
 	cfg.fanoutImpls = strings.Split(*fanoutImpls, ",")
+	cfg.cluster = cfg.mode == "all"
 	if cfg.mode != "all" {
 		want := make(map[string]bool)
 		for _, m := range strings.Split(cfg.mode, ",") {
 			switch m {
 			case "echo":
 				want["echo"], want["idle"] = true, true
-			case "idle", "handshake", "broadcast":
+			case "idle", "handshake", "broadcast", "cluster":
 				want[m] = true
 			default:
-				log.Fatalf("bad -mode %q (want all, or a comma-separated list of echo, idle, handshake, broadcast)", cfg.mode)
+				log.Fatalf("bad -mode %q (want all, or a comma-separated list of echo, idle, handshake, broadcast, cluster)", cfg.mode)
 			}
 		}
 		for part, list := range map[string]*[]string{"echo": &cfg.impls, "idle": &cfg.idleImpls, "handshake": &cfg.hsImpls, "broadcast": &cfg.fanoutImpls} {
@@ -146,6 +157,7 @@ func main() {
 				*list = nil
 			}
 		}
+		cfg.cluster = want["cluster"]
 	}
 	if cfg.idle == 0 {
 		cfg.idleImpls = nil
@@ -153,6 +165,9 @@ func main() {
 	cfg.sizes = ints("sizes", *sizes, 0)
 	cfg.subs = ints("subs", *subs, 1)
 	cfg.fanoutSizes = ints("fanout-sizes", *fanoutSizes, 16)
+	cfg.clusterNodes = ints("cluster-nodes", *clusterNodes, 1)
+	cfg.clusterSubs = ints("cluster-subs", *clusterSubs, 1)
+	cfg.clusterSizes = ints("cluster-sizes", *clusterSizes, 16)
 	if cfg.window < 1 || cfg.window > 1024 {
 		log.Fatal("-window must be 1 to 1024")
 	}
@@ -168,8 +183,8 @@ func main() {
 		report(os.Stdout, cfg, &res)
 		return
 	}
-	if cfg.target != "" && len(cfg.fanoutImpls) > 0 {
-		log.Fatal("-target: the broadcast runs start their own servers; pass -mode without broadcast")
+	if cfg.target != "" && (len(cfg.fanoutImpls) > 0 || cfg.cluster) {
+		log.Fatal("-target: the broadcast and cluster runs start their own servers; pass -mode without broadcast and cluster")
 	}
 	if cfg.serverBin == "" && cfg.target == "" {
 		log.Fatal("-server (the cmd/server binary) or -target is required")
@@ -250,10 +265,11 @@ type hsResult struct {
 }
 
 type results struct {
-	Echo      []echoResult   `json:"echo"`
-	Idle      []idleResult   `json:"idle"`
-	Handshake []hsResult     `json:"handshake"`
-	Fanout    []fanoutResult `json:"fanout,omitempty"`
+	Echo      []echoResult    `json:"echo"`
+	Idle      []idleResult    `json:"idle"`
+	Handshake []hsResult      `json:"handshake"`
+	Fanout    []fanoutResult  `json:"fanout,omitempty"`
+	Cluster   []clusterResult `json:"cluster,omitempty"`
 }
 
 // runAll runs the rounds. Each round starts a fresh server per
@@ -263,8 +279,19 @@ type results struct {
 // share whatever else the machine is doing.
 func runAll(cfg config) (*results, error) {
 	res := &results{}
+	var cr *clusterRun
+	if cfg.cluster {
+		var err error
+		if cr, err = startCluster(cfg); err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		defer cr.stop()
+	}
 	for round := 0; round < cfg.rounds; round++ {
 		if err := runRound(cfg, round, res); err != nil {
+			return nil, err
+		}
+		if err := runCluster(cfg, cr, round, res); err != nil {
 			return nil, err
 		}
 	}
@@ -333,8 +360,8 @@ func runRound(cfg config, round int, res *results) error {
 
 // rotate returns impls starting at round's position, so that no
 // implementation always runs first.
-func rotate(impls []string, round int) []string {
-	out := make([]string, len(impls))
+func rotate[T any](impls []T, round int) []T {
+	out := make([]T, len(impls))
 	for i := range impls {
 		out[i] = impls[(i+round)%len(impls)]
 	}
@@ -940,6 +967,9 @@ func report(w io.Writer, cfg config, res *results) {
 	}
 	if len(cfg.fanoutImpls) > 0 {
 		reportFanout(w, cfg, res)
+	}
+	if cfg.cluster {
+		reportCluster(w, cfg, res)
 	}
 	targets(w, cfg, res)
 }

@@ -1,6 +1,7 @@
 // Command server runs one echo implementation for the load tool:
 //
 //	server -impl wssafe|coder|gorilla|gws|nbio|tcp|rawread [-fanout] [-addr 127.0.0.1:0] [-debug-addr 127.0.0.1:0]
+//	server -topic [-redis URL -node ID -prefix P] [-addr ...] [-debug-addr ...]
 //
 // It prints "ws=ADDR debug=ADDR" on its first line of stdout once both
 // listeners are up, serves the echo on ADDR (path /, or raw TCP for -impl
@@ -12,6 +13,13 @@
 // With -fanout every connection is a broadcast subscriber instead (see
 // peers.Fanout), and the debug address serves /broadcast, which drives the
 // broadcast for the load tool (see broadcastControl).
+//
+// With -topic the server is one node of wssafe's topic fan-out (see
+// clusterNode): every connection joins one topic, the broadcast publishes
+// to it with Hub.Publish, and with -redis the node joins the other nodes
+// of a cluster through the Redis backplane (github.com/wssafe/wssafe/redis),
+// its cluster key taken from $WSSAFE_BENCH_CLUSTER_KEY. The debug address
+// then also serves /probe and /backplane.
 package main
 
 import (
@@ -39,12 +47,27 @@ func main() {
 	fanout := flag.Bool("fanout", false, "serve broadcast subscribers instead of the echo (wssafe, coder, gorilla, gws, nbio)")
 	addr := flag.String("addr", "127.0.0.1:0", "echo listen address")
 	debugAddr := flag.String("debug-addr", "127.0.0.1:0", "debug (memory statistics) listen address")
+	topic := flag.Bool("topic", false, "serve wssafe topic subscribers, broadcast with Hub.Publish (implies -fanout, ignores -impl)")
+	redisURL := flag.String("redis", "", "with -topic: join a cluster through the Redis backplane at this URL")
+	node := flag.String("node", "", "with -redis: this node's ID (empty: random)")
+	prefix := flag.String("prefix", "", "with -redis: the backplane's channel and key prefix (empty: the default)")
 	flag.IntVar(&runtime.MemProfileRate, "mem-profile-rate", runtime.MemProfileRate, "runtime.MemProfileRate: bytes per sampled allocation in heap profiles (1: every allocation)")
 	flag.Parse()
+	if *topic {
+		n, err := newClusterNode(*redisURL, *node, *prefix)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer n.stop()
+		cluster = n
+	}
 	if err := run(*impl, *fanout, *addr, *debugAddr); err != nil {
 		log.Fatal(err)
 	}
 }
+
+// cluster is the -topic node, if any.
+var cluster *clusterNode
 
 func run(impl string, fanout bool, addr, debugAddr string) error {
 	ln, err := net.Listen("tcp", addr)
@@ -69,6 +92,9 @@ func run(impl string, fanout bool, addr, debugAddr string) error {
 		go func() { errc <- srv.Serve(ln) }()
 	}
 	switch {
+	case cluster != nil:
+		serve(cluster.f)
+		cluster.routes(mux)
 	case impl == "nbio":
 		n, err := peers.StartNbio(ln, fanout)
 		if err != nil {
