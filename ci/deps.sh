@@ -8,6 +8,7 @@ need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v jq >/dev/null || need+=(jq)
 command -v make >/dev/null || need+=(make) # the README's test command
+command -v redis-server >/dev/null || need+=(redis-server) # the Redis backplane's tests (redis/) start their own
 if [ ${#need[@]} -gt 0 ]; then
 	echo "installing: ${need[*]}"
 	apt-get update -qq
@@ -17,3 +18,4 @@ go version
 /usr/bin/python3 -c 'import websockets; print("python websockets", websockets.__version__)'
 /usr/bin/chromium --version
 node --version
+redis-server --version
