@@ -413,7 +413,7 @@ type Stats struct {
 	Dropped         uint64            // publications dropped: queue full, Redis unreachable, or the write failed
 	Received        uint64            // envelopes accepted from other nodes
 	Echoes          uint64            // this node's own envelopes, dropped
-	Refused         map[string]uint64 // envelopes refused, by reason: bad_mac, unknown_key, stale, replay, malformed, too_many_peers
+	Refused         map[string]uint64 // envelopes refused, by reason: bad_mac, unknown_key, stale, replay, malformed, too_many_peers, bad_record
 	ControlsPending int               // control operations waiting for Redis
 	ControlsDropped uint64            // control operations lost: more than MaxPendingControls waiting
 	Outages         uint64            // times Redis became unreachable
