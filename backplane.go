@@ -228,6 +228,7 @@ type Node struct {
 	e        *Endpoint
 	id       string
 	up       atomic.Bool
+	reported atomic.Bool // SetUp was called
 	outages  atomic.Uint64
 	sent     atomic.Uint64
 	received atomic.Uint64
@@ -305,10 +306,12 @@ func (n *Node) warn(event, msg, reason string) {
 
 // SetUp reports the link to the broker up or down. The first report of
 // each change is logged once: Warn "backplane_down" with cause, Info
-// "backplane_up"; [Stats] shows the state and counts the outages. cause
-// is logged: it must carry no credentials.
+// "backplane_up"; [Stats] shows the state and counts the outages. A
+// first report of down (the broker unreachable from the start) is an
+// outage too. cause is logged: it must carry no credentials.
 func (n *Node) SetUp(up bool, cause error) {
-	if n.up.Swap(up) == up {
+	first := !n.reported.Swap(true)
+	if n.up.Swap(up) == up && (up || !first) {
 		return
 	}
 	if up {

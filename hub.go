@@ -468,19 +468,21 @@ func (h *Hub) CloseSubject(subject string, err error) error {
 	}
 	cfg := h.e.cfg
 	code, reason := CloseFrame(err)
-	op := ControlOp{Kind: ControlCloseSubject, Subject: subject, Code: code, Reason: reason}
-	h.closeSubject(subject, err)
 	var errs []error
 	bp := cfg.Backplane
-	if bp != nil {
-		errs = append(errs, bp.Control(op))
-	}
+	// The revocation goes first, here and to the other nodes, so that a
+	// client that reconnects the moment its session is closed, with its
+	// old token, finds the revocation already recorded on every node.
 	if ttl := cfg.revocationTTL(); ttl > 0 {
-		op.Kind, op.Before, op.TTL = ControlRevoke, cfg.clock.now(), ttl
-		h.revoke(subject, op.Before, ttl, err)
+		rev := ControlOp{Kind: ControlRevoke, Subject: subject, Code: code, Reason: reason, Before: cfg.clock.now(), TTL: ttl}
+		h.revoke(subject, rev.Before, ttl, err)
 		if bp != nil {
-			errs = append(errs, bp.Control(op))
+			errs = append(errs, bp.Control(rev))
 		}
+	}
+	h.closeSubject(subject, err)
+	if bp != nil {
+		errs = append(errs, bp.Control(ControlOp{Kind: ControlCloseSubject, Subject: subject, Code: code, Reason: reason}))
 	}
 	return errors.Join(errs...)
 }

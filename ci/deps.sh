@@ -18,3 +18,4 @@ go version
 /usr/bin/python3 -c 'import websockets; print("python websockets", websockets.__version__)'
 /usr/bin/chromium --version
 node --version
+redis-server --version

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/wssafe/wssafe"
 )
 
 // Options configure a [Backplane]. The zero value of every field but URL
@@ -83,8 +85,12 @@ type Options struct {
 	// 503): a cap that holds per node only during an outage. Zero: closed.
 	InsecureFailOpen bool
 
-	// Logger receives the outage, recovery, drop and refusal lines. Zero
-	// means slog.Default().
+	// Logger receives this package's log lines. Zero means the
+	// Endpoint's logger once Start is called by wssafe.New, else
+	// slog.Default(). Started by an Endpoint, the outage, recovery, drop
+	// and refusal lines are the Endpoint's (events backplane_down,
+	// backplane_up, backplane_dropped, backplane_refused, through its
+	// Node), counted in its Stats().Backplane, and not logged here again.
 	Logger *slog.Logger
 
 	now func() time.Time // tests
@@ -131,6 +137,8 @@ type Backplane struct {
 	nodeChan  string
 
 	sink     sink
+	node     *wssafe.Node // the Endpoint's, when started by one: counts and logs go through it
+	ownLog   bool         // Options.Logger was zero: the Endpoint's logger replaces the default
 	started  atomic.Bool
 	stopping chan struct{}
 	wg       sync.WaitGroup
@@ -158,14 +166,15 @@ type outMsg struct {
 
 // New checks opt and returns a Backplane; it connects nothing until start.
 func New(opt Options) (*Backplane, error) {
-	if err := resolve(&opt); err != nil {
-		return nil, err
-	}
 	kr, err := newKeyring(opt.Keys)
 	if err != nil {
 		return nil, err
 	}
-	b := &Backplane{opt: opt, log: opt.Logger, client: opt.Client, stopping: make(chan struct{}),
+	own := opt.Logger == nil
+	if err := resolve(&opt); err != nil {
+		return nil, err
+	}
+	b := &Backplane{opt: opt, log: opt.Logger, ownLog: own, client: opt.Client, stopping: make(chan struct{}),
 		out: make(chan outMsg, opt.QueueSize), wakeW: make(chan struct{}, 1)}
 	if b.client == nil {
 		if b.client, err = clientFromURL(opt.URL, opt.TLSConfig); err != nil {
@@ -320,10 +329,13 @@ func (b *Backplane) down() bool { return b.health.isDown.Load() }
 type health struct {
 	b      *Backplane
 	isDown atomic.Bool
-	mu     sync.Mutex
-	failed map[any]bool // the parts currently failing
-	since  time.Time
-	onUp   []func()
+	// announced: the link has been reported up (Node.SetUp) since the
+	// last outage, or before the first, the first contact.
+	announced atomic.Bool
+	mu        sync.Mutex
+	failed    map[any]bool // the parts currently failing
+	since     time.Time
+	onUp      []func()
 }
 
 func (h *health) init(b *Backplane) { h.b = b; h.failed = map[any]bool{} }
@@ -338,6 +350,10 @@ func (h *health) fail(part any, err error) {
 	}
 	h.since = h.b.opt.now()
 	h.b.st.outages.Add(1)
+	if n := h.b.node; n != nil {
+		n.SetUp(false, err) // logs backplane_down once
+		return
+	}
 	h.b.log.LogAttrs(context.Background(), slog.LevelWarn, "wssafe/redis: Redis unreachable: publications are dropped, control operations kept, receiving reconnects",
 		slog.String("event", EventDown), slog.String("node", h.b.opt.NodeID), slog.String("error", err.Error()))
 }
@@ -345,7 +361,19 @@ func (h *health) fail(part any, err error) {
 // ok records that part reached Redis; when no part is failing any more,
 // the outage is over and the recovery hooks run.
 func (h *health) ok(part any) {
+	if !h.isDown.Load() && h.announced.Load() {
+		return // the common case: nothing to do, no lock
+	}
 	h.mu.Lock()
+	if !h.isDown.Load() && !h.announced.Load() {
+		// The first contact: tell the Endpoint the link is up.
+		h.announced.Store(true)
+		h.mu.Unlock()
+		if n := h.b.node; n != nil {
+			n.SetUp(true, nil)
+		}
+		return
+	}
 	if !h.failed[part] && !h.isDown.Load() {
 		h.mu.Unlock()
 		return
@@ -356,12 +384,17 @@ func (h *health) ok(part any) {
 		return
 	}
 	h.isDown.Store(false)
+	h.announced.Store(true)
 	dur := h.b.opt.now().Sub(h.since)
 	hooks := h.onUp
 	h.mu.Unlock()
-	h.b.log.LogAttrs(context.Background(), slog.LevelInfo, "wssafe/redis: Redis reachable again",
-		slog.String("event", EventUp), slog.String("node", h.b.opt.NodeID), slog.Duration("outage", dur),
-		slog.Uint64("dropped", h.b.st.dropped.Load()))
+	if n := h.b.node; n != nil {
+		n.SetUp(true, nil) // logs backplane_up once
+	} else {
+		h.b.log.LogAttrs(context.Background(), slog.LevelInfo, "wssafe/redis: Redis reachable again",
+			slog.String("event", EventUp), slog.String("node", h.b.opt.NodeID), slog.Duration("outage", dur),
+			slog.Uint64("dropped", h.b.st.dropped.Load()))
+	}
 	for _, f := range hooks {
 		f()
 	}
@@ -380,7 +413,7 @@ type Stats struct {
 	Dropped         uint64            // publications dropped: queue full, Redis unreachable, or the write failed
 	Received        uint64            // envelopes accepted from other nodes
 	Echoes          uint64            // this node's own envelopes, dropped
-	Refused         map[string]uint64 // envelopes refused, by reason: bad_mac, unknown_key, stale, replay, malformed, too_many_peers
+	Refused         map[string]uint64 // envelopes refused, by reason: bad_mac, unknown_key, stale, replay, malformed, too_many_peers, bad_record
 	ControlsPending int               // control operations waiting for Redis
 	ControlsDropped uint64            // control operations lost: more than MaxPendingControls waiting
 	Outages         uint64            // times Redis became unreachable
@@ -410,8 +443,50 @@ func (b *Backplane) every(last *atomic.Int64) bool {
 	return now-prev >= int64(10*time.Second) && last.CompareAndSwap(prev, now)
 }
 
-func (b *Backplane) drop(n int) {
+// Reasons for dropping, as counted in the Endpoint's Stats().Backplane.
+const (
+	dropDown        = "down"          // Redis unreachable
+	dropQueueFull   = "queue_full"    // the outbound queue was full
+	dropWriteFailed = "write_failed"  // the write to Redis failed
+	dropStopping    = "stopping"      // the last flush at Stop failed
+	dropControls    = "controls_full" // a control operation: more than MaxPendingControls waiting
+)
+
+// msgKind is a sealed envelope's kind (its second byte).
+func msgKind(msg []byte) kind {
+	if len(msg) < 2 {
+		return 0
+	}
+	return kind(msg[1])
+}
+
+// dropMsgs drops the publications of msgs; an interest message among them
+// makes the full topic set due, so that the other nodes' tables heal.
+func (b *Backplane) dropMsgs(msgs []outMsg, reason string) {
+	n := 0
+	for _, m := range msgs {
+		switch msgKind(m.msg) {
+		case kindPublication:
+			n++
+		case kindInterest:
+			b.needFull.Store(true)
+		}
+	}
+	if n > 0 {
+		b.drop(n, reason)
+	}
+}
+
+// drop counts n dropped publications, through the Endpoint's Node when
+// started by one (which logs, rate-limited), else here.
+func (b *Backplane) drop(n int, reason string) {
 	b.st.dropped.Add(uint64(n))
+	if nd := b.node; nd != nil {
+		for range n {
+			nd.Count(wssafe.BackplaneDropped, reason)
+		}
+		return
+	}
 	if b.every(&b.st.lastDropLog) {
 		b.log.LogAttrs(context.Background(), slog.LevelWarn, "wssafe/redis: publications dropped (at most once: the client should resynchronise on reconnect)",
 			slog.String("event", EventDropped), slog.Uint64("dropped_total", b.st.dropped.Load()), slog.Bool("down", b.down()))

@@ -4,6 +4,50 @@
 // cluster-wide presence counts for the per-subject cap. It is its own
 // module, so that the core never depends on a Redis client.
 //
+//	bp, err := redis.New(redis.Options{
+//		URL:    "rediss://node:PASSWORD@redis.internal:6379/0",
+//		Keys:   []redis.Key{{ID: "2026-01", Secret: clusterKey}}, // 32+ random bytes, the same on every node
+//		NodeID: hostname,                                        // unique in the cluster
+//	})
+//	if err != nil { ... }
+//	ep, err := wssafe.New(h, &wssafe.Options{Auth: auth, MaxConnsPerSubject: 5, Backplane: bp})
+//
+// wssafe.New starts it (and fails if it cannot), Endpoint.Shutdown stops
+// it. Started by an Endpoint, it reports through the Endpoint: outages,
+// drops and refusals are logged by the Endpoint's logger (events
+// backplane_down, backplane_up, backplane_dropped, backplane_refused,
+// each rate-limited or once per change) and counted in
+// Endpoint.Stats().Backplane; [Backplane.Stats] has the same counters and
+// a few more for direct use.
+//
+// # Failure modes
+//
+// Redis unreachable: every node goes on alone. Local delivery, local caps
+// and local revocation keep working; publications for other nodes are
+// dropped at once ([wssafe.ErrDropped]), never queued behind the outage;
+// control operations are kept and sent on recovery; a new session of a
+// subject under MaxConnsPerSubject gets HTTP 503 with Retry-After (close
+// 1013 after a first-message token), because the cap cannot be checked:
+// fail closed, unless [Options.InsecureFailOpen]. Sessions already open
+// are never touched. The receiving side reconnects with backoff (50 ms to
+// 2 s, jittered) and resubscribes; presence is written again and the
+// revocations re-read. A node that dies keeps counting for at most
+// PresenceTTL; a node that shuts down removes its counts at once. If Redis
+// restarts empty, the counts are rewritten within a refresh, but the
+// revocation records are gone for nodes started afterwards (the nodes
+// running keep theirs in memory): run Redis with persistence (appendonly)
+// if that matters. go-redis logs its own connection-pool errors through
+// its global logger (see go-redis's SetLogger), once per dial attempt.
+//
+// # What the client should do
+//
+// Delivery across nodes is at most once: a publication dropped during an
+// outage, a full queue, or while the client was reconnecting is not sent
+// again. A client that must not miss messages resynchronises on reconnect:
+// it fetches what it missed since the last message it saw (by a sequence
+// number or time the application puts in its messages) from the
+// application's own store, and the server joins it to its topics again.
+//
 // # Security
 //
 // Every message between nodes is an envelope authenticated with
@@ -16,10 +60,17 @@
 // every envelope it accepted is stale, so a replay is refused by its
 // sequence number, then by its timestamp, also after the sender restarted.
 // A client of Redis without the key can therefore inject no broadcast and
-// no close. What it can do: read every payload (use rediss:// and ACLs),
-// drop or delay messages, and alter presence counts and revocation
-// records, which are not signed (it could lift a cap or a revocation,
-// or refuse users). Keys rotate: deploy [new, old], then [new].
+// no close. Revocation records are signed too (before, expiry and key
+// name, under the cluster key): a record that does not verify is refused
+// and counted (bad_record), so a client of Redis cannot lock a subject
+// out. What it can do: read every payload, topic, subject and session ID
+// (use rediss:// and an ACL user of its own per cluster), drop or delay
+// messages, delete revocation records (a node started afterwards then
+// admits the revoked subject's old tokens) and alter presence counts,
+// which are not signed (the cap script runs in Redis, which could not
+// check a signature, and deleting is always possible): it can lift the
+// per-subject cap or refuse a subject's new sessions. Keys rotate: deploy
+// [new, old] everywhere, then [new].
 //
 // # Delivery
 //

@@ -130,6 +130,7 @@ const (
 	refusedStale              // the timestamp is outside the window
 	refusedReplay             // this sender boot's sequence number was seen, or is too old
 	refusedPeers              // too many sender boots in the window
+	refusedRecord             // a stored revocation record not signed under a cluster key
 	numVerdicts
 )
 
@@ -138,6 +139,7 @@ var reasonNames = [numVerdicts]string{
 	verdictOK: "ok", verdictEcho: "echo",
 	refusedMalformed: "malformed", refusedUnknownKey: "unknown_key", refusedMAC: "bad_mac",
 	refusedStale: "stale", refusedReplay: "replay", refusedPeers: "too_many_peers",
+	refusedRecord: "bad_record",
 }
 
 // peerID is one boot of one sender.

@@ -1,16 +1,24 @@
 package redis
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 )
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
 
 // TestMain fails the run if a test leaves a goroutine behind.
 func TestMain(m *testing.M) {
+	goredis.SetLogger(quiet{}) // go-redis's own pool errors during the outages the tests cause
 	code := m.Run()
 	if code == 0 {
 		deadline := time.Now().Add(5 * time.Second)

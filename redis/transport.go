@@ -16,6 +16,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/wssafe/wssafe"
 )
 
 // Timing of the transport.
@@ -87,7 +89,7 @@ func (b *Backplane) publish(p publication) error {
 		ch = b.topicChannel(p.Topic)
 	}
 	if b.down() {
-		b.drop(1)
+		b.drop(1, dropDown)
 		return errDropped
 	}
 	return b.enqueue(ch, b.seal.seal(kindPublication, p.append(nil)))
@@ -98,7 +100,7 @@ func (b *Backplane) enqueue(ch string, msg []byte) error {
 	case b.out <- outMsg{ch, msg}:
 		return nil
 	default:
-		b.drop(1)
+		b.dropMsgs([]outMsg{{ch, msg}}, dropQueueFull)
 		return errDropped
 	}
 }
@@ -112,8 +114,12 @@ func (b *Backplane) control(op controlOp) error {
 	}
 	if !b.controls.push(op, b.opt.MaxPendingControls) {
 		b.st.controlsDropped.Add(1)
-		b.log.LogAttrs(context.Background(), slog.LevelError, "wssafe/redis: control operation lost: too many waiting for Redis",
-			slog.String("event", EventDropped), slog.Int("pending", b.controls.len()))
+		if n := b.node; n != nil {
+			n.Count(wssafe.BackplaneDropped, dropControls)
+		} else {
+			b.log.LogAttrs(context.Background(), slog.LevelError, "wssafe/redis: control operation lost: too many waiting for Redis",
+				slog.String("event", EventDropped), slog.Int("pending", b.controls.len()))
+		}
 		return errDropped
 	}
 	b.wakeWriter()
@@ -181,22 +187,22 @@ func (b *Backplane) ctx() (context.Context, context.CancelFunc) {
 // interest and controls stay due.
 func (b *Backplane) writeOnce(batch []outMsg) error {
 	if b.down() && len(batch) > 0 {
-		b.drop(len(batch)) // queued before the outage was known
+		b.dropMsgs(batch, dropDown) // queued before the outage was known
 		batch = batch[:0]
 	}
 	if err := b.sendInterest(); err != nil {
-		b.drop(len(batch))
+		b.dropMsgs(batch, dropDown)
 		return err
 	}
 	if err := b.sendControls(); err != nil {
-		b.drop(len(batch))
+		b.dropMsgs(batch, dropDown)
 		return err
 	}
 	if len(batch) == 0 {
 		return nil
 	}
 	if err := b.pipelinePublish(context.Background(), batch); err != nil {
-		b.drop(len(batch))
+		b.dropMsgs(batch, dropWriteFailed)
 		return err
 	}
 	return nil
@@ -216,6 +222,13 @@ func (b *Backplane) pipelinePublish(ctx context.Context, msgs []outMsg) error {
 	_, err := pipe.Exec(ctx)
 	if err == nil {
 		b.st.published.Add(uint64(len(msgs)))
+		if n := b.node; n != nil {
+			for _, m := range msgs {
+				if msgKind(m.msg) == kindPublication {
+					n.Count(wssafe.BackplanePublished, "")
+				}
+			}
+		}
 	}
 	return err
 }
@@ -284,7 +297,7 @@ func (b *Backplane) flushOnStop(batch []outMsg) {
 	batch = append(batch, outMsg{b.nodeChan, b.seal.seal(kindInterest, interest{Op: interestLeave}.append(nil))})
 	_ = b.sendControls()
 	if err := b.pipelinePublish(b.stopCtx, batch); err != nil {
-		b.drop(len(batch) - 1)
+		b.dropMsgs(batch, dropStopping)
 	}
 }
 
@@ -381,6 +394,9 @@ func (b *Backplane) sendControl(env []byte) error {
 	_, err := pipe.Exec(ctx)
 	if err == nil {
 		b.st.published.Add(1)
+		if n := b.node; n != nil {
+			n.Count(wssafe.BackplanePublished, "")
+		}
 	}
 	return err
 }
@@ -741,6 +757,10 @@ func (b *Backplane) receive(payload string, reread bool) {
 }
 
 func (b *Backplane) refused(v verdict) {
+	if n := b.node; n != nil {
+		n.Count(wssafe.BackplaneRefused, reasonNames[v]) // counts and logs, rate-limited
+		return
+	}
 	if b.every(&b.st.lastRefuseLog) {
 		b.log.LogAttrs(context.Background(), slog.LevelWarn, "wssafe/redis: envelope refused: not from a node of this cluster, or replayed",
 			slog.String("event", EventRefused), slog.String("reason", reasonNames[v]))

@@ -4,6 +4,8 @@ package redis
 // Publication and ControlOp to their wire forms and back.
 
 import (
+	"errors"
+
 	"github.com/wssafe/wssafe"
 )
 
@@ -13,6 +15,16 @@ var _ wssafe.Backplane = (*Backplane)(nil)
 // nodes send is delivered through it. wssafe.New calls it once; it returns
 // at once and connects in the background.
 func (b *Backplane) Start(n *wssafe.Node) error {
+	if n == nil {
+		return errors.New("wssafe/redis: Start needs the Endpoint's Node")
+	}
+	if b.started.Load() {
+		return errors.New("wssafe/redis: Start called twice")
+	}
+	b.node = n
+	if b.ownLog {
+		b.log = n.Logger()
+	}
 	return b.start(nodeSink{n}, n.Topics())
 }
 
