@@ -36,8 +36,8 @@ func TestKeepaliveAtTheEndLeavesTheCloseFrame(t *testing.T) {
 		s := <-sessions
 		read := make(chan error, 1)
 		go func() { _, _, err := c.Read(ctx); read <- err }() // answers the ping
-		s.end(ErrForbidden) // as the token's expiry or a revocation does
-		s.keepalive()       // the ping timer fired at the same moment
+		s.end(ErrForbidden)                                   // as the token's expiry or a revocation does
+		s.keepalive()                                         // the ping timer fired at the same moment
 		s.hangUp(ErrForbidden)
 		if err := <-read; websocket.CloseStatus(err) != StatusForbidden {
 			t.Fatalf("the client read %v, want the close frame 3003", err)
