@@ -178,9 +178,10 @@ type ControlOp struct {
 	TTL    time.Duration `json:"ttl,omitempty"`
 }
 
-// closeError is the error the sessions op closes end with.
+// closeError is the error the sessions op closes end with. A Code that
+// cannot go on the wire (see codeOK) means 3003 "forbidden".
 func (op *ControlOp) closeError() error {
-	if op.Code == 0 {
+	if !op.codeOK() || op.Code == 0 {
 		return ErrForbidden
 	}
 	reason := op.Reason
@@ -188,6 +189,22 @@ func (op *ControlOp) closeError() error {
 		reason = ""
 	}
 	return &CloseError{Code: op.Code, Reason: truncate(reason, maxCloseReason)}
+}
+
+// codeOK reports whether op's Code is zero or one a close frame may carry:
+// coder/websocket ends a session without a close frame for any other
+// (below 1000, 1004 to 1006, 1015 to 2999, above 4999).
+func (op *ControlOp) codeOK() bool { return op.Code == 0 || wireCloseCode(op.Code) }
+
+// wireCloseCode reports whether a close frame may carry code (RFC 6455
+// 7.4 and the IANA registry, as coder/websocket checks it): 1000 to 1003,
+// 1007 to 1014, 3000 to 4999.
+func wireCloseCode(code StatusCode) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	}
+	return code >= 3000 && code <= 4999
 }
 
 // A BackplaneEvent is what a [Backplane] counts through [Node.Count].
@@ -258,7 +275,8 @@ func (n *Node) Deliver(p Publication) int {
 // record the backplane loaded), on this node. It is idempotent: a close
 // of sessions already closed, or a revocation already recorded, does
 // nothing more. An op that is not well formed is counted as refused,
-// reason "malformed".
+// reason "malformed"; one whose only fault is a Code no close frame may
+// carry is performed with 3003 "forbidden" all the same.
 func (n *Node) Control(op ControlOp) {
 	n.received.Add(1)
 	if !n.e.hub.control(op) {
@@ -418,29 +436,32 @@ func (h *Hub) deliver(p Publication) int {
 }
 
 // control performs op on this node and reports whether it was well formed.
+// An op whose close frame is not (see closeError) is still performed,
+// with 3003 "forbidden".
 func (h *Hub) control(op ControlOp) bool {
+	closeErr := op.closeError()
 	switch op.Kind {
 	case ControlCloseSubject:
 		if op.Subject == "" {
 			return false
 		}
-		h.closeSubject(op.Subject, op.closeError())
+		h.closeSubject(op.Subject, closeErr)
 	case ControlCloseSession:
 		if op.SessionID == "" {
 			return false
 		}
 		if s := h.ByID(op.SessionID); s != nil {
-			s.fail(op.closeError())
+			s.fail(closeErr)
 		}
 	case ControlRevoke:
 		if op.Subject == "" || op.Before.IsZero() || op.TTL <= 0 {
 			return false
 		}
-		h.revoke(op.Subject, op.Before, op.TTL, op.closeError())
+		h.revoke(op.Subject, op.Before, op.TTL, closeErr)
 	default:
 		return false
 	}
-	return true
+	return op.codeOK()
 }
 
 // Publish sends p to every node of the cluster: it queues p for this
