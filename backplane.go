@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sort"
 	"sync/atomic"
@@ -49,7 +50,11 @@ type Backplane interface {
 	NodeID() string
 
 	// Start connects the backplane to this node. New calls it once, after
-	// the Endpoint is built, and fails if it returns an error. It returns
+	// the Endpoint is built, and fails if it returns an error, which it
+	// wraps and returns to the application, which is likely to log it:
+	// it must carry no secrets (a broker URL with its password), nor
+	// should the causes handed to n.SetUp and Stop's error, of which the
+	// core logs only the kind. It returns
 	// quickly: connecting, subscribing and loading durable control records
 	// happen in the background, retried with backoff for as long as the
 	// backplane runs. From then on it hands what other nodes send to n.
@@ -323,10 +328,13 @@ func (n *Node) warn(event, msg, reason string) {
 }
 
 // SetUp reports the link to the broker up or down. The first report of
-// each change is logged once: Warn "backplane_down" with cause, Info
+// each change is logged once: Warn "backplane_down" with the kind of
+// cause (see [errorKind]: "timeout", "network", "other"), Info
 // "backplane_up"; [Stats] shows the state and counts the outages. A
 // first report of down (the broker unreachable from the start) is an
-// outage too. cause is logged: it must carry no credentials.
+// outage too. cause's text is never logged, since a client library's
+// error may quote the broker's URL and its password; a Backplane must
+// keep secrets out of its errors all the same.
 func (n *Node) SetUp(up bool, cause error) {
 	first := !n.reported.Swap(true)
 	if n.up.Swap(up) == up && (up || !first) {
@@ -340,9 +348,23 @@ func (n *Node) SetUp(up bool, cause error) {
 	n.outages.Add(1)
 	attrs := []slog.Attr{slog.String("event", EventBackplaneDown), slog.String("node", n.id)}
 	if cause != nil {
-		attrs = append(attrs, slog.String("error", cause.Error()))
+		attrs = append(attrs, slog.String("cause", errorKind(cause)))
 	}
 	n.e.log.LogAttrs(context.Background(), slog.LevelWarn, "wssafe: backplane down; this node serves its own sessions only", attrs...)
+}
+
+// errorKind is what the log says of a Backplane's error, whose text may
+// carry credentials: "timeout" (a deadline or a network timeout),
+// "network" (any other net.Error), or "other".
+func errorKind(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case ne != nil:
+		return "network"
+	}
+	return "other"
 }
 
 func (n *Node) stats() *BackplaneStats {
@@ -398,7 +420,7 @@ func (e *Endpoint) stopBackplane(ctx context.Context) {
 	defer close(e.bpStopped)
 	if err := bp.Stop(ctx); err != nil {
 		e.log.LogAttrs(ctx, slog.LevelWarn, "wssafe: stopping the backplane failed",
-			slog.String("event", EventBackplaneDown), slog.String("error", err.Error()))
+			slog.String("event", EventBackplaneDown), slog.String("cause", errorKind(err)))
 	}
 }
 

@@ -1,7 +1,12 @@
 package wssafe_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 
@@ -40,4 +45,30 @@ func TestControlCloseCodeChecked(t *testing.T) {
 		closedWith(t, alice, code, "bye")
 		assert.Zero(t, ep.Stats().Backplane.Refused["malformed"], "code %d", code)
 	}
+}
+
+// A backplane's error may quote the broker's URL with its password: the
+// log names only its kind, for an outage and for a failed Stop.
+func TestBackplaneCauseNotLogged(t *testing.T) {
+	t.Parallel()
+	const secret = "fake-pw-0123"
+	cause := fmt.Errorf("dial redis://default:%s@broker:6379: %w", secret, &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")})
+	c := newFakeCluster()
+	f := newAuthFixture(t)
+	opts := f.options(nil)
+	logs := f.logs
+	ep, _, bp := c.node(t, f, "n1", opts)
+	bp.node.SetUp(false, cause)
+	bp.node.SetUp(true, nil)
+	bp.node.SetUp(false, fmt.Errorf("redis://u:%s@h: %w", secret, context.DeadlineExceeded))
+	bp.stopErr = errors.New("closing redis://u:" + secret + "@h")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ep.Shutdown(ctx)
+	out := logs.String()
+	assert.NotContains(t, out, secret)
+	assert.Contains(t, out, `"event":"backplane_down","node":"n1","cause":"network"`)
+	assert.Contains(t, out, `"event":"backplane_down","node":"n1","cause":"timeout"`)
+	assert.Contains(t, out, `"wssafe: stopping the backplane failed","event":"backplane_down","cause":"other"`)
+	assert.Equal(t, uint64(2), ep.Stats().Backplane.Outages)
 }
