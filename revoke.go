@@ -2,7 +2,8 @@ package wssafe
 
 // Revocation: the records that refuse a revoked subject's older tokens for
 // the longest token lifetime, the lifetime check that bounds it, and the
-// check every token passes at the handshake, first message and refresh.
+// check every token passes at the handshake, first message and refresh;
+// the closes that must reach a session still opening.
 
 import (
 	"context"
