@@ -68,9 +68,11 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.attach(conn, hw.conn)
-	if !e.track(s) {
-		e.refuseShutdown(ip)
-		s.closeWith(ErrShutdown)
+	if err := e.track(s); err != nil {
+		if !e.reportStale(s, err) {
+			e.refuseShutdown(ip)
+		}
+		s.closeWith(err)
 		s.finish()
 		return
 	}

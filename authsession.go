@@ -67,6 +67,7 @@ func (e *Endpoint) authenticateHandshake(w http.ResponseWriter, r *http.Request,
 		id, err = a.verifyAside(r.Context(), raw)
 	}
 	if err == nil {
+		e.hub.beginOpening(s)
 		err = e.authorize(r.Context(), id)
 	}
 	if err != nil {
@@ -188,6 +189,7 @@ func (s *Session) authenticateFirstMessage(a *authenticator) error {
 		err = invalidToken("malformed", err)
 	}
 	if err == nil {
+		s.ep.hub.beginOpening(s)
 		err = s.ep.authorize(s.ctx, id)
 	}
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sort"
 	"sync/atomic"
@@ -49,7 +50,11 @@ type Backplane interface {
 	NodeID() string
 
 	// Start connects the backplane to this node. New calls it once, after
-	// the Endpoint is built, and fails if it returns an error. It returns
+	// the Endpoint is built, and fails if it returns an error, which it
+	// wraps and returns to the application, which is likely to log it:
+	// it must carry no secrets (a broker URL with its password), nor
+	// should the causes handed to n.SetUp and Stop's error, of which the
+	// core logs only the kind. It returns
 	// quickly: connecting, subscribing and loading durable control records
 	// happen in the background, retried with backoff for as long as the
 	// backplane runs. From then on it hands what other nodes send to n.
@@ -178,9 +183,10 @@ type ControlOp struct {
 	TTL    time.Duration `json:"ttl,omitempty"`
 }
 
-// closeError is the error the sessions op closes end with.
+// closeError is the error the sessions op closes end with. A Code that
+// cannot go on the wire (see codeOK) means 3003 "forbidden".
 func (op *ControlOp) closeError() error {
-	if op.Code == 0 {
+	if !op.codeOK() || op.Code == 0 {
 		return ErrForbidden
 	}
 	reason := op.Reason
@@ -188,6 +194,22 @@ func (op *ControlOp) closeError() error {
 		reason = ""
 	}
 	return &CloseError{Code: op.Code, Reason: truncate(reason, maxCloseReason)}
+}
+
+// codeOK reports whether op's Code is zero or one a close frame may carry:
+// coder/websocket ends a session without a close frame for any other
+// (below 1000, 1004 to 1006, 1015 to 2999, above 4999).
+func (op *ControlOp) codeOK() bool { return op.Code == 0 || wireCloseCode(op.Code) }
+
+// wireCloseCode reports whether a close frame may carry code (RFC 6455
+// 7.4 and the IANA registry, as coder/websocket checks it): 1000 to 1003,
+// 1007 to 1014, 3000 to 4999.
+func wireCloseCode(code StatusCode) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	}
+	return code >= 3000 && code <= 4999
 }
 
 // A BackplaneEvent is what a [Backplane] counts through [Node.Count].
@@ -258,7 +280,8 @@ func (n *Node) Deliver(p Publication) int {
 // record the backplane loaded), on this node. It is idempotent: a close
 // of sessions already closed, or a revocation already recorded, does
 // nothing more. An op that is not well formed is counted as refused,
-// reason "malformed".
+// reason "malformed"; one whose only fault is a Code no close frame may
+// carry is performed with 3003 "forbidden" all the same.
 func (n *Node) Control(op ControlOp) {
 	n.received.Add(1)
 	if !n.e.hub.control(op) {
@@ -305,10 +328,13 @@ func (n *Node) warn(event, msg, reason string) {
 }
 
 // SetUp reports the link to the broker up or down. The first report of
-// each change is logged once: Warn "backplane_down" with cause, Info
+// each change is logged once: Warn "backplane_down" with the kind of
+// cause (see [errorKind]: "timeout", "network", "other"), Info
 // "backplane_up"; [Stats] shows the state and counts the outages. A
 // first report of down (the broker unreachable from the start) is an
-// outage too. cause is logged: it must carry no credentials.
+// outage too. cause's text is never logged, since a client library's
+// error may quote the broker's URL and its password; a Backplane must
+// keep secrets out of its errors all the same.
 func (n *Node) SetUp(up bool, cause error) {
 	first := !n.reported.Swap(true)
 	if n.up.Swap(up) == up && (up || !first) {
@@ -322,9 +348,23 @@ func (n *Node) SetUp(up bool, cause error) {
 	n.outages.Add(1)
 	attrs := []slog.Attr{slog.String("event", EventBackplaneDown), slog.String("node", n.id)}
 	if cause != nil {
-		attrs = append(attrs, slog.String("error", cause.Error()))
+		attrs = append(attrs, slog.String("cause", errorKind(cause)))
 	}
 	n.e.log.LogAttrs(context.Background(), slog.LevelWarn, "wssafe: backplane down; this node serves its own sessions only", attrs...)
+}
+
+// errorKind is what the log says of a Backplane's error, whose text may
+// carry credentials: "timeout" (a deadline or a network timeout),
+// "network" (any other net.Error), or "other".
+func errorKind(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case ne != nil:
+		return "network"
+	}
+	return "other"
 }
 
 func (n *Node) stats() *BackplaneStats {
@@ -380,7 +420,7 @@ func (e *Endpoint) stopBackplane(ctx context.Context) {
 	defer close(e.bpStopped)
 	if err := bp.Stop(ctx); err != nil {
 		e.log.LogAttrs(ctx, slog.LevelWarn, "wssafe: stopping the backplane failed",
-			slog.String("event", EventBackplaneDown), slog.String("error", err.Error()))
+			slog.String("event", EventBackplaneDown), slog.String("cause", errorKind(err)))
 	}
 }
 
@@ -418,29 +458,32 @@ func (h *Hub) deliver(p Publication) int {
 }
 
 // control performs op on this node and reports whether it was well formed.
+// An op whose close frame is not (see closeError) is still performed,
+// with 3003 "forbidden".
 func (h *Hub) control(op ControlOp) bool {
+	closeErr := op.closeError()
 	switch op.Kind {
 	case ControlCloseSubject:
 		if op.Subject == "" {
 			return false
 		}
-		h.closeSubject(op.Subject, op.closeError())
+		h.closeSubject(op.Subject, closeErr)
 	case ControlCloseSession:
 		if op.SessionID == "" {
 			return false
 		}
 		if s := h.ByID(op.SessionID); s != nil {
-			s.fail(op.closeError())
+			s.fail(closeErr)
 		}
 	case ControlRevoke:
 		if op.Subject == "" || op.Before.IsZero() || op.TTL <= 0 {
 			return false
 		}
-		h.revoke(op.Subject, op.Before, op.TTL, op.closeError())
+		h.revoke(op.Subject, op.Before, op.TTL, closeErr)
 	default:
 		return false
 	}
-	return true
+	return op.codeOK()
 }
 
 // Publish sends p to every node of the cluster: it queues p for this

@@ -45,6 +45,7 @@ type fakeBackplane struct {
 	stopped  chan struct{}
 	atStop   map[string]int // the node's sessions when Stop was called
 	startErr error
+	stopErr  error // what Stop returns
 }
 
 func (c *fakeCluster) backplane(id string) *fakeBackplane {
@@ -87,7 +88,7 @@ func (b *fakeBackplane) Stop(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 	close(b.stopped)
-	return nil
+	return b.stopErr
 }
 
 func (b *fakeBackplane) Subscribe(topic string) {

@@ -196,6 +196,10 @@ func (e *Endpoint) reserve(w http.ResponseWriter, r *http.Request, s *Session, i
 // it; returning false means the answer has been written.
 func (e *Endpoint) admitEarly(w http.ResponseWriter, r *http.Request, s *Session) bool {
 	if err := e.admit(s); err != nil {
+		if isStale(err) {
+			refuseAuth(w, staleAnswer(err))
+			return false
+		}
 		rf := refuseSubject
 		if errors.Is(err, ErrUnavailable) {
 			rf = refuseUnavailable

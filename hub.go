@@ -40,7 +40,8 @@ type Hub struct {
 	topics   map[string]map[*Session]struct{} // the sessions joined to each topic (topic.go)
 	joined   map[*Session][]string            // the topics of each session that joined one
 
-	revoked revocations // revoke.go; its own lock
+	revoked  revocations // revoke.go; its own lock
+	closings closings    // revoke.go; guarded by mu
 }
 
 // registration is a session's state in its Hub, guarded by Hub.mu. It
@@ -55,6 +56,8 @@ type registration struct {
 	admitted bool   // passed the per-subject cap
 	acquired bool   // Backplane.Acquire counted it: Release it at the end
 	subject  string // the subject whose slot it holds, "" for none
+	opening  bool   // authorized and not yet open: a close of its subject must reach it (see Hub.beginOpening)
+	since    uint64 // closings.seq when it began opening
 }
 
 // open reports whether the session is listed, found and broadcast to.
@@ -184,6 +187,9 @@ func (e *Endpoint) admit(s *Session) error {
 	if opened {
 		e.record(Observation{Kind: SessionOpened, Session: s, ClientIP: s.ip})
 	}
+	if err != nil && e.reportStale(s, err) {
+		return err
+	}
 	if err != nil && s.conn != nil {
 		event, msg := EventSubjectConnLimit, refuseSubject.msg
 		if errors.Is(err, ErrUnavailable) {
@@ -254,6 +260,9 @@ func (h *Hub) overCap(se *subjectEntry) bool {
 // while the cluster was asked, and a fail-open Backplane counts nothing.
 func (h *Hub) admitLocked(s *Session) (opened bool, err error) {
 	cfg := h.e.cfg
+	if err := h.stale(s); err != nil {
+		return false, err
+	}
 	if sub := s.subject; sub != "" {
 		se := h.subjects[sub]
 		if se != nil && h.overCap(se) {
@@ -282,16 +291,26 @@ func (h *Hub) open(s *Session) bool {
 	if s.reg.subject != "" {
 		h.subjects[s.reg.subject].sessions[s] = struct{}{}
 	}
+	h.endOpening(s)
 	return true
 }
 
-// track registers an accepted session; it fails once shutdown has begun.
-func (e *Endpoint) track(s *Session) bool {
+// track registers an accepted session. It fails with ErrShutdown once
+// shutdown has begun, and with the error of [Hub.stale] when the admitted
+// session's subject was closed or its token revoked since it was
+// authorized: the session is then not live, and the caller closes it.
+func (e *Endpoint) track(s *Session) error {
 	h := e.hub
 	h.mu.Lock()
 	if e.closing.Load() {
 		h.mu.Unlock()
-		return false
+		return ErrShutdown
+	}
+	if s.reg.admitted {
+		if err := h.stale(s); err != nil {
+			h.mu.Unlock()
+			return err
+		}
 	}
 	if s.reg.step(regAccept) { // always, after reserve: in Hub.live exactly while accepted
 		h.live[s] = struct{}{}
@@ -302,7 +321,7 @@ func (e *Endpoint) track(s *Session) bool {
 	if opened {
 		e.record(Observation{Kind: SessionOpened, Session: s, ClientIP: s.ip})
 	}
-	return true
+	return nil
 }
 
 // untrack releases everything s holds in the Hub. ServeHTTP defers it (and
@@ -341,6 +360,7 @@ func (e *Endpoint) untrack(s *Session) {
 // release undoes reserve, admit, track and open; h.mu is held.
 func (h *Hub) release(s *Session) {
 	r := &s.reg
+	h.endOpening(s)
 	if r.phase != regFree {
 		h.reserved--
 		if h.perIP != nil {
@@ -420,6 +440,11 @@ func (h *Hub) ByID(id string) *Session {
 func (h *Hub) BySubject(subject string) []*Session {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return h.bySubject(subject)
+}
+
+// bySubject is BySubject; h.mu is held.
+func (h *Hub) bySubject(subject string) []*Session {
 	se := h.subjects[subject]
 	if subject == "" || se == nil || len(se.sessions) == 0 {
 		return nil
@@ -441,7 +466,11 @@ func (h *Hub) BySubject(subject string) []*Session {
 // [ErrTokenExpired] or [ErrInvalidToken] for 3000, or a [*CloseError] for
 // a code of your own. The close handshakes run in the background; each
 // node that closes sessions logs an Info line, event "subject_closed",
-// with their number. An empty subject matches nothing. The error is the
+// with their number. A session of subject that a node was still opening
+// when the close reached it (in AuthOptions.Authorize, Backplane.Acquire
+// or the 101 response) does not open either: it is refused with HTTP 403
+// before the upgrade (401 for ErrInvalidToken or ErrTokenExpired), or
+// closed like the others after it. An empty subject matches nothing. The error is the
 // Backplane's, if any; the local close has happened all the same.
 //
 // With [AuthOptions.MaxTokenLifetime] set, CloseSubject also revokes the
@@ -513,9 +542,13 @@ func (h *Hub) CloseSession(id string, err error) error {
 }
 
 // closeSubject closes the open sessions of subject on this node and
-// returns how many.
+// returns how many. A session of subject authorized before it but not yet
+// open is refused when it would open (see [Hub.stale]).
 func (h *Hub) closeSubject(subject string, err error) int {
-	ss := h.BySubject(subject)
+	h.mu.Lock()
+	h.closings.add(subject, err)
+	ss := h.bySubject(subject)
+	h.mu.Unlock()
 	h.closeSessions(subject, ss, err)
 	return len(ss)
 }

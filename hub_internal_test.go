@@ -65,11 +65,11 @@ func TestRegistrationOpensOnSecondStep(t *testing.T) {
 	early := session("alice") // admitted at the handshake, then accepted
 	require.NoError(t, e.admit(early))
 	assert.Nil(t, h.ByID(early.id), "admitted but not accepted: not open")
-	require.True(t, e.track(early))
+	require.NoError(t, e.track(early))
 	assert.Same(t, early, h.ByID(early.id), "accepted second: open")
 
 	late := session("bob") // accepted, then admitted after a first-message token
-	require.True(t, e.track(late))
+	require.NoError(t, e.track(late))
 	assert.Nil(t, h.ByID(late.id), "accepted but not admitted: not open")
 	require.NoError(t, e.admit(late))
 	assert.Same(t, late, h.ByID(late.id), "admitted second: open")
@@ -77,7 +77,7 @@ func TestRegistrationOpensOnSecondStep(t *testing.T) {
 
 	dropped := session("carol") // ended before it was accepted
 	h.hide(dropped)
-	require.True(t, e.track(dropped))
+	require.NoError(t, e.track(dropped))
 	require.NoError(t, e.admit(dropped))
 	assert.Nil(t, h.ByID(dropped.id), "ended before it was accepted: never opened")
 	assert.Nil(t, h.BySubject("carol"))

@@ -5,6 +5,7 @@ package wssafe
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -87,10 +88,18 @@ func (s *Session) Send(typ MessageType, p []byte) error {
 // SendPrepared is [Session.Send] of a message encoded once for many
 // sessions (see [PreparedMessage]): m is queued as it is, neither copied
 // nor encoded again. It counts against the send queue like Send's
-// message, by the length of its payload.
+// message, by the length of its payload. A nil m, or one not made by
+// [NewPreparedMessage] (the zero PreparedMessage), is refused with an
+// error, and the session goes on.
 func (s *Session) SendPrepared(m *PreparedMessage) error {
+	if m == nil {
+		return errNilPrepared
+	}
 	return s.enqueue(outItem{typ: m.typ, hlen: m.hlen, b: m.frame})
 }
+
+// errNilPrepared refuses SendPrepared(nil).
+var errNilPrepared = errors.New("wssafe: SendPrepared of a nil *PreparedMessage; make one with NewPreparedMessage")
 
 // enqueue queues the frame it.b, which it may share with other sessions
 // and never modifies, or closes the session as a slow consumer.

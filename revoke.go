@@ -2,10 +2,13 @@ package wssafe
 
 // Revocation: the records that refuse a revoked subject's older tokens for
 // the longest token lifetime, the lifetime check that bounds it, and the
-// check every token passes at the handshake, first message and refresh.
+// check every token passes at the handshake, first message and refresh;
+// the closes that must reach a session still opening.
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,4 +142,140 @@ func (h *Hub) revoke(subject string, before time.Time, ttl time.Duration, err er
 	}
 	h.closeSessions(subject, stale, err)
 	return len(stale)
+}
+
+// closings are the closes of subjects ([Hub.closeSubject], here or from
+// another node) that a session still opening must see: one that passed
+// authorize before the close and opens after it (the application's
+// Authorize, Backplane.Acquire and the 101 response lie between) is
+// refused at admission or acceptance ([Hub.stale]), as the close would
+// have closed it had it been open. A close is recorded only while some
+// session is opening, and kept only while one that began before it is.
+// Guarded by Hub.mu.
+type closings struct {
+	seq     uint64             // closes so far
+	last    map[string]closing // the latest close of each subject
+	opening map[uint64]int     // the sessions opening, by the seq they began at
+	sweep   int                // len(last) at which the records no session needs are swept
+}
+
+type closing struct {
+	seq uint64
+	err error // the close's error: the refused session closes with it
+}
+
+// add records a close of subject with err.
+func (c *closings) add(subject string, err error) {
+	c.seq++
+	if len(c.opening) == 0 {
+		return // no session to reach
+	}
+	if c.last == nil {
+		c.last = make(map[string]closing)
+	}
+	c.last[subject] = closing{seq: c.seq, err: err}
+}
+
+// beginOpening marks s as opening: from now until it opens, a close of
+// its subject refuses it. Authentication calls it just before authorize.
+func (h *Hub) beginOpening(s *Session) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := &h.closings
+	h.endOpening(s)
+	if c.opening == nil {
+		c.opening = make(map[uint64]int)
+	}
+	c.opening[c.seq]++
+	s.reg.opening, s.reg.since = true, c.seq
+}
+
+// endOpening undoes beginOpening once s opened or ended, and drops the
+// close records no opening session began before; h.mu is held.
+func (h *Hub) endOpening(s *Session) {
+	if !s.reg.opening {
+		return
+	}
+	s.reg.opening = false
+	c := &h.closings
+	if c.opening[s.reg.since]--; c.opening[s.reg.since] <= 0 {
+		delete(c.opening, s.reg.since)
+	}
+	switch {
+	case len(c.opening) == 0:
+		clear(c.last)
+	case len(c.last) >= c.sweep:
+		oldest := c.seq
+		for seq := range c.opening {
+			oldest = min(oldest, seq)
+		}
+		for sub, rec := range c.last {
+			if rec.seq <= oldest {
+				delete(c.last, sub)
+			}
+		}
+		c.sweep = max(2*len(c.last), 64)
+	}
+}
+
+// stale returns why s, a session about to be admitted or opened, is
+// refused: its token was revoked, or its subject closed, since it passed
+// authorize; nil if neither. h.mu is held.
+func (h *Hub) stale(s *Session) error {
+	sub := s.subject
+	if sub == "" {
+		return nil
+	}
+	if h.revoked.n.Load() != 0 && h.revoked.refuses(sub, issuedAt(s.Claims()), h.e.cfg.clock.now()) {
+		return invalidToken("revoked", nil)
+	}
+	if rec, ok := h.closings.last[sub]; ok && s.reg.opening && rec.seq > s.reg.since {
+		return &subjectClosed{err: rec.err}
+	}
+	return nil
+}
+
+// subjectClosed refuses a session whose subject was closed while it was
+// opening. It unwraps to the close's error, which sets its close frame.
+type subjectClosed struct{ err error }
+
+func (e *subjectClosed) Error() string {
+	return "wssafe: the subject was closed while the session opened"
+}
+func (e *subjectClosed) Unwrap() error { return e.err }
+
+// isStale reports whether err is one of [Hub.stale]'s.
+func isStale(err error) bool {
+	var ae *authError
+	var sc *subjectClosed
+	return errors.As(err, &sc) || errors.As(err, &ae) && ae.reason == "revoked"
+}
+
+// staleAnswer is the error refuseAuth answers a stale handshake with: 401
+// for a revoked token or a close for a bad token, else 403.
+func staleAnswer(err error) error {
+	var sc *subjectClosed
+	if errors.As(err, &sc) && !errors.Is(err, ErrInvalidToken) && !errors.Is(err, ErrTokenExpired) {
+		return ErrForbidden
+	}
+	return err
+}
+
+// reportStale reports a session refused by [Hub.stale] as its cause is
+// reported elsewhere (a revoked token as a refused token, reason
+// "revoked"; a closed subject by the "subject_closed" line of one
+// session), and reports whether err was such a refusal.
+func (e *Endpoint) reportStale(s *Session, err error) bool {
+	if !isStale(err) {
+		return false
+	}
+	var sc *subjectClosed
+	if !errors.As(err, &sc) {
+		e.logAuthFailure(s.ctx, s, err, "admission", nil)
+		return true
+	}
+	code, _ := CloseFrame(err)
+	logEvent(s.ctx, e.log, slog.LevelInfo, EventSubjectClosed, "wssafe: closing the sessions of a subject",
+		slog.String("subject", s.subject), slog.Int("sessions", 1), slog.Int("code", int(code)))
+	return true
 }
