@@ -110,13 +110,30 @@ func (m *Metrics) Observe(o wssafe.Observation) {
 	switch o.Kind {
 	case wssafe.MessageHandled:
 		m.handler.Record(ctx, o.Duration.Seconds())
+		m.size.Record(ctx, int64(o.Size))
 	case wssafe.SessionClosed:
 		m.session.Record(ctx, o.Duration.Seconds(), m.closeOption(o.Code))
 	case wssafe.HandshakeAccepted:
 		m.handshake.Record(ctx, o.Duration.Seconds(), m.accepted)
 	case wssafe.HandshakeRefused:
 		m.handshake.Record(ctx, o.Duration.Seconds(), m.refused[bound(refusalReasons, o.Reason)])
+	case wssafe.AuthFailed, wssafe.Panicked:
+		if o.Session == nil { // a token refused at the handshake
+			m.handshake.Record(ctx, o.Duration.Seconds(), m.refused[authRefusal(o)])
+		}
 	}
+}
+
+// authRefusal is the event a handshake refused by its token is counted
+// under in Stats.Refused.
+func authRefusal(o wssafe.Observation) string {
+	switch {
+	case o.Kind == wssafe.Panicked:
+		return wssafe.EventPanic
+	case o.Reason == "forbidden":
+		return wssafe.EventAuthForbidden
+	}
+	return wssafe.EventAuthFailed
 }
 
 // newMetrics builds the histograms' attribute options.

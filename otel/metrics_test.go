@@ -52,12 +52,11 @@ func newEnv(t *testing.T, opts *wssafe.Options) *testEnv {
 		t.Fatal(err)
 	}
 	e := &testEnv{t: t, reader: reader, m: m, closed: make(chan wssafe.StatusCode, 64)}
-	opts.Observer = func(o wssafe.Observation) {
-		m.Observe(o)
+	opts.Observer = wssafe.Observers(m.Observe, func(o wssafe.Observation) {
 		if o.Kind == wssafe.SessionClosed {
 			e.closed <- o.Code
 		}
-	}
+	})
 	opts.SecurityLogInterval = -1
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if e.ep, err = wssafe.New(echo, opts); err != nil {
@@ -145,7 +144,7 @@ func (e *testEnv) collect(ctx context.Context) (points map[string]int64, units m
 				for _, dp := range d.DataPoints {
 					points[key(dp.Attributes)] = dp.Value
 				}
-				if d.IsMonotonic != (mt.Name != "wssafe.server.active_sessions") {
+				if d.IsMonotonic != !strings.HasPrefix(mt.Name, "wssafe.server.active_") {
 					e.t.Errorf("%s: monotonic %v", mt.Name, d.IsMonotonic)
 				}
 			case metricdata.Gauge[int64]:
@@ -214,6 +213,8 @@ func TestScriptedRun(t *testing.T) {
 	got, units := e.collect(ctx)
 	diff(t, got, map[string]int64{
 		"wssafe.server.active_sessions{}":                                                            0,
+		"wssafe.server.active_handshakes{}":                                                          0,
+		"wssafe.server.dropped_messages{}":                                                           0,
 		"wssafe.server.handshakes{wssafe.handshake.status=accepted}":                                 5,
 		"wssafe.server.handshakes{error.type=origin_refused,wssafe.handshake.status=refused}":        1,
 		"wssafe.server.opened_sessions{}":                                                            5,
@@ -225,18 +226,20 @@ func TestScriptedRun(t *testing.T) {
 		"wssafe.server.authentications{wssafe.auth.status=succeeded}":                                0,
 		"wssafe.server.limit_hits{wssafe.limit=message_too_big}":                                     1,
 		"wssafe.server.invalid_messages{error.type=unsupported_type}":                                1,
-		"wssafe.server.panics{}":                                1,
-		"wssafe.server.messages{network.io.direction=receive}":  3,
-		"wssafe.server.messages{network.io.direction=transmit}": 2,
-		"wssafe.server.io{network.io.direction=receive}":        16,
-		"wssafe.server.io{network.io.direction=transmit}":       11,
-		"wssafe.server.suppressed_log_records{}":                0,
+		"wssafe.server.panics{}":                                                                     1,
+		"wssafe.server.messages{network.io.direction=receive}":                                       3,
+		"wssafe.server.messages{network.io.direction=transmit}":                                      2,
+		"wssafe.server.io{network.io.direction=receive}":                                             16,
+		"wssafe.server.io{network.io.direction=transmit}":                                            11,
+		"wssafe.server.suppressed_log_records{}":                                                     0,
 
 		"wssafe.server.session.duration{wssafe.close.code=1000,wssafe.close.status=normal_closure} count":   1,
 		"wssafe.server.session.duration{wssafe.close.code=1003,wssafe.close.status=unsupported_data} count": 1,
 		"wssafe.server.session.duration{wssafe.close.code=1011,wssafe.close.status=internal_error} count":   1,
 		"wssafe.server.session.duration{wssafe.close.code=1009,wssafe.close.status=message_too_big} count":  1,
 		"wssafe.server.session.duration{wssafe.close.code=other,wssafe.close.status=other} count":           1,
+		"wssafe.server.message.size{} count":                                                                3,
+		"wssafe.server.message.size{} sum":                                                                  16,
 		"wssafe.server.handler.duration{} count":                                                            3, // the panic too
 		"wssafe.server.handshake.duration{wssafe.handshake.status=accepted} count":                          5,
 		"wssafe.server.handshake.duration{error.type=origin_refused,wssafe.handshake.status=refused} count": 1,
@@ -245,6 +248,7 @@ func TestScriptedRun(t *testing.T) {
 		"wssafe.server.active_sessions": "{session}", "wssafe.server.handshakes": "{handshake}",
 		"wssafe.server.io": "By", "wssafe.server.session.duration": "s",
 		"wssafe.server.handler.duration": "s", "wssafe.server.handshake.duration": "s",
+		"wssafe.server.message.size": "By", "wssafe.server.active_handshakes": "{handshake}",
 	} {
 		if units[name] != unit {
 			t.Errorf("%s: unit %q, want %q", name, units[name], unit)

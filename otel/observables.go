@@ -12,10 +12,10 @@ import (
 
 // observables are the asynchronous instruments.
 type observables struct {
-	activeSessions                        metric.Int64ObservableUpDownCounter
+	activeSessions, activeHandshakes      metric.Int64ObservableUpDownCounter
 	handshakes, opened, closed, auths     metric.Int64ObservableCounter
 	limits, invalid, panics, messages, io metric.Int64ObservableCounter
-	suppressed                            metric.Int64ObservableCounter
+	suppressed, sendDropped               metric.Int64ObservableCounter
 	bpUp                                  metric.Int64ObservableGauge
 	bpOutages, bpPublished, bpReceived    metric.Int64ObservableCounter
 	bpDropped, bpRefused                  metric.Int64ObservableCounter
@@ -32,6 +32,9 @@ func (ob *observables) create(meter metric.Meter) error {
 	ob.activeSessions, err = meter.Int64ObservableUpDownCounter("wssafe.server.active_sessions",
 		metric.WithUnit("{session}"), metric.WithDescription("Sessions open now, including those not yet authenticated."))
 	errs = append(errs, err)
+	ob.activeHandshakes, err = meter.Int64ObservableUpDownCounter("wssafe.server.active_handshakes",
+		metric.WithUnit("{handshake}"), metric.WithDescription("Upgrade requests being served now."))
+	errs = append(errs, err)
 	ob.handshakes = counter("wssafe.server.handshakes", "{handshake}", "WebSocket handshakes, accepted or refused (error.type: why).")
 	ob.opened = counter("wssafe.server.opened_sessions", "{session}", "Sessions admitted (authenticated, when the endpoint authenticates).")
 	ob.closed = counter("wssafe.server.closed_sessions", "{session}", "Sessions ended, by close code.")
@@ -41,6 +44,7 @@ func (ob *observables) create(meter metric.Meter) error {
 	ob.panics = counter("wssafe.server.panics", "{panic}", "Panics recovered in the handler or in Authorize.")
 	ob.messages = counter("wssafe.server.messages", "{message}", "Data messages received and sent.")
 	ob.io = counter("wssafe.server.io", "By", "Payload bytes of the data messages received and sent.")
+	ob.sendDropped = counter("wssafe.server.dropped_messages", "{message}", "Queued messages never written: their session ended first (a slow consumer's backlog included) or the write failed.")
 	ob.suppressed = counter("wssafe.server.suppressed_log_records", "{record}", "Security log records dropped by the log rate limit.")
 	ob.bpUp, err = meter.Int64ObservableGauge("wssafe.backplane.up",
 		metric.WithUnit("{link}"), metric.WithDescription("1 while the backplane is connected to its broker, else 0 (summed over the attached endpoints)."))
@@ -54,16 +58,17 @@ func (ob *observables) create(meter metric.Meter) error {
 }
 
 func (ob *observables) all() []metric.Observable {
-	return []metric.Observable{ob.activeSessions, ob.handshakes, ob.opened, ob.closed, ob.auths,
-		ob.limits, ob.invalid, ob.panics, ob.messages, ob.io, ob.suppressed,
+	return []metric.Observable{ob.activeSessions, ob.activeHandshakes, ob.handshakes, ob.opened, ob.closed, ob.auths,
+		ob.limits, ob.invalid, ob.panics, ob.messages, ob.io, ob.sendDropped, ob.suppressed,
 		ob.bpUp, ob.bpOutages, ob.bpPublished, ob.bpReceived, ob.bpDropped, ob.bpRefused}
 }
 
 // totals is the sum of the attached Endpoints' Stats, with every reason
 // and code already bounded.
 type totals struct {
-	active                                       int64
+	active, handshaking                          int64
 	accepted, opened, authOK, panics, suppressed uint64
+	sendDropped                                  uint64
 	refused, authFailed, limits, invalid         map[string]uint64
 	closed                                       map[wssafe.StatusCode]uint64 // unknown codes under 0
 	traffic                                      wssafe.Traffic
@@ -75,6 +80,8 @@ type totals struct {
 
 func (t *totals) add(st wssafe.Stats) {
 	t.active += int64(st.Active)
+	t.handshaking += int64(st.Handshaking)
+	t.sendDropped += st.SendDropped
 	t.accepted += st.Accepted
 	t.opened += st.Opened
 	t.authOK += st.AuthSucceeded
@@ -128,6 +135,7 @@ var (
 
 func (ob *observables) observe(o metric.Observer, t *totals) {
 	o.ObserveInt64(ob.activeSessions, t.active)
+	o.ObserveInt64(ob.activeHandshakes, t.handshaking)
 	o.ObserveInt64(ob.handshakes, int64(t.accepted), metric.WithAttributes(keyHandshake.String("accepted")))
 	for r, n := range t.refused {
 		o.ObserveInt64(ob.handshakes, int64(n), metric.WithAttributeSet(refusedAttrs(r)))
@@ -151,6 +159,7 @@ func (ob *observables) observe(o metric.Observer, t *totals) {
 	o.ObserveInt64(ob.messages, t.traffic.MessagesOut, transmitted)
 	o.ObserveInt64(ob.io, t.traffic.BytesIn, received)
 	o.ObserveInt64(ob.io, t.traffic.BytesOut, transmitted)
+	o.ObserveInt64(ob.sendDropped, int64(t.sendDropped))
 	o.ObserveInt64(ob.suppressed, int64(t.suppressed))
 	if !t.backplane {
 		return
