@@ -33,10 +33,12 @@ type Metrics struct {
 	size                        metric.Int64Histogram
 
 	// Attributes of the histograms, built once: Observe allocates nothing.
-	accepted    metric.RecordOption
-	refused     map[string]metric.RecordOption            // by bounded reason
-	closed      map[wssafe.StatusCode]metric.RecordOption // by known code; other: closedOther
-	closedOther metric.RecordOption
+	// Each is a slice, passed as Record's variadic options: a slice
+	// built at each call would escape to the heap.
+	accepted    []metric.RecordOption
+	refused     map[string][]metric.RecordOption            // by bounded reason
+	closed      map[wssafe.StatusCode][]metric.RecordOption // by known code; other: closedOther
+	closedOther []metric.RecordOption
 
 	mu        sync.Mutex
 	endpoints []*wssafe.Endpoint
@@ -112,14 +114,14 @@ func (m *Metrics) Observe(o wssafe.Observation) {
 		m.handler.Record(ctx, o.Duration.Seconds())
 		m.size.Record(ctx, int64(o.Size))
 	case wssafe.SessionClosed:
-		m.session.Record(ctx, o.Duration.Seconds(), m.closeOption(o.Code))
+		m.session.Record(ctx, o.Duration.Seconds(), m.closeOption(o.Code)...)
 	case wssafe.HandshakeAccepted:
-		m.handshake.Record(ctx, o.Duration.Seconds(), m.accepted)
+		m.handshake.Record(ctx, o.Duration.Seconds(), m.accepted...)
 	case wssafe.HandshakeRefused:
-		m.handshake.Record(ctx, o.Duration.Seconds(), m.refused[bound(refusalReasons, o.Reason)])
+		m.handshake.Record(ctx, o.Duration.Seconds(), m.refused[bound(refusalReasons, o.Reason)]...)
 	case wssafe.AuthFailed, wssafe.Panicked:
 		if o.Session == nil { // a token refused at the handshake
-			m.handshake.Record(ctx, o.Duration.Seconds(), m.refused[authRefusal(o)])
+			m.handshake.Record(ctx, o.Duration.Seconds(), m.refused[authRefusal(o)]...)
 		}
 	}
 }
@@ -139,22 +141,26 @@ func authRefusal(o wssafe.Observation) string {
 // newMetrics builds the histograms' attribute options.
 func newMetrics() *Metrics {
 	m := &Metrics{
-		accepted:    metric.WithAttributeSet(attribute.NewSet(keyHandshake.String("accepted"))),
-		refused:     make(map[string]metric.RecordOption, len(refusalReasons)+1),
-		closed:      make(map[wssafe.StatusCode]metric.RecordOption, len(closeStatuses)),
-		closedOther: metric.WithAttributeSet(closeAttrs(0)),
+		accepted:    recordWith(attribute.NewSet(keyHandshake.String("accepted"))),
+		refused:     make(map[string][]metric.RecordOption, len(refusalReasons)+1),
+		closed:      make(map[wssafe.StatusCode][]metric.RecordOption, len(closeStatuses)),
+		closedOther: recordWith(closeAttrs(0)),
 	}
 	for r := range refusalReasons {
-		m.refused[r] = metric.WithAttributeSet(refusedAttrs(r))
+		m.refused[r] = recordWith(refusedAttrs(r))
 	}
-	m.refused[other] = metric.WithAttributeSet(refusedAttrs(other))
+	m.refused[other] = recordWith(refusedAttrs(other))
 	for c := range closeStatuses {
-		m.closed[c] = metric.WithAttributeSet(closeAttrs(c))
+		m.closed[c] = recordWith(closeAttrs(c))
 	}
 	return m
 }
 
-func (m *Metrics) closeOption(code wssafe.StatusCode) metric.RecordOption {
+func recordWith(set attribute.Set) []metric.RecordOption {
+	return []metric.RecordOption{metric.WithAttributeSet(set)}
+}
+
+func (m *Metrics) closeOption(code wssafe.StatusCode) []metric.RecordOption {
 	if opt, ok := m.closed[code]; ok {
 		return opt
 	}
