@@ -19,7 +19,7 @@ import (
 func TestAttachSums(t *testing.T) {
 	e := newEnv(t, &wssafe.Options{})
 	ctx := testContext(t)
-	ep2, err := wssafe.New(echo, &wssafe.Options{Observer: e.m.Observe})
+	ep2, err := wssafe.New(echo, &wssafe.Options{Observer: e.observer, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,13 +39,26 @@ func TestAttachSums(t *testing.T) {
 	defer c2.CloseNow()
 	e.roundTrip(ctx, c2, "two")
 
+	// Both sessions are open, and each has received its message.
 	got, _ := e.collect(ctx)
 	for k, want := range map[string]int64{
 		"wssafe.server.active_sessions{}":                            2,
 		"wssafe.server.handshakes{wssafe.handshake.status=accepted}": 2,
 		"wssafe.server.messages{network.io.direction=receive}":       2,
-		"wssafe.server.io{network.io.direction=transmit}":            6,
-		"wssafe.server.message.size{} count":                         2,
+	} {
+		if got[k] != want {
+			t.Errorf("%s = %d, want %d", k, got[k], want)
+		}
+	}
+	c1.Close(websocket.StatusNormalClosure, "")
+	c2.Close(websocket.StatusNormalClosure, "")
+	e.waitClosed(ctx, 2)
+	got, _ = e.collect(ctx)
+	for k, want := range map[string]int64{
+		"wssafe.server.active_sessions{}": 0,
+		"wssafe.server.closed_sessions{wssafe.close.code=1000,wssafe.close.status=normal_closure}": 2,
+		"wssafe.server.io{network.io.direction=transmit}":                                          6,
+		"wssafe.server.message.size{} count":                                                       2,
 	} {
 		if got[k] != want {
 			t.Errorf("%s = %d, want %d", k, got[k], want)

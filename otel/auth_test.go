@@ -58,6 +58,7 @@ func TestAuthentications(t *testing.T) {
 	if err := c.Close(websocket.StatusGoingAway, ""); err != nil {
 		t.Fatal(err)
 	}
+	e.waitServed(ctx, 2)
 	e.waitClosed(ctx, 1)
 
 	got, _ := e.collect(ctx)

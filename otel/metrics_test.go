@@ -5,7 +5,6 @@ package wsotel_test
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -24,6 +23,8 @@ import (
 	wsotel "github.com/wssafe/wssafe/otel"
 )
 
+var quiet = slog.New(slog.DiscardHandler)
+
 // A testEnv is one Endpoint reported through one Metrics.
 type testEnv struct {
 	t      *testing.T
@@ -32,6 +33,9 @@ type testEnv struct {
 	ep     *wssafe.Endpoint
 	url    string
 	closed chan wssafe.StatusCode // every SessionClosed, once Observe has seen it
+
+	observer func(wssafe.Observation) // Observe, then the closes to closed
+	served   chan struct{}            // a ServeHTTP returned: its handshake is no longer in progress
 }
 
 // echo writes every text message back; "panic" panics.
@@ -51,19 +55,23 @@ func newEnv(t *testing.T, opts *wssafe.Options) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &testEnv{t: t, reader: reader, m: m, closed: make(chan wssafe.StatusCode, 64)}
-	opts.Observer = wssafe.Observers(m.Observe, func(o wssafe.Observation) {
+	e := &testEnv{t: t, reader: reader, m: m, closed: make(chan wssafe.StatusCode, 64), served: make(chan struct{}, 64)}
+	e.observer = wssafe.Observers(m.Observe, func(o wssafe.Observation) {
 		if o.Kind == wssafe.SessionClosed {
 			e.closed <- o.Code
 		}
 	})
+	opts.Observer = e.observer
 	opts.SecurityLogInterval = -1
-	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	opts.Logger = quiet
 	if e.ep, err = wssafe.New(echo, opts); err != nil {
 		t.Fatal(err)
 	}
 	m.Attach(e.ep)
-	srv := httptest.NewServer(e.ep)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { e.served <- struct{}{} }()
+		e.ep.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { _ = e.ep.Shutdown(context.Background()) })
 	e.url = "ws" + strings.TrimPrefix(srv.URL, "http")
@@ -118,6 +126,18 @@ func (e *testEnv) waitClosed(ctx context.Context, n int) {
 		case <-e.closed:
 		case <-ctx.Done():
 			e.t.Fatal("sessions not reported closed")
+		}
+	}
+}
+
+// waitServed waits for n handshakes to be answered.
+func (e *testEnv) waitServed(ctx context.Context, n int) {
+	e.t.Helper()
+	for range n {
+		select {
+		case <-e.served:
+		case <-ctx.Done():
+			e.t.Fatal("handshakes not answered")
 		}
 	}
 }
@@ -208,6 +228,7 @@ func TestScriptedRun(t *testing.T) {
 	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("cross-origin handshake: %v, %v; want HTTP 403", resp, err)
 	}
+	e.waitServed(ctx, 6)
 	e.waitClosed(ctx, 5)
 
 	got, units := e.collect(ctx)
