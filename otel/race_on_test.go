@@ -1,0 +1,5 @@
+//go:build race
+
+package wsotel_test
+
+const raceEnabled = true
