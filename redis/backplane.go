@@ -115,6 +115,7 @@ var (
 	errDropped     = errors.New("wssafe/redis: publication dropped: Redis unreachable or the outbound queue full")
 	errUnavailable = errors.New("wssafe/redis: Redis unreachable")
 	errStopped     = errors.New("wssafe/redis: backplane stopped")
+	errURL         = errors.New("wssafe/redis: Options.URL is not a valid Redis URL: write redis://[user:password@]host:port/db, or rediss:// for TLS")
 	validPrefix    = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 )
 
@@ -251,7 +252,9 @@ func resolve(o *Options) error {
 func clientFromURL(url string, tc *tls.Config) (*goredis.Client, error) {
 	o, err := goredis.ParseURL(url)
 	if err != nil {
-		return nil, errors.New("wssafe/redis: Options.URL: " + err.Error())
+		// go-redis's error can quote the URL, and with it the password:
+		// a fixed message instead.
+		return nil, errURL
 	}
 	if o.TLSConfig != nil && tc != nil {
 		c := tc.Clone()
