@@ -140,7 +140,10 @@ type Backplane struct {
 	sink     sink
 	node     *wssafe.Node // the Endpoint's, when started by one: counts and logs go through it
 	ownLog   bool         // Options.Logger was zero: the Endpoint's logger replaces the default
-	started  atomic.Bool
+	life     sync.Mutex   // orders start and Stop
+	started  bool         // under life: started, or stopped before a start
+	stopOnce sync.Once
+	stopErr  error
 	stopping chan struct{}
 	wg       sync.WaitGroup
 
@@ -273,10 +276,18 @@ func clientFromURL(url string, tc *tls.Config) (*goredis.Client, error) {
 // NodeID returns this node's ID.
 func (b *Backplane) NodeID() string { return b.opt.NodeID }
 
-// start connects to Redis in the background and delivers to s.
-func (b *Backplane) start(s sink, topics []string) error {
-	if !b.started.CompareAndSwap(false, true) {
-		return errors.New("wssafe/redis: Start called twice")
+// start connects to Redis in the background and delivers to s; attach,
+// when set, runs first, under the same lock (Start's: the Endpoint's Node
+// and logger), so that a refused start changes nothing.
+func (b *Backplane) start(s sink, topics []string, attach func()) error {
+	b.life.Lock()
+	defer b.life.Unlock()
+	if b.started {
+		return errors.New("wssafe/redis: Start called twice, or after Stop: a Backplane serves one Endpoint, once")
+	}
+	b.started = true
+	if attach != nil {
+		attach()
 	}
 	b.sink = s
 	for _, t := range topics {
@@ -295,28 +306,39 @@ func (b *Backplane) start(s sink, topics []string) error {
 
 // Stop leaves the cluster: it tells the other nodes this node's topics are
 // gone, removes its presence counts, sends what is queued within ctx, and
-// stops every goroutine. Control operations still pending are lost.
+// stops every goroutine. Control operations still pending are lost. It
+// may be called more than once, concurrently: the first call stops, the
+// others wait for it and return what it returned. A Backplane stopped
+// before it started cannot be started.
 func (b *Backplane) Stop(ctx context.Context) error {
-	if !b.started.Load() {
+	b.stopOnce.Do(func() { b.stopErr = b.stop(ctx, false) })
+	return b.stopErr
+}
+
+// stop is Stop's body; crash: as a dying process, removing nothing.
+func (b *Backplane) stop(ctx context.Context, crash bool) error {
+	b.life.Lock()
+	if !b.started {
+		b.started = true
+		b.life.Unlock()
 		if b.ownClient {
 			return b.client.Close()
 		}
 		return nil
 	}
-	select {
-	case <-b.stopping:
-		return nil
-	default:
-	}
-	b.stopCtx = ctx
+	b.stopCtx, b.crashed = ctx, crash
 	close(b.stopping)
+	b.life.Unlock()
 	for _, l := range b.links {
 		l.close()
 	}
 	b.wg.Wait()
-	err := b.pres.removeAll(ctx)
+	var err error
+	if !crash {
+		err = b.pres.removeAll(ctx)
+	}
 	if b.ownClient {
-		if cerr := b.client.Close(); err == nil {
+		if cerr := b.client.Close(); err == nil && !crash {
 			err = cerr
 		}
 	}
@@ -499,13 +521,5 @@ func (b *Backplane) drop(n int, reason string) {
 // crash stops the goroutines as a dying process would: nothing is
 // removed from Redis (tests).
 func (b *Backplane) crash() {
-	b.crashed = true
-	close(b.stopping)
-	for _, l := range b.links {
-		l.close()
-	}
-	b.wg.Wait()
-	if b.ownClient {
-		_ = b.client.Close()
-	}
+	b.stopOnce.Do(func() { b.stopErr = b.stop(context.Background(), true) })
 }

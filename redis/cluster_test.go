@@ -63,7 +63,7 @@ func startNode(t *testing.T, opt Options, id string) (*Backplane, *fakeSink) {
 		t.Fatal(err)
 	}
 	s := newSink()
-	if err := b.start(s, nil); err != nil {
+	if err := b.start(s, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -354,7 +354,7 @@ func TestPresenceExpiresWithDeadNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.start(newSink(), nil); err != nil {
+	if err := d.start(newSink(), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
