@@ -365,8 +365,14 @@ type health struct {
 
 func (h *health) init(b *Backplane) { h.b = b; h.failed = map[any]bool{} }
 
-// fail records that part could not reach Redis.
+// fail records that part could not reach Redis. Once Stop began, a
+// failure is Stop's own closing of the connections, not an outage.
 func (h *health) fail(part any, err error) {
+	select {
+	case <-h.b.stopping:
+		return
+	default:
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.failed[part] = true
