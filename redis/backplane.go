@@ -431,6 +431,18 @@ func (h *health) ok(part any) {
 	}
 }
 
+// forget records that part no longer talks to Redis at all (a link with
+// nothing to receive): if it was failing, it is not any more, and the
+// outage ends with it when no other part fails.
+func (h *health) forget(part any) {
+	h.mu.Lock()
+	failing := h.failed[part]
+	h.mu.Unlock()
+	if failing {
+		h.ok(part) // failing implies down: ok removes it and may end the outage
+	}
+}
+
 // counters are the Backplane's statistics.
 type counters struct {
 	published, dropped, received atomic.Uint64

@@ -555,6 +555,10 @@ func (l *link) waitWanted() bool {
 		if n > 0 {
 			return true
 		}
+		// Nothing to receive, no connection: this link is not failing,
+		// whatever its last connection did. (Else a link whose last topic
+		// left during an outage would keep the backplane down.)
+		l.b.health.forget(l)
 		select {
 		case <-l.wake:
 		case <-l.b.stopping:
