@@ -66,7 +66,9 @@ type Options struct {
 	// MaxAge is how old an envelope may be, by the receiver's clock, and
 	// MaxSkew how far in the future: nodes' clocks must agree within
 	// MaxSkew. Zero means 30 s and 5 s. A captured envelope can be replayed
-	// to nobody: the anti-replay window holds for MaxAge.
+	// to nobody: the anti-replay window holds for MaxAge. A control
+	// operation re-read after a reconnect may be older: up to 10 minutes
+	// (or MaxAge if longer), de-duplicated by MAC for as long.
 	MaxAge  time.Duration
 	MaxSkew time.Duration
 
@@ -93,7 +95,8 @@ type Options struct {
 	// Node), counted in its Stats().Backplane, and not logged here again.
 	Logger *slog.Logger
 
-	now func() time.Time // tests
+	now      func() time.Time // tests
+	linkGate func(node bool)  // tests: runs before each connection of a link
 }
 
 // Wire kinds of control operations; the wiring maps the core's kinds.
@@ -187,7 +190,7 @@ func New(opt Options) (*Backplane, error) {
 		b.ownClient = true
 	}
 	b.seal = newSealer(kr, opt.NodeID, opt.now)
-	b.open = newOpener(kr, opt.NodeID, opt.MaxAge, opt.MaxSkew, opt.now)
+	b.open = newOpener(kr, opt.NodeID, opt.MaxAge, opt.MaxSkew, recentControlsTTL, opt.now)
 	b.nodeChan = opt.Prefix + ":node"
 	if opt.Sharded {
 		b.nodeChan = "{" + opt.Prefix + ":node}"
@@ -446,6 +449,7 @@ func (h *health) forget(part any) {
 // counters are the Backplane's statistics.
 type counters struct {
 	published, dropped, received atomic.Uint64
+	recovered                    atomic.Uint64
 	controlsDropped, outages     atomic.Uint64
 	lastDropLog, lastRefuseLog   atomic.Int64
 }
@@ -459,6 +463,7 @@ type Stats struct {
 	Refused         map[string]uint64 // envelopes refused, by reason: bad_mac, unknown_key, stale, replay, malformed, too_many_peers, bad_record
 	ControlsPending int               // control operations waiting for Redis
 	ControlsDropped uint64            // control operations lost: more than MaxPendingControls waiting
+	ControlsReread  uint64            // control operations missed live, performed when re-read after a reconnect
 	Outages         uint64            // times Redis became unreachable
 	Down            bool              // Redis unreachable now
 	RemoteNodes     int               // other nodes known to the interest table
@@ -469,7 +474,7 @@ func (b *Backplane) Stats() Stats {
 	s := Stats{
 		Published: b.st.published.Load(), Dropped: b.st.dropped.Load(), Received: b.st.received.Load(),
 		Echoes: b.open.counts[verdictEcho].Load(), Refused: map[string]uint64{},
-		ControlsPending: b.controls.len(), ControlsDropped: b.st.controlsDropped.Load(),
+		ControlsPending: b.controls.len(), ControlsDropped: b.st.controlsDropped.Load(), ControlsReread: b.st.recovered.Load(),
 		Outages: b.st.outages.Load(), Down: b.down(), RemoteNodes: b.remote.nodes(),
 	}
 	for v := refusedMalformed; v < numVerdicts; v++ {
