@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/wssafe/wssafe"
-	"github.com/wssafe/wssafe/redis/redistest"
 	"github.com/wssafe/wssafe/bench/internal/wsclient"
 	"github.com/wssafe/wssafe/bench/peers"
 	"github.com/wssafe/wssafe/redis"
+	"github.com/wssafe/wssafe/redis/redistest"
 )
 
 // BenchmarkClusterPublish is the caller's cost of one Hub.Publish of a

@@ -13,9 +13,9 @@ import (
 	"sort"
 	"time"
 
-	"github.com/wssafe/wssafe/redis/redistest"
 	"github.com/wssafe/wssafe/bench/internal/wsclient"
 	"github.com/wssafe/wssafe/bench/peers"
+	"github.com/wssafe/wssafe/redis/redistest"
 )
 
 // clusterResult is one measured run of wssafe's topic fan-out across
