@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/wssafe/wssafe"
-	"github.com/wssafe/wssafe/bench/internal/redisserver"
 	"github.com/wssafe/wssafe/bench/internal/wsclient"
 	"github.com/wssafe/wssafe/bench/peers"
 	"github.com/wssafe/wssafe/redis"
+	"github.com/wssafe/wssafe/redis/redistest"
 )
 
 // BenchmarkClusterPublish is the caller's cost of one Hub.Publish of a
@@ -39,18 +39,18 @@ import (
 // one CPU, with -test.cpu 1, they run while the timer is stopped). Skipped
 // without a redis-server binary.
 func BenchmarkClusterPublish(b *testing.B) {
-	if !redisserver.Available() {
-		b.Skip(redisserver.ErrNotFound)
+	rs, err := redistest.Launch(redistest.Config{})
+	if errors.Is(err, redistest.ErrNotFound) {
+		b.Skip(err)
 	}
-	rs, err := redisserver.Start("")
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(rs.Stop)
+	b.Cleanup(rs.Close)
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	newBP := func(id string) wssafe.Backplane {
-		bp, err := redis.New(redis.Options{URL: rs.URL(), Keys: []redis.Key{{ID: "bench", Secret: secret}}, NodeID: id,
+		bp, err := redis.New(redis.Options{URL: rs.URL(0), Keys: []redis.Key{{ID: "bench", Secret: secret}}, NodeID: id,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			b.Fatal(err)

@@ -66,7 +66,9 @@ type Options struct {
 	// MaxAge is how old an envelope may be, by the receiver's clock, and
 	// MaxSkew how far in the future: nodes' clocks must agree within
 	// MaxSkew. Zero means 30 s and 5 s. A captured envelope can be replayed
-	// to nobody: the anti-replay window holds for MaxAge.
+	// to nobody: the anti-replay window holds for MaxAge. A control
+	// operation re-read after a reconnect may be older: up to 10 minutes
+	// (or MaxAge if longer), de-duplicated by MAC for as long.
 	MaxAge  time.Duration
 	MaxSkew time.Duration
 
@@ -93,7 +95,8 @@ type Options struct {
 	// Node), counted in its Stats().Backplane, and not logged here again.
 	Logger *slog.Logger
 
-	now func() time.Time // tests
+	now      func() time.Time // tests
+	linkGate func(node bool)  // tests: runs before each connection of a link
 }
 
 // Wire kinds of control operations; the wiring maps the core's kinds.
@@ -115,6 +118,7 @@ var (
 	errDropped     = errors.New("wssafe/redis: publication dropped: Redis unreachable or the outbound queue full")
 	errUnavailable = errors.New("wssafe/redis: Redis unreachable")
 	errStopped     = errors.New("wssafe/redis: backplane stopped")
+	errURL         = errors.New("wssafe/redis: Options.URL is not a valid Redis URL: write redis://[user:password@]host:port/db, or rediss:// for TLS")
 	validPrefix    = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 )
 
@@ -139,7 +143,10 @@ type Backplane struct {
 	sink     sink
 	node     *wssafe.Node // the Endpoint's, when started by one: counts and logs go through it
 	ownLog   bool         // Options.Logger was zero: the Endpoint's logger replaces the default
-	started  atomic.Bool
+	life     sync.Mutex   // orders start and Stop
+	started  bool         // under life: started, or stopped before a start
+	stopOnce sync.Once
+	stopErr  error
 	stopping chan struct{}
 	wg       sync.WaitGroup
 
@@ -183,7 +190,7 @@ func New(opt Options) (*Backplane, error) {
 		b.ownClient = true
 	}
 	b.seal = newSealer(kr, opt.NodeID, opt.now)
-	b.open = newOpener(kr, opt.NodeID, opt.MaxAge, opt.MaxSkew, opt.now)
+	b.open = newOpener(kr, opt.NodeID, opt.MaxAge, opt.MaxSkew, recentControlsTTL, opt.now)
 	b.nodeChan = opt.Prefix + ":node"
 	if opt.Sharded {
 		b.nodeChan = "{" + opt.Prefix + ":node}"
@@ -251,7 +258,9 @@ func resolve(o *Options) error {
 func clientFromURL(url string, tc *tls.Config) (*goredis.Client, error) {
 	o, err := goredis.ParseURL(url)
 	if err != nil {
-		return nil, errors.New("wssafe/redis: Options.URL: " + err.Error())
+		// go-redis's error can quote the URL, and with it the password:
+		// a fixed message instead.
+		return nil, errURL
 	}
 	if o.TLSConfig != nil && tc != nil {
 		c := tc.Clone()
@@ -270,10 +279,18 @@ func clientFromURL(url string, tc *tls.Config) (*goredis.Client, error) {
 // NodeID returns this node's ID.
 func (b *Backplane) NodeID() string { return b.opt.NodeID }
 
-// start connects to Redis in the background and delivers to s.
-func (b *Backplane) start(s sink, topics []string) error {
-	if !b.started.CompareAndSwap(false, true) {
-		return errors.New("wssafe/redis: Start called twice")
+// start connects to Redis in the background and delivers to s; attach,
+// when set, runs first, under the same lock (Start's: the Endpoint's Node
+// and logger), so that a refused start changes nothing.
+func (b *Backplane) start(s sink, topics []string, attach func()) error {
+	b.life.Lock()
+	defer b.life.Unlock()
+	if b.started {
+		return errors.New("wssafe/redis: Start called twice, or after Stop: a Backplane serves one Endpoint, once")
+	}
+	b.started = true
+	if attach != nil {
+		attach()
 	}
 	b.sink = s
 	for _, t := range topics {
@@ -292,28 +309,39 @@ func (b *Backplane) start(s sink, topics []string) error {
 
 // Stop leaves the cluster: it tells the other nodes this node's topics are
 // gone, removes its presence counts, sends what is queued within ctx, and
-// stops every goroutine. Control operations still pending are lost.
+// stops every goroutine. Control operations still pending are lost. It
+// may be called more than once, concurrently: the first call stops, the
+// others wait for it and return what it returned. A Backplane stopped
+// before it started cannot be started.
 func (b *Backplane) Stop(ctx context.Context) error {
-	if !b.started.Load() {
+	b.stopOnce.Do(func() { b.stopErr = b.stop(ctx, false) })
+	return b.stopErr
+}
+
+// stop is Stop's body; crash: as a dying process, removing nothing.
+func (b *Backplane) stop(ctx context.Context, crash bool) error {
+	b.life.Lock()
+	if !b.started {
+		b.started = true
+		b.life.Unlock()
 		if b.ownClient {
 			return b.client.Close()
 		}
 		return nil
 	}
-	select {
-	case <-b.stopping:
-		return nil
-	default:
-	}
-	b.stopCtx = ctx
+	b.stopCtx, b.crashed = ctx, crash
 	close(b.stopping)
+	b.life.Unlock()
 	for _, l := range b.links {
 		l.close()
 	}
 	b.wg.Wait()
-	err := b.pres.removeAll(ctx)
+	var err error
+	if !crash {
+		err = b.pres.removeAll(ctx)
+	}
 	if b.ownClient {
-		if cerr := b.client.Close(); err == nil {
+		if cerr := b.client.Close(); err == nil && !crash {
 			err = cerr
 		}
 	}
@@ -340,8 +368,14 @@ type health struct {
 
 func (h *health) init(b *Backplane) { h.b = b; h.failed = map[any]bool{} }
 
-// fail records that part could not reach Redis.
+// fail records that part could not reach Redis. Once Stop began, a
+// failure is Stop's own closing of the connections, not an outage.
 func (h *health) fail(part any, err error) {
+	select {
+	case <-h.b.stopping:
+		return
+	default:
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.failed[part] = true
@@ -400,9 +434,22 @@ func (h *health) ok(part any) {
 	}
 }
 
+// forget records that part no longer talks to Redis at all (a link with
+// nothing to receive): if it was failing, it is not any more, and the
+// outage ends with it when no other part fails.
+func (h *health) forget(part any) {
+	h.mu.Lock()
+	failing := h.failed[part]
+	h.mu.Unlock()
+	if failing {
+		h.ok(part) // failing implies down: ok removes it and may end the outage
+	}
+}
+
 // counters are the Backplane's statistics.
 type counters struct {
 	published, dropped, received atomic.Uint64
+	recovered                    atomic.Uint64
 	controlsDropped, outages     atomic.Uint64
 	lastDropLog, lastRefuseLog   atomic.Int64
 }
@@ -416,6 +463,7 @@ type Stats struct {
 	Refused         map[string]uint64 // envelopes refused, by reason: bad_mac, unknown_key, stale, replay, malformed, too_many_peers, bad_record
 	ControlsPending int               // control operations waiting for Redis
 	ControlsDropped uint64            // control operations lost: more than MaxPendingControls waiting
+	ControlsReread  uint64            // control operations missed live, performed when re-read after a reconnect
 	Outages         uint64            // times Redis became unreachable
 	Down            bool              // Redis unreachable now
 	RemoteNodes     int               // other nodes known to the interest table
@@ -426,7 +474,7 @@ func (b *Backplane) Stats() Stats {
 	s := Stats{
 		Published: b.st.published.Load(), Dropped: b.st.dropped.Load(), Received: b.st.received.Load(),
 		Echoes: b.open.counts[verdictEcho].Load(), Refused: map[string]uint64{},
-		ControlsPending: b.controls.len(), ControlsDropped: b.st.controlsDropped.Load(),
+		ControlsPending: b.controls.len(), ControlsDropped: b.st.controlsDropped.Load(), ControlsReread: b.st.recovered.Load(),
 		Outages: b.st.outages.Load(), Down: b.down(), RemoteNodes: b.remote.nodes(),
 	}
 	for v := refusedMalformed; v < numVerdicts; v++ {
@@ -496,13 +544,5 @@ func (b *Backplane) drop(n int, reason string) {
 // crash stops the goroutines as a dying process would: nothing is
 // removed from Redis (tests).
 func (b *Backplane) crash() {
-	b.crashed = true
-	close(b.stopping)
-	for _, l := range b.links {
-		l.close()
-	}
-	b.wg.Wait()
-	if b.ownClient {
-		_ = b.client.Close()
-	}
+	b.stopOnce.Do(func() { b.stopErr = b.stop(context.Background(), true) })
 }

@@ -56,7 +56,7 @@ func BenchmarkPublishRemoteInterest(b *testing.B) {
 func BenchmarkOpen(b *testing.B) {
 	kr, _ := newKeyring([]Key{clusterKey})
 	s := newSealer(kr, "a", time.Now)
-	o := newOpener(kr, "b", time.Minute, 5*time.Second, time.Now)
+	o := newOpener(kr, "b", time.Minute, 5*time.Second, 0, time.Now)
 	envs := make([][]byte, 4096)
 	for i := range envs {
 		envs[i] = s.seal(kindPublication, make([]byte, 128))

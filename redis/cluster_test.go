@@ -63,7 +63,7 @@ func startNode(t *testing.T, opt Options, id string) (*Backplane, *fakeSink) {
 		t.Fatal(err)
 	}
 	s := newSink()
-	if err := b.start(s, nil); err != nil {
+	if err := b.start(s, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -223,23 +223,36 @@ func TestForgedAndReplayedEnvelopesRefused(t *testing.T) {
 
 // Redis goes away mid-test and comes back empty: publishing drops and
 // counts, control operations wait, the links reconnect and resubscribe,
-// the interest table and presence are rebuilt, and nothing leaks.
+// the interest table and presence are rebuilt, and nothing leaks. A
+// topic left during the outage (in sharded mode: a link with nothing left
+// to receive) does not keep the node down.
 func TestRedisRestart(t *testing.T) {
+	for _, sharded := range []bool{false, true} {
+		t.Run(map[bool]string{false: "pubsub", true: "sharded"}[sharded], func(t *testing.T) { testRedisRestart(t, sharded) })
+	}
+}
+
+func testRedisRestart(t *testing.T, sharded bool) {
 	srv := redistest.Start(t, redistest.Config{})
 	opt := testOptions(srv.URL(0))
+	opt.Sharded = sharded
 	var logs lockedBuffer
 	aopt := opt
 	aopt.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	a, _ := startNode(t, aopt, "a")
 	b, bs := startNode(t, opt, "b")
 	b.Subscribe("room")
+	a.Subscribe("side")
 	eventually(t, 3*time.Second, "a learns b's topic", func() bool { return a.remote.has("room") })
+	eventually(t, 3*time.Second, "b learns a's topic", func() bool { return b.remote.has("side") })
 	if ok, err := b.Acquire(context.Background(), "alice", 0); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
 
 	srv.Kill()
 	eventually(t, 5*time.Second, "a notices the outage", func() bool { return a.Stats().Down })
+	eventually(t, 5*time.Second, "a's link for side fails", func() bool { return failing(a, a.linkFor("side")) })
+	a.Unsubscribe("side") // its link has nothing left to receive
 	if err := a.publish(publication{Topic: "room", Data: []byte("payload-7f3a")}); err == nil {
 		t.Fatal("a publication during the outage was not dropped")
 	}
@@ -272,6 +285,10 @@ func TestRedisRestart(t *testing.T) {
 		on, err := a.Online(context.Background())
 		return err == nil && on["alice"] == 1
 	})
+	eventually(t, 5*time.Second, "a is up again", func() bool { return !a.Stats().Down })
+	if ok, err := a.Acquire(context.Background(), "bob", 5); !ok || err != nil {
+		t.Fatalf("Acquire after the recovery: %v, %v", ok, err)
+	}
 	st := a.Stats()
 	if st.Outages != 1 || st.Down || st.ControlsPending != 0 {
 		t.Fatalf("stats after recovery: %+v", st)
@@ -283,6 +300,13 @@ func TestRedisRestart(t *testing.T) {
 	if strings.Contains(out, "payload-7f3a") {
 		t.Fatal("a payload reached the log")
 	}
+}
+
+// failing reports whether b's health counts part as failing.
+func failing(b *Backplane, part any) bool {
+	b.health.mu.Lock()
+	defer b.health.mu.Unlock()
+	return b.health.failed[part]
 }
 
 func TestPresenceCapAcrossNodes(t *testing.T) {
@@ -354,7 +378,7 @@ func TestPresenceExpiresWithDeadNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.start(newSink(), nil); err != nil {
+	if err := d.start(newSink(), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()

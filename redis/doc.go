@@ -59,8 +59,14 @@
 // window of 1024 sequence numbers (sharded channels reorder) is kept until
 // every envelope it accepted is stale, so a replay is refused by its
 // sequence number, then by its timestamp, also after the sender restarted.
-// A client of Redis without the key can therefore inject no broadcast and
-// no close. Revocation records are signed too (before, expiry and key
+// Control operations are de-duplicated by MAC instead, remembered for as
+// long as they can be re-read (10 minutes, or MaxAge if longer), so that a
+// busy sender's publications cannot push a close out of the window and a
+// close is performed at most once, live or re-read. A client of Redis
+// without the key can therefore inject no broadcast and no close. One
+// that can write the recent list can make a reconnecting node perform
+// again, once per node boot, a close sent within those 10 minutes while
+// it was disconnected, and no other. Revocation records are signed too (before, expiry and key
 // name, under the cluster key): a record that does not verify is refused
 // and counted (bad_record), so a client of Redis cannot lock a subject
 // out. What it can do: read every payload, topic, subject and session ID
@@ -78,10 +84,13 @@
 // rate-limited) when the bounded outbound queue is full or Redis is
 // unreachable; the caller never blocks. Control operations are kept while
 // Redis is unreachable (up to MaxPendingControls) and sent on recovery;
-// each is also appended to a short list that a node re-reads when its
-// link reconnects, so a node that was not subscribed at the time still
-// gets it; revocations are stored with a TTL and loaded by every node at
-// start and after each outage.
+// each is also appended to a short list (the last 1000, for 10 minutes)
+// that a node re-reads when its link reconnects: a close sent since that
+// link last heard from Redis (or started) and not performed yet is
+// performed then, even after a cut longer than MaxAge, and counted in
+// Stats.ControlsReread; one older than the list's 10 minutes is refused
+// and counted (stale). Revocations are stored with a TTL and loaded by
+// every node at start and after each outage.
 //
 // A node publishes to a topic's channel only when another node announced
 // a subscriber for it (the interest table, fed by Subscribe/Unsubscribe

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -307,7 +308,9 @@ func TestEndpointPublishAcrossNodes(t *testing.T) {
 				}
 			}
 
-			if st := a.ep.Stats().Backplane; st == nil || st.Node != "a" || st.Published < 2 || !st.Up {
+			// Counted once Redis answered the write, maybe after delivery.
+			eventually(t, 3*time.Second, "A counts its publications", func() bool { return a.ep.Stats().Backplane.Published >= 2 })
+			if st := a.ep.Stats().Backplane; st == nil || st.Node != "a" || !st.Up {
 				t.Fatalf("A's Stats().Backplane = %+v", st)
 			}
 			if st := cn.ep.Stats().Backplane; st.Received < 3 {
@@ -516,16 +519,29 @@ func TestEndpointRevocationReachesLateNodes(t *testing.T) {
 // within 5 s; the outage and the recovery are logged once each, by the
 // Endpoint only.
 func TestEndpointRedisOutage(t *testing.T) {
+	for _, sharded := range []bool{false, true} {
+		t.Run(map[bool]string{false: "pubsub", true: "sharded"}[sharded], func(t *testing.T) { testEndpointRedisOutage(t, sharded) })
+	}
+}
+
+func testEndpointRedisOutage(t *testing.T, sharded bool) {
 	c := newTestCluster(t, redistest.Config{})
+	c.bpOpt.Sharded = sharded
 	a, b := c.node("a", nil), c.node("b", nil)
 	a1, a2, b1 := c.dial(a, "alice"), c.dial(a, "bob"), c.dial(b, "carol")
 	join(t, a1, "room")
 	join(t, a2, "room")
 	join(t, b1, "room")
+	side := c.dial(a, "erin") // leaves during the outage
+	join(t, side, "side")
 	knows(t, "room", a, b)
+	knows(t, "side", b)
 
 	c.redis.Kill()
 	eventually(t, 5*time.Second, "A notices the outage", func() bool { return !a.ep.Stats().Backplane.Up })
+	eventually(t, 5*time.Second, "A's link for side fails", func() bool { return failing(a.bp, a.bp.linkFor("side")) })
+	side.Close(websocket.StatusNormalClosure, "")
+	eventually(t, 5*time.Second, "A leaves side", func() bool { return !slices.Contains(a.bp.topics.list(), "side") })
 	n, err := a.ep.Hub().Publish(wssafe.Publication{Topic: "room", Type: wssafe.MessageText, Data: []byte("payload-5e1c")})
 	if !errors.Is(err, wssafe.ErrDropped) || n != 2 {
 		t.Fatalf("Publish during the outage = %d, %v; want 2 local, ErrDropped", n, err)
@@ -568,6 +584,8 @@ func TestEndpointRedisOutage(t *testing.T) {
 	}
 	t.Logf("cross-node delivery resumed %v after the restart", time.Since(restarted).Round(time.Millisecond))
 	eventually(t, 5*time.Second, "A is up", func() bool { return a.ep.Stats().Backplane.Up })
+	dave := c.dial(a, "dave") // a capped handshake: Acquire reaches Redis again
+	nothingQueued(t, dave, "a new session after the recovery")
 
 	logs := a.logs.String()
 	down := strings.Count(logs, `"event":"backplane_down"`)

@@ -124,6 +124,8 @@ type verdict uint8
 const (
 	verdictOK         verdict = iota
 	verdictEcho               // this node's own envelope: dropped, not refused
+	verdictSeen               // re-read: a control operation this node has already performed
+	verdictEarlier            // re-read: sent while this node was receiving, so received then
 	refusedMalformed          // not an envelope of this version
 	refusedUnknownKey         // signed under a key ID not in the keyring
 	refusedMAC                // the MAC does not match: forged or altered
@@ -136,7 +138,7 @@ const (
 
 // reasonNames are the refusal reasons as logged and counted.
 var reasonNames = [numVerdicts]string{
-	verdictOK: "ok", verdictEcho: "echo",
+	verdictOK: "ok", verdictEcho: "echo", verdictSeen: "seen", verdictEarlier: "earlier",
 	refusedMalformed: "malformed", refusedUnknownKey: "unknown_key", refusedMAC: "bad_mac",
 	refusedStale: "stale", refusedReplay: "replay", refusedPeers: "too_many_peers",
 	refusedRecord: "bad_record",
@@ -155,6 +157,14 @@ const maxPeers = 4096
 // An opener verifies envelopes: MAC, key, freshness, replay. It is safe for
 // concurrent use.
 //
+// Control operations are de-duplicated by MAC rather than by sequence
+// number: a busy sender's publications (on other connections, in sharded
+// mode) must not push a close out of the window, and a control operation
+// re-read from the recent list after an outage is accepted up to that
+// list's TTL, longer than maxAge. Their MACs are kept until that TTL has
+// passed, so a control envelope is performed at most once per receiver
+// boot, live or re-read.
+//
 // Freshness: an envelope is accepted when its timestamp t satisfies
 // now-maxAge <= t <= now+maxSkew by this node's clock. A sender boot's
 // replay state is kept until every envelope it accepted from that boot is
@@ -169,37 +179,49 @@ type opener struct {
 	maxSkew time.Duration
 	now     func() time.Time
 
+	recentTTL time.Duration // how long control operations may be re-read
+
 	mu        sync.Mutex
 	peers     map[peerID]*replayWindow
+	seen      map[[macLen]byte]int64 // control envelopes performed: MAC -> forget after (Unix ns)
 	lastPrune time.Time
 
 	counts [numVerdicts]atomic.Uint64
 }
 
-func newOpener(keys *keyring, node string, maxAge, maxSkew time.Duration, now func() time.Time) *opener {
-	return &opener{keys: keys, node: node, maxAge: maxAge, maxSkew: maxSkew, now: now, peers: map[peerID]*replayWindow{}}
+// maxSeen bounds the control envelopes remembered. Only key holders can
+// add one; past the bound a live one is still performed (it was fresh)
+// but not remembered, and a re-read one is skipped.
+const maxSeen = 1 << 16
+
+func newOpener(keys *keyring, node string, maxAge, maxSkew, recentTTL time.Duration, now func() time.Time) *opener {
+	return &opener{keys: keys, node: node, maxAge: maxAge, maxSkew: maxSkew, recentTTL: max(recentTTL, maxAge), now: now,
+		peers: map[peerID]*replayWindow{}, seen: map[[macLen]byte]int64{}}
 }
 
 // open decodes and verifies b, counting the verdict. The envelope's
 // payload aliases b.
 func (o *opener) open(b []byte) (envelope, verdict) {
-	e, v := o.check(b)
+	e, v := o.check(b, time.Time{})
 	o.counts[v].Add(1)
 	return e, v
 }
 
-// reopen is open for an envelope that may have been received already
-// (re-read from the recent list): a replay or a stale one is expected
-// then, and not counted as a refusal.
-func (o *opener) reopen(b []byte) (envelope, verdict) {
-	e, v := o.check(b)
-	if v != refusedReplay && v != refusedStale {
-		o.counts[v].Add(1)
-	}
+// reopen opens a control envelope re-read from the recent list when the
+// node link (re)connected; since is when that link last heard from Redis
+// before, or when it started. The list holds what was sent while this
+// node was connected too: one sent well before since was received then
+// (verdictEarlier), one already performed is skipped (verdictSeen), and
+// neither is a refusal. One sent after since is accepted up to recentTTL
+// old, so that a node cut off for longer than maxAge still performs it.
+func (o *opener) reopen(b []byte, since time.Time) (envelope, verdict) {
+	e, v := o.check(b, since)
+	o.counts[v].Add(1)
 	return e, v
 }
 
-func (o *opener) check(b []byte) (envelope, verdict) {
+// check verifies b; since is zero for a live envelope, else reopen's.
+func (o *opener) check(b []byte, since time.Time) (envelope, verdict) {
 	e, keyID, ok := decode(b)
 	if !ok {
 		return e, refusedMalformed
@@ -208,18 +230,61 @@ func (o *opener) check(b []byte) (envelope, verdict) {
 	if signer == nil {
 		return e, refusedUnknownKey
 	}
-	body := b[:len(b)-macLen]
-	if !signer.Verify(body, b[len(body):]) {
+	body, mac := b[:len(b)-macLen], b[len(b)-macLen:]
+	if !signer.Verify(body, mac) {
 		return e, refusedMAC
 	}
 	if e.node == o.node {
 		return e, verdictEcho
 	}
 	now := o.now()
-	if e.time < now.Add(-o.maxAge).UnixNano() || e.time > now.Add(o.maxSkew).UnixNano() {
+	if e.time > now.Add(o.maxSkew).UnixNano() {
 		return e, refusedStale
 	}
-	return e, o.remember(e, now)
+	if since.IsZero() {
+		if e.time < now.Add(-o.maxAge).UnixNano() {
+			return e, refusedStale
+		}
+		if e.kind == kindControl {
+			return e, o.rememberMAC(e, [macLen]byte(mac), now, false)
+		}
+		return e, o.remember(e, now)
+	}
+	if e.kind != kindControl {
+		return e, refusedMalformed // the recent list holds control operations only
+	}
+	// Published within writeTimeout of being sealed, on clocks MaxSkew
+	// apart: one sealed before this bound reached the link before it
+	// last heard from Redis.
+	if e.time < since.Add(-o.maxSkew-writeTimeout).UnixNano() {
+		return e, verdictEarlier
+	}
+	if e.time < now.Add(-o.recentTTL).UnixNano() {
+		return e, refusedStale // missed, and too old to perform now: counted
+	}
+	return e, o.rememberMAC(e, [macLen]byte(mac), now, true)
+}
+
+// rememberMAC records a control envelope performed; a second one with
+// the same MAC is a replay live, and expected when re-read.
+func (o *opener) rememberMAC(e envelope, mac [macLen]byte, now time.Time, reread bool) verdict {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.prune(now)
+	if _, dup := o.seen[mac]; dup {
+		if reread {
+			return verdictSeen
+		}
+		return refusedReplay
+	}
+	if len(o.seen) >= maxSeen {
+		if reread {
+			return verdictSeen
+		}
+		return verdictOK
+	}
+	o.seen[mac] = e.time + int64(o.recentTTL+o.maxSkew)
+	return verdictOK
 }
 
 // remember records e's sequence number in its sender boot's window.
@@ -254,6 +319,11 @@ func (o *opener) prune(now time.Time) {
 	for id, w := range o.peers {
 		if w.maxTs < cutoff {
 			delete(o.peers, id)
+		}
+	}
+	for mac, until := range o.seen {
+		if until < now.UnixNano() {
+			delete(o.seen, mac)
 		}
 	}
 }

@@ -29,7 +29,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 	clk := newFakeClock()
 	kr := mustKeyring(t, testKey("k1", 1))
 	s := newSealer(kr, "node-a", clk.now)
-	o := newOpener(kr, "node-b", 30*time.Second, 5*time.Second, clk.now)
+	o := newOpener(kr, "node-b", 30*time.Second, 5*time.Second, 0, clk.now)
 	b := s.seal(kindPublication, []byte("payload"))
 	e, v := o.open(b)
 	if v != verdictOK || e.kind != kindPublication || e.node != "node-a" || e.boot != s.boot ||
@@ -48,7 +48,7 @@ func TestEnvelopeRefusals(t *testing.T) {
 	clk := newFakeClock()
 	kr := mustKeyring(t, testKey("k1", 1))
 	s := newSealer(kr, "node-a", clk.now)
-	o := newOpener(kr, "node-b", 30*time.Second, 5*time.Second, clk.now)
+	o := newOpener(kr, "node-b", 30*time.Second, 5*time.Second, 0, clk.now)
 	other := newSealer(mustKeyring(t, testKey("k1", 2)), "node-a", clk.now) // same ID, wrong secret
 	unknown := newSealer(mustKeyring(t, testKey("k9", 1)), "node-a", clk.now)
 
@@ -82,7 +82,7 @@ func TestEnvelopeFreshness(t *testing.T) {
 	kr := mustKeyring(t, testKey("k1", 1))
 	s := newSealer(kr, "node-a", clk.now)
 	recvClk := newFakeClock()
-	o := newOpener(kr, "node-b", 30*time.Second, 5*time.Second, recvClk.now)
+	o := newOpener(kr, "node-b", 30*time.Second, 5*time.Second, 0, recvClk.now)
 
 	old := s.seal(kindPublication, nil)
 	recvClk.add(30*time.Second + time.Nanosecond)
@@ -104,7 +104,7 @@ func TestEnvelopeEcho(t *testing.T) {
 	clk := newFakeClock()
 	kr := mustKeyring(t, testKey("k1", 1))
 	s := newSealer(kr, "node-a", clk.now)
-	o := newOpener(kr, "node-a", 30*time.Second, 5*time.Second, clk.now)
+	o := newOpener(kr, "node-a", 30*time.Second, 5*time.Second, 0, clk.now)
 	if _, v := o.open(s.seal(kindPublication, nil)); v != verdictEcho {
 		t.Fatalf("own envelope: %s, want echo", reasonNames[v])
 	}
@@ -122,15 +122,15 @@ func TestEnvelopeKeyRotation(t *testing.T) {
 	oldNode := newSealer(mustKeyring(t, old), "old", clk.now)
 	both := mustKeyring(t, neu, old)
 	rolled := newSealer(both, "rolled", clk.now)
-	o := newOpener(both, "me", 30*time.Second, 5*time.Second, clk.now)
+	o := newOpener(both, "me", 30*time.Second, 5*time.Second, 0, clk.now)
 	if _, v := o.open(oldNode.seal(kindControl, nil)); v != verdictOK {
 		t.Fatalf("old key: %s", reasonNames[v])
 	}
-	oOld := newOpener(mustKeyring(t, old, neu), "me", 30*time.Second, 5*time.Second, clk.now)
+	oOld := newOpener(mustKeyring(t, old, neu), "me", 30*time.Second, 5*time.Second, 0, clk.now)
 	if _, v := oOld.open(rolled.seal(kindControl, nil)); v != verdictOK {
 		t.Fatalf("new key on a node that lists it second: %s", reasonNames[v])
 	}
-	oRetired := newOpener(mustKeyring(t, neu), "me", 30*time.Second, 5*time.Second, clk.now)
+	oRetired := newOpener(mustKeyring(t, neu), "me", 30*time.Second, 5*time.Second, 0, clk.now)
 	if _, v := oRetired.open(oldNode.seal(kindControl, nil)); v != refusedUnknownKey {
 		t.Fatalf("retired key: %s, want unknown_key", reasonNames[v])
 	}
@@ -141,11 +141,11 @@ func TestEnvelopeKeyRotation(t *testing.T) {
 func TestEnvelopeReplayAcrossRestart(t *testing.T) {
 	clk := newFakeClock()
 	kr := mustKeyring(t, testKey("k1", 1))
-	o := newOpener(kr, "me", 30*time.Second, 5*time.Second, clk.now)
+	o := newOpener(kr, "me", 30*time.Second, 5*time.Second, 0, clk.now)
 	boot1 := newSealer(kr, "node-a", clk.now)
-	captured := [][]byte{boot1.seal(kindControl, []byte("close"))}
+	captured := [][]byte{boot1.seal(kindPublication, []byte("close"))}
 	for range 10 {
-		captured = append(captured, boot1.seal(kindControl, nil))
+		captured = append(captured, boot1.seal(kindPublication, nil))
 	}
 	for _, b := range captured {
 		if _, v := o.open(b); v != verdictOK {
@@ -154,7 +154,7 @@ func TestEnvelopeReplayAcrossRestart(t *testing.T) {
 	}
 	clk.add(10 * time.Second)
 	boot2 := newSealer(kr, "node-a", clk.now) // restarted: seq from 1
-	if e, v := o.open(boot2.seal(kindControl, nil)); v != verdictOK || e.seq != 1 {
+	if e, v := o.open(boot2.seal(kindPublication, nil)); v != verdictOK || e.seq != 1 {
 		t.Fatalf("new boot: %s seq %d", reasonNames[v], e.seq)
 	}
 	if _, v := o.open(captured[0]); v != refusedReplay {
@@ -162,7 +162,7 @@ func TestEnvelopeReplayAcrossRestart(t *testing.T) {
 	}
 	for range 4 { // pruning runs; the old boot's state goes once stale
 		clk.add(8 * time.Second)
-		_, _ = o.open(boot2.seal(kindControl, nil))
+		_, _ = o.open(boot2.seal(kindPublication, nil))
 	}
 	if _, v := o.open(captured[0]); v != refusedStale {
 		t.Fatalf("old boot replayed after the window: %s", reasonNames[v])
@@ -177,7 +177,7 @@ func TestEnvelopeReorder(t *testing.T) {
 	clk := newFakeClock()
 	kr := mustKeyring(t, testKey("k1", 1))
 	s := newSealer(kr, "node-a", clk.now)
-	o := newOpener(kr, "me", 30*time.Second, 5*time.Second, clk.now)
+	o := newOpener(kr, "me", 30*time.Second, 5*time.Second, 0, clk.now)
 	var bs [][]byte
 	for range 500 {
 		bs = append(bs, s.seal(kindPublication, nil))
@@ -213,7 +213,7 @@ func FuzzOpen(f *testing.F) {
 	f.Add(s.seal(kindControl, nil))
 	f.Add([]byte{envelopeVersion, 1, 1, 'k'})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		o := newOpener(kr, "me", 30*time.Second, 5*time.Second, clk.now)
+		o := newOpener(kr, "me", 30*time.Second, 5*time.Second, 0, clk.now)
 		e, v := o.open(b)
 		if v == verdictOK {
 			if e.node == "" || e.kind == 0 || e.kind >= kindMax {

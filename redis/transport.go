@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -370,14 +371,20 @@ func (b *Backplane) sendControls() error {
 	}
 }
 
-// recentControls bounds the list of recent control envelopes.
-const recentControls = 1000
+// recentControls bounds the list of recent control envelopes, and
+// recentControlsTTL (or MaxAge, if longer) is how long it lives after the
+// last one and how old one may be when re-read.
+const (
+	recentControls    = 1000
+	recentControlsTTL = 10 * time.Minute
+)
 
 // sendControl publishes env and appends it to the list of recent control
 // envelopes, which a node re-reads when its link reconnects: a control
 // operation published while that node was not subscribed still reaches
-// it. The anti-replay window makes reading one twice harmless, and
-// envelopes older than MaxAge are refused as stale.
+// it, up to recentControlsTTL later. Receivers remember the control
+// envelopes they performed for as long (by MAC), so reading one twice is
+// harmless.
 func (b *Backplane) sendControl(env []byte) error {
 	ctx, cancel := b.ctx()
 	defer cancel()
@@ -385,7 +392,7 @@ func (b *Backplane) sendControl(env []byte) error {
 	pipe := b.client.TxPipeline()
 	pipe.RPush(ctx, key, env)
 	pipe.LTrim(ctx, key, -recentControls, -1)
-	pipe.PExpire(ctx, key, b.opt.MaxAge)
+	pipe.PExpire(ctx, key, b.open.recentTTL)
 	if b.opt.Sharded {
 		pipe.SPublish(ctx, b.nodeChan, env)
 	} else {
@@ -404,8 +411,9 @@ func (b *Backplane) sendControl(env []byte) error {
 // controlsKey shares the node channel's hash slot.
 func (b *Backplane) controlsKey() string { return b.nodeChan + ":recent" }
 
-// rereadControls passes the recent control envelopes through receive.
-func (b *Backplane) rereadControls() {
+// rereadControls performs the recent control envelopes sent since the
+// node link last heard from Redis (or started) that it has not performed.
+func (b *Backplane) rereadControls(since time.Time) {
 	ctx, cancel := b.ctx()
 	defer cancel()
 	envs, err := b.client.LRange(ctx, b.controlsKey(), 0, -1).Result()
@@ -413,7 +421,11 @@ func (b *Backplane) rereadControls() {
 		return // the next reconnect tries again; revocations are also reloaded
 	}
 	for _, env := range envs {
-		b.receive(env, true)
+		e, v := b.open.reopen([]byte(env), since)
+		if v == verdictOK {
+			b.st.recovered.Add(1)
+		}
+		b.dispatch(e, v)
 	}
 }
 
@@ -481,6 +493,7 @@ type link struct {
 	wake   chan struct{}
 	ps     *goredis.PubSub
 	closed bool
+	heard  atomic.Int64 // when the link last received anything (Unix ns; at first, its start)
 }
 
 func newLinks(b *Backplane) []*link {
@@ -525,10 +538,14 @@ func (l *link) close() {
 
 func (l *link) run() {
 	defer l.b.wg.Done()
+	l.heard.Store(l.b.opt.now().UnixNano())
 	attempt := 0
 	for {
 		if !l.waitWanted() {
 			return
+		}
+		if g := l.b.opt.linkGate; g != nil {
+			g(l.node)
 		}
 		connected, err := l.session()
 		if err == nil {
@@ -555,6 +572,10 @@ func (l *link) waitWanted() bool {
 		if n > 0 {
 			return true
 		}
+		// Nothing to receive, no connection: this link is not failing,
+		// whatever its last connection did. (Else a link whose last topic
+		// left during an outage would keep the backplane down.)
+		l.b.health.forget(l)
 		select {
 		case <-l.wake:
 		case <-l.b.stopping:
@@ -588,6 +609,7 @@ func (l *link) session() (connected bool, err error) {
 		_ = ps.Close()
 	}()
 
+	since := time.Unix(0, l.heard.Load()) // what the link missed began after this
 	subscribed := map[string]bool{}
 	readErr := make(chan error, 1)
 	confirmed := make(chan struct{}, 1)
@@ -610,7 +632,7 @@ func (l *link) session() (connected bool, err error) {
 			b.health.ok(l)
 			if l.node {
 				b.needSync.Store(true)
-				b.rereadControls()
+				b.rereadControls(since)
 			} else {
 				b.needFull.Store(true)
 			}
@@ -692,9 +714,10 @@ func (l *link) read(ps *goredis.PubSub, errc chan<- error, confirmed chan<- stru
 			return
 		}
 		idle = 0
+		l.heard.Store(l.b.opt.now().UnixNano())
 		switch m := m.(type) {
 		case *goredis.Message:
-			l.b.receive(m.Payload, false)
+			l.b.receive(m.Payload)
 		case *goredis.Subscription:
 			if m.Kind == "subscribe" || m.Kind == "ssubscribe" {
 				select {
@@ -706,23 +729,17 @@ func (l *link) read(ps *goredis.PubSub, errc chan<- error, confirmed chan<- stru
 	}
 }
 
-// receive verifies and dispatches one envelope; reread: from the recent
-// list, maybe seen already.
-func (b *Backplane) receive(payload string, reread bool) {
-	open := b.open.open
-	if reread {
-		open = b.open.reopen
-	}
-	e, v := open([]byte(payload))
+// receive verifies and dispatches one envelope received live.
+func (b *Backplane) receive(payload string) {
+	e, v := b.open.open([]byte(payload))
+	b.dispatch(e, v)
+}
+
+// dispatch hands an opened envelope to the sink, or counts its refusal.
+func (b *Backplane) dispatch(e envelope, v verdict) {
 	switch v {
 	case verdictOK:
-	case verdictEcho:
-		return
-	case refusedReplay, refusedStale:
-		if reread {
-			return
-		}
-		b.refused(v)
+	case verdictEcho, verdictSeen, verdictEarlier:
 		return
 	default:
 		b.refused(v)

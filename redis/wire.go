@@ -18,14 +18,12 @@ func (b *Backplane) Start(n *wssafe.Node) error {
 	if n == nil {
 		return errors.New("wssafe/redis: Start needs the Endpoint's Node")
 	}
-	if b.started.Load() {
-		return errors.New("wssafe/redis: Start called twice")
-	}
-	b.node = n
-	if b.ownLog {
-		b.log = n.Logger()
-	}
-	return b.start(nodeSink{n}, n.Topics())
+	return b.start(nodeSink{n}, n.Topics(), func() {
+		b.node = n
+		if b.ownLog {
+			b.log = n.Logger()
+		}
+	})
 }
 
 // Publish sends p to the other nodes: those with a subscriber for

@@ -1,11 +1,15 @@
-// Package redistest starts a real redis-server for tests: on a free port,
-// without persistence, in a temporary directory, optionally with a
-// password, an ACL user and TLS under a test CA generated on the spot.
-// Kill and Restart prove the failure paths on the same port.
+// Package redistest starts a real redis-server for tests and benchmarks:
+// on a free port, without persistence, in a temporary directory, killed
+// with the process that started it, optionally with a password, an ACL
+// user, TLS under a test CA generated on the spot, or under a wrapper
+// command (taskset, to pin it to CPUs). Kill and Restart prove the failure
+// paths on the same port. It is for this repository's tests and
+// benchmarks, with no compatibility promise.
 //
-// Tests skip with a message when no redis-server binary can be found, and
-// fail instead when the environment variable CI is "true": CI must run
-// them.
+// [Start] is for tests: they skip with a message when no redis-server
+// binary can be found, and fail instead when the environment variable CI
+// is "true" (CI must run them). [Launch] is the same without a testing.TB,
+// for benchmark programs: the caller must Close the server.
 package redistest
 
 import (
@@ -17,6 +21,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -37,16 +42,26 @@ type Config struct {
 	User     string // an ACL user with every right, with UserPass
 	UserPass string
 	TLS      bool // also listen with TLS on TLSPort, certificate from a test CA
+	// Port is the plain TCP port; zero means a free one.
+	Port int
+	// Wrapper runs the server under a command, e.g. {"taskset", "-c",
+	// "1"} to pin it to CPU 1. Pid is the server's only if the wrapper
+	// execs it (as taskset does). Zero: none.
+	Wrapper []string
 }
 
-// A Server is a running (or killed) redis-server owned by one test.
+// ErrNotFound is Launch's error when no redis-server binary is in PATH.
+var ErrNotFound = errors.New("redis-server not found in PATH: install Debian's redis-server (apt-get install redis-server)")
+
+// A Server is a running (or killed) redis-server owned by one test or
+// program.
 type Server struct {
 	Port    int    // the plain TCP port
 	TLSPort int    // the TLS port, when Config.TLS
 	Dir     string // the working directory: config, certificates, log
 	CA      *x509.CertPool
 
-	t    testing.TB
+	t    testing.TB // Start's, else nil
 	cfg  Config
 	bin  string
 	mu   sync.Mutex
@@ -62,7 +77,7 @@ func Binary(t testing.TB) string {
 	if err == nil {
 		return bin
 	}
-	msg := "redis-server not found in PATH: install Debian's redis-server (apt-get install redis-server) to run the Redis backplane tests"
+	msg := ErrNotFound.Error() + " to run the Redis backplane tests"
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg + " (CI=true: these tests must run)")
 	}
@@ -73,23 +88,47 @@ func Binary(t testing.TB) string {
 // Start starts a server for t and stops it when t ends.
 func Start(t testing.TB, cfg Config) *Server {
 	t.Helper()
-	s := &Server{t: t, cfg: cfg, bin: Binary(t), Dir: t.TempDir()}
-	var err error
+	Binary(t)
+	s, err := Launch(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.t = t
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Launch starts a server; the caller must Close it. It returns
+// ErrNotFound when no redis-server binary is in PATH.
+func Launch(cfg Config) (*Server, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, ErrNotFound
+	}
+	dir, err := os.MkdirTemp("", "redistest-")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, bin: bin, Dir: dir}
 	for range 5 { // a free port can be taken between probe and listen
-		s.Port, s.TLSPort = freePort(t), 0
-		if cfg.TLS {
-			s.TLSPort = freePort(t)
+		if s.Port, err = freePort(cfg.Port); err != nil {
+			break
+		}
+		if s.TLSPort = 0; cfg.TLS {
+			if s.TLSPort, err = freePort(0); err != nil {
+				break
+			}
 		}
 		if err = s.writeConfig(); err != nil {
-			t.Fatal(err)
+			break
 		}
 		if err = s.launch(); err == nil {
-			t.Cleanup(s.Stop)
-			return s
+			return s, nil
 		}
 	}
-	t.Fatalf("redistest: redis-server did not start: %v\n%s", err, s.logTail())
-	return nil
+	tail := s.logTail()
+	_ = os.RemoveAll(dir)
+	return nil, fmt.Errorf("redistest: redis-server did not start: %w\n%s", err, tail)
 }
 
 // Addr is the plain host:port.
@@ -139,9 +178,13 @@ func (s *Server) Kill() {
 	<-done
 }
 
-// Restart starts the server again on the same ports, empty.
+// Restart starts the server again on the same ports, empty. It fails the
+// test of a server from Start, and panics for one from Launch, if the
+// server does not come back.
 func (s *Server) Restart() {
-	s.t.Helper()
+	if s.t != nil {
+		s.t.Helper()
+	}
 	s.Kill()
 	var err error
 	for range 50 { // the port may still be held for a moment
@@ -150,14 +193,36 @@ func (s *Server) Restart() {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	s.t.Fatalf("redistest: restart failed: %v\n%s", err, s.logTail())
+	msg := fmt.Sprintf("redistest: restart failed: %v\n%s", err, s.logTail())
+	if s.t == nil {
+		panic(msg)
+	}
+	s.t.Fatal(msg)
 }
 
-// Stop ends the server; it is registered with t.Cleanup by Start.
+// Stop ends the server, keeping its directory.
 func (s *Server) Stop() { s.Kill() }
 
+// Close ends the server and removes its directory; Start registers it
+// with t.Cleanup.
+func (s *Server) Close() {
+	s.Kill()
+	_ = os.RemoveAll(s.Dir)
+}
+
+// Pid is the running server's process ID (for its CPU time), or 0.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 func (s *Server) launch() error {
-	cmd := exec.Command(s.bin, filepath.Join(s.Dir, "redis.conf"))
+	args := append(append([]string(nil), s.cfg.Wrapper...), s.bin, filepath.Join(s.Dir, "redis.conf"))
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = s.Dir
 	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
@@ -291,11 +356,15 @@ func (s *Server) logTail() string {
 	return string(b)
 }
 
-func freePort(t testing.TB) int {
+// freePort returns port, or a free one if it is zero.
+func freePort(port int) (int, error) {
+	if port != 0 {
+		return port, nil
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -13,9 +13,9 @@ import (
 	"sort"
 	"time"
 
-	"github.com/wssafe/wssafe/bench/internal/redisserver"
 	"github.com/wssafe/wssafe/bench/internal/wsclient"
 	"github.com/wssafe/wssafe/bench/peers"
+	"github.com/wssafe/wssafe/redis/redistest"
 )
 
 // clusterResult is one measured run of wssafe's topic fan-out across
@@ -72,7 +72,7 @@ func clusterSetups(cfg config) []clusterSetup {
 // clusterRun is what every round of the cluster mode shares: one
 // redis-server for the whole run, pinned with the nodes.
 type clusterRun struct {
-	redis *redisserver.Server
+	redis *redistest.Server
 	seq   int // numbers the runs' key prefixes, so no run sees another's state
 }
 
@@ -80,16 +80,20 @@ type clusterRun struct {
 // nodes inherit. It returns nil, with a message, when there is no
 // redis-server binary.
 func startCluster(cfg config) (*clusterRun, error) {
-	if !redisserver.Available() {
-		log.Printf("cluster: skipped: %v", redisserver.ErrNotFound)
-		return nil, nil
-	}
 	var key [32]byte
 	_, _ = rand.Read(key[:])
 	if err := os.Setenv("WSSAFE_BENCH_CLUSTER_KEY", hex.EncodeToString(key[:])); err != nil {
 		return nil, err
 	}
-	rs, err := redisserver.Start(cfg.serverCPUs)
+	var wrap []string
+	if cfg.serverCPUs != "" {
+		wrap = []string{"taskset", "-c", cfg.serverCPUs}
+	}
+	rs, err := redistest.Launch(redistest.Config{Wrapper: wrap})
+	if errors.Is(err, redistest.ErrNotFound) {
+		log.Printf("cluster: skipped: %v", err)
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +102,7 @@ func startCluster(cfg config) (*clusterRun, error) {
 
 func (c *clusterRun) stop() {
 	if c != nil {
-		c.redis.Stop()
+		c.redis.Close()
 	}
 }
 
@@ -133,7 +137,7 @@ func clusterSetupRun(cfg config, cr *clusterRun, round int, res *results, su clu
 	for i := range su.nodes {
 		args := []string{"-topic"}
 		if su.setup == "redis" {
-			args = append(args, "-redis", cr.redis.URL(), "-node", fmt.Sprintf("n%d", i+1), "-prefix", prefix)
+			args = append(args, "-redis", cr.redis.URL(0), "-node", fmt.Sprintf("n%d", i+1), "-prefix", prefix)
 		}
 		s, err := startServer(cfg, "wssafe", args...)
 		if err != nil {
