@@ -9,6 +9,7 @@ need=()
 command -v jq >/dev/null || need+=(jq)
 command -v redis-server >/dev/null || need+=(redis-server) # the Redis backplane's and the chat cluster's tests
 command -v make >/dev/null || need+=(make) # the README's test command
+command -v promtool >/dev/null || need+=(prometheus) # promtool: checks the examples' /metrics
 if [ ${#need[@]} -gt 0 ]; then
 	echo "installing: ${need[*]}"
 	apt-get update -qq
@@ -19,3 +20,4 @@ go version
 /usr/bin/chromium --version
 node --version
 redis-server --version
+promtool --version 2>&1 | head -1

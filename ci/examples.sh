@@ -31,6 +31,27 @@ wait_port 18765
 /usr/bin/python3 examples/echo/client.py ws://127.0.0.1:18765
 stop "$pid"
 
+echo "--- examples/echo -stats-addr: /metrics passes promtool check metrics"
+if command -v promtool >/dev/null; then
+	"$bin/echo" -addr 127.0.0.1:18766 -stats-addr 127.0.0.1:18767 -log-level error &
+	pid=$!; pids+=("$pid")
+	wait_port 18766
+	wait_port 18767
+	/usr/bin/python3 examples/echo/client.py ws://127.0.0.1:18766 >/dev/null
+	/usr/bin/python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())' \
+		http://127.0.0.1:18767/metrics >"$bin/metrics"
+	grep -q '^wssafe_handshakes_accepted_total 2$' "$bin/metrics" # the client's two sessions
+	promtool check metrics <"$bin/metrics"
+	if /usr/bin/python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1])' http://127.0.0.1:18766/metrics 2>/dev/null; then
+		echo "the public listener served /metrics" >&2; exit 1
+	fi
+	stop "$pid"
+elif [ "${CI:-}" = true ]; then
+	echo "promtool is missing (ci/deps.sh installs Debian's prometheus package)" >&2; exit 1
+else
+	echo "skipped: no promtool (apt-get install prometheus)"
+fi
+
 echo "--- examples/secure, defaults: strong secret, token with exp"
 secret=$(head -c 32 /dev/urandom | base64)
 WSSAFE_JWT_SECRET="$secret" "$bin/secure" -addr 127.0.0.1:18888 -log-level warn &

@@ -18,7 +18,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/wssafe/wssafe"
+	wsprom "github.com/wssafe/wssafe/prometheus"
 )
 
 // Flags are the flags every example accepts: one place for all of them.
@@ -39,6 +43,10 @@ type Flags struct {
 	TrustedProxies string
 	AllowedHosts   string
 	StatsAddr      string
+
+	// metrics, with StatsAddr, is the endpoint's Prometheus view, given
+	// to it as its Observer by Options and served by Run on StatsAddr.
+	metrics *wsprom.Metrics
 }
 
 // Register defines the common flags on fs. The values in def are their
@@ -65,7 +73,7 @@ func (f *Flags) Register(fs *flag.FlagSet, def Flags) {
 	fs.StringVar(&f.DenyIPs, "deny-ip", def.DenyIPs, "comma-separated CIDRs refused with HTTP 403")
 	fs.StringVar(&f.TrustedProxies, "trusted-proxy", def.TrustedProxies, "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
 	fs.StringVar(&f.AllowedHosts, "allowed-host", def.AllowedHosts, "comma-separated Host values a handshake may carry, e.g. localhost:8080 (default any); others get HTTP 421 (DNS rebinding)")
-	fs.StringVar(&f.StatsAddr, "stats-addr", def.StatsAddr, "serve GET /stats as JSON on this address (keep it on localhost); SIGUSR1 logs them too")
+	fs.StringVar(&f.StatsAddr, "stats-addr", def.StatsAddr, "serve the Stats as JSON (GET /stats) and Prometheus metrics (GET /metrics) on this address (keep it on localhost); SIGUSR1 logs the Stats too")
 }
 
 // Logger returns the slog logger the flags ask for, writing to w.
@@ -97,6 +105,10 @@ func (f *Flags) Options(log *slog.Logger) (wssafe.Options, error) {
 		DenyIPs:        list(f.DenyIPs),
 		TrustedProxies: list(f.TrustedProxies),
 		AllowedHosts:   list(f.AllowedHosts),
+	}
+	if f.StatsAddr != "" {
+		f.metrics = wsprom.New(wsprom.Options{})
+		o.Observer = f.metrics.Observe // an application's own goes beside it: wssafe.Observers(f.metrics.Observe, mine)
 	}
 	switch {
 	case f.MsgRate > 0:
@@ -143,7 +155,9 @@ func SignalContext() (context.Context, context.CancelFunc) {
 
 // Run serves h on f.Addr until ctx ends (see SignalContext), then shuts the
 // HTTP server down and ep with it (every session gets 1001). With
-// f.StatsAddr it also serves ep's Stats as JSON there; SIGUSR1 logs them.
+// f.StatsAddr it also serves there, and only there, ep's Stats as JSON and
+// its Prometheus metrics at /metrics (see MonitorHandler); SIGUSR1 logs the
+// Stats.
 func Run(ctx context.Context, log *slog.Logger, f *Flags, h http.Handler, ep *wssafe.Endpoint) error {
 	ln, err := net.Listen("tcp", f.Addr)
 	if err != nil {
@@ -156,9 +170,25 @@ func Run(ctx context.Context, log *slog.Logger, f *Flags, h http.Handler, ep *ws
 			ln.Close()
 			return err
 		}
-		go Serve(ctx, log, sln, StatsHandler(ep), nil)
+		go Serve(ctx, log, sln, MonitorHandler(ep, f.metrics), nil)
 	}
 	return Serve(ctx, log, ln, h, ep)
+}
+
+// MonitorHandler serves m's metrics (m attached to ep) in Prometheus'
+// text format at /metrics, and ep's Stats as JSON on every other path. A
+// nil m serves the Stats alone. It is for the stats listener, never the
+// public one: the metrics show what the endpoint refuses and why.
+func MonitorHandler(ep *wssafe.Endpoint, m *wsprom.Metrics) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", StatsHandler(ep))
+	if m != nil {
+		m.Attach(ep)
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	}
+	return mux
 }
 
 // StatsHandler serves ep.Stats() as JSON.
