@@ -294,7 +294,7 @@ test("two chat processes on one Redis are one chat; a node that dies leaves the 
       const s = document.querySelector("#chart-sessions");
       return Number(s.dataset.peak) === 2 && Number(s.querySelector("path.line.cluster").dataset.points) >= 2;
     }, null, { timeout: 10000 });
-    await ann.locator("#trend-sessions", { hasText: /^1 here, 2 in the cluster$/ }).waitFor({ timeout: 10000 });
+    await ann.locator("#trend-sessions", { hasText: /^1 here, 2 in cluster$/ }).waitFor({ timeout: 10000 });
 
     // Ben's node dies without a word: Ann's page drops its roster once it
     // is not renewed.

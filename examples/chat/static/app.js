@@ -242,23 +242,35 @@
     drawChart("chart-rate", all, ["rate"]);
     const clustered = last.cluster !== null;
     $("trend-sessions").textContent = clustered
-      ? last.sessions + " here, " + last.cluster + " in the cluster"
+      ? last.sessions + " here, " + last.cluster + " in cluster"
       : String(last.sessions);
+    $("trend-span").textContent = "last " + Math.round(span(all) / 60000) + " min, sampled every " + POLL_MS / 1000 + " s";
     $("trend-rate").textContent = last.rate === null ? "…" : formatRate(last.rate) + "/s" + (clustered ? " here" : "");
   }
 
   const formatRate = (r) => (r >= 10 ? r.toFixed(0) : r.toFixed(1));
 
+  // span is the time the charts show, ending at the newest sample: the
+  // time since the first sample, at least MIN_SPAN_MS (so that a page just
+  // opened does not plot its first seconds across the whole width) and at
+  // most WINDOW_MS.
+  const MIN_SPAN_MS = 60 * 1000;
+  function span(all) {
+    if (all.length < 2) return MIN_SPAN_MS;
+    return Math.min(WINDOW_MS, Math.max(MIN_SPAN_MS, all[all.length - 1].t - all[0].t));
+  }
+
   // drawChart draws each key of the samples as one path in the SVG with
-  // that id (its path.line.<key>), over the last WINDOW_MS ending at the
-  // newest sample, scaled to the largest value shown. A missing value or
+  // that id (its path.line.<key>), over span(all) ending at the newest
+  // sample, scaled to the largest value shown. A missing value or
   // a missed poll breaks the line instead of joining across the gap. The
   // SVG's data-samples, data-peak (the largest value) and each path's
   // data-points say what was drawn.
   function drawChart(id, all, keys) {
     const svg = $(id);
     const end = all.length ? all[all.length - 1].t : Date.now();
-    const start = end - WINDOW_MS;
+    const width = span(all);
+    const start = end - width;
     let max = 0;
     for (const p of all) for (const k of keys) if (p[k] !== null && p[k] > max) max = p[k];
     const top = niceCeil(max);
@@ -267,7 +279,7 @@
       for (const p of all) {
         const v = p[k];
         if (v === null) { prevT = -Infinity; continue; }
-        const x = ((p.t - start) / WINDOW_MS) * CHART_W;
+        const x = ((p.t - start) / width) * CHART_W;
         const y = CHART_H - 1 - (v / top) * (CHART_H - 2);
         d += (p.t - prevT > 2.5 * POLL_MS ? "M" : "L") + x.toFixed(1) + "," + y.toFixed(1);
         prevT = p.t;
