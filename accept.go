@@ -27,6 +27,11 @@ import (
 // handshake end, not the session: OnClose, Observer (SessionClosed) and
 // Shutdown are where a session's end is seen.
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	e.stats.handshaking.Add(1)
+	defer e.stats.handshaking.Add(-1)
+	if e.cfg.Observer != nil {
+		r = withHandshakeStart(r, e.cfg.clock.mono())
+	}
 	ip := e.cfg.clientIP(r)
 	if hasBody(r) {
 		// First: a body that trickles in must not hold the socket while
@@ -35,7 +40,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if e.closing.Load() {
-		e.refuseShutdown(ip)
+		e.refuseShutdown(r.Context(), ip)
 		refuse(w, http.StatusServiceUnavailable, 5*time.Second)
 		return
 	}
@@ -64,12 +69,12 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Accept has written the HTTP error (400, 403, 426 ...).
 		e.log.LogAttrs(r.Context(), slog.LevelDebug, "wssafe: handshake failed",
 			slog.String("remote", r.RemoteAddr), slog.Any("error", err))
-		e.record(Observation{Kind: HandshakeRefused, Reason: EventHandshakeFailed, ClientIP: ip})
+		e.record(Observation{Kind: HandshakeRefused, Reason: EventHandshakeFailed, ClientIP: ip, Duration: e.sinceHandshake(r.Context())})
 		return
 	}
 	s.attach(conn, hw.conn)
 	if !e.track(s) {
-		e.refuseShutdown(ip)
+		e.refuseShutdown(r.Context(), ip)
 		s.closeWith(ErrShutdown)
 		s.finish()
 		return

@@ -89,7 +89,7 @@ func (s *Session) dispatch(m Message) error {
 	}
 	start := cfg.clock.mono() // 2: an interval only
 	err := s.handle(m)
-	cfg.Observer(Observation{Kind: MessageHandled, Session: s, ClientIP: s.ip, Duration: cfg.clock.mono().Sub(start)})
+	cfg.Observer(Observation{Kind: MessageHandled, Session: s, ClientIP: s.ip, Duration: cfg.clock.mono().Sub(start), Size: len(m.Data)})
 	return err
 }
 

@@ -4,6 +4,7 @@ package wssafe
 // handshake rate, origin, TLS, connection caps.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -217,8 +218,8 @@ func (e *Endpoint) refuse(w http.ResponseWriter, r *http.Request, ip netip.Addr,
 
 // refuseShutdown counts a handshake refused because shutdown has begun; it
 // is not a security event and is not logged.
-func (e *Endpoint) refuseShutdown(ip netip.Addr) {
-	e.record(Observation{Kind: HandshakeRefused, Reason: EventShuttingDown, ClientIP: ip})
+func (e *Endpoint) refuseShutdown(ctx context.Context, ip netip.Addr) {
+	e.record(Observation{Kind: HandshakeRefused, Reason: EventShuttingDown, ClientIP: ip, Duration: e.sinceHandshake(ctx)})
 }
 
 // refuse answers a handshake with status and, when retry is positive, a

@@ -298,7 +298,7 @@ func (e *Endpoint) track(s *Session) bool {
 	}
 	opened := h.open(s)
 	h.mu.Unlock()
-	e.record(Observation{Kind: HandshakeAccepted, Session: s, ClientIP: s.ip})
+	e.record(Observation{Kind: HandshakeAccepted, Session: s, ClientIP: s.ip, Duration: e.sinceHandshake(s.ctx)})
 	if opened {
 		e.record(Observation{Kind: SessionOpened, Session: s, ClientIP: s.ip})
 	}

@@ -146,6 +146,9 @@ func logEvent(ctx context.Context, l *slog.Logger, level slog.Level, event, msg 
 // refused handshake.
 func (e *Endpoint) securityEvent(ctx context.Context, l *slog.Logger, level slog.Level, o Observation, event, msg string, attrs ...slog.Attr) {
 	if o.Kind != 0 {
+		if o.Kind == HandshakeRefused || o.Session == nil {
+			o.Duration = e.sinceHandshake(ctx)
+		}
 		e.record(o)
 		if o.Session == nil && o.Kind != HandshakeRefused {
 			e.stats.refused.inc(event)

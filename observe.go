@@ -3,6 +3,8 @@ package wssafe
 // Observation and its kinds, what Options.Observer is told.
 
 import (
+	"context"
+	"net/http"
 	"net/netip"
 	"time"
 )
@@ -21,13 +23,13 @@ type ObservationKind uint8
 // unavailable) is reported accepted, then refused with its Session, then
 // closed.
 const (
-	HandshakeAccepted ObservationKind = iota + 1 // Session set
-	HandshakeRefused                             // Reason: EventIPDenied, EventOriginRefused, EventTLSRequired, EventAtCapacity ...
+	HandshakeAccepted ObservationKind = iota + 1 // Session set; Duration: the handshake's
+	HandshakeRefused                             // Reason: EventIPDenied, EventOriginRefused, EventTLSRequired, EventAtCapacity ...; Duration: the handshake's
 	AuthSucceeded                                // Session set
 	AuthFailed                                   // Reason: why (expired, signature, forbidden ...); Session nil when refused before Accept
 	SessionOpened                                // Session set
 	SessionClosed                                // Code, Duration (the session's lifetime), Traffic
-	MessageHandled                               // Duration: time spent in the handler chain; only with an Observer
+	MessageHandled                               // Duration: time spent in the handler chain; Size: the payload's bytes; only with an Observer
 	LimitHit                                     // Reason: EventMessageRate, EventSlowConsumer, EventPingFlood ...
 	ValidationFailed                             // Reason: EventInvalidUTF8, EventUnsupportedType, EventInvalidMessage
 	Panicked                                     // the callback panicked; the session closes 1011
@@ -58,9 +60,15 @@ type Observation struct {
 	ClientIP netip.Addr
 	// Code is the close code a session ended with (SessionClosed).
 	Code StatusCode
-	// Duration is a session's lifetime (SessionClosed) or a message's
-	// handling time (MessageHandled).
+	// Duration is a session's lifetime (SessionClosed), a message's
+	// handling time (MessageHandled), or a handshake's: the time since
+	// ServeHTTP began, on the endpoint's clock, for a handshake's outcome
+	// (HandshakeAccepted, HandshakeRefused, and AuthFailed or Panicked
+	// without a Session). A HandshakeRefused with a Session (refused at
+	// admission, after its HandshakeAccepted) counts from the same start.
 	Duration time.Duration
+	// Size is the payload's length in bytes (MessageHandled).
+	Size int
 	// Traffic is what a session exchanged (SessionClosed).
 	Traffic Traffic
 }
@@ -88,4 +96,57 @@ func (s *Session) eventObservation(event string) Observation {
 	}
 	o.Reason = event
 	return o
+}
+
+// Observers returns an Observer that calls each non-nil f in turn, in
+// order, with every Observation; nil when none is. Metrics adapters are
+// combined with the application's own Observer this way, never in its
+// place:
+//
+//	opts.Observer = wssafe.Observers(metrics.Observe, myObserver)
+//
+// The Observers run on the goroutine that reports the event (the
+// session's, or ServeHTTP's), so each must be quick and safe for
+// concurrent use.
+func Observers(fs ...func(Observation)) func(Observation) {
+	var list []func(Observation)
+	for _, f := range fs {
+		if f != nil {
+			list = append(list, f)
+		}
+	}
+	switch len(list) {
+	case 0:
+		return nil
+	case 1:
+		return list[0]
+	}
+	return func(o Observation) {
+		for _, f := range list {
+			f(o)
+		}
+	}
+}
+
+// handshakeStartKey is the request context's key of the time ServeHTTP
+// began, set only when the endpoint has an Observer (see sinceHandshake).
+type handshakeStartKey struct{}
+
+// withHandshakeStart returns r with its handshake's start, t, in its
+// context; the session's context, derived from it, carries t too.
+func withHandshakeStart(r *http.Request, t time.Time) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), handshakeStartKey{}, t))
+}
+
+// sinceHandshake returns the time since the handshake of ctx (a request's
+// or a session's context) began, or zero without an Observer, which is the
+// only reader of Observation.Duration.
+func (e *Endpoint) sinceHandshake(ctx context.Context) time.Duration {
+	if e.cfg.Observer == nil {
+		return 0
+	}
+	if t, ok := ctx.Value(handshakeStartKey{}).(time.Time); ok {
+		return e.cfg.clock.mono().Sub(t)
+	}
+	return 0
 }

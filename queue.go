@@ -195,8 +195,9 @@ func (s *Session) drain() {
 	for {
 		q.mu.Lock()
 		if q.head == len(q.items) || q.closed != nil || s.ctx.Err() != nil {
-			q.stop()
+			dropped := q.stop()
 			q.mu.Unlock()
+			s.countDropped(dropped)
 			return
 		}
 		it := q.items[q.head]
@@ -239,7 +240,7 @@ func (s *Session) writeItem(it outItem) {
 	default:
 		err = s.writeLocked(context.Background(), it.typ, it.payload())
 	}
-	s.out.written(1, err)
+	s.countDropped(s.out.written(1, err))
 }
 
 // writeBatch writes frames, the frames of the messages at the head of the
@@ -249,7 +250,7 @@ func (s *Session) writeBatch(frames [][]byte) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	n := len(frames)
-	s.out.written(n, s.sentFrames(n, s.dc.writeFrames(context.Background(), frames)))
+	s.countDropped(s.out.written(n, s.sentFrames(n, s.dc.writeFrames(context.Background(), frames))))
 }
 
 // sentFrames counts the n messages at the head of the queue as sent, or
@@ -268,12 +269,16 @@ func (s *Session) sentFrames(n int, err error) error {
 }
 
 // written removes the n messages at the head of the queue, written or
-// failed (err), as one; s.wmu is held.
-func (q *sendQueue) written(n int, err error) {
+// failed (err), as one, and returns how many queued messages (not Writes)
+// a failure dropped; s.wmu is held.
+func (q *sendQueue) written(n int, err error) (dropped int) {
 	q.mu.Lock()
 	for range n {
 		if it := &q.items[q.head]; it.w == nil {
 			q.bytes -= len(it.payload())
+			if err != nil {
+				dropped++
+			}
 		}
 		q.items[q.head] = outItem{}
 		q.head++
@@ -283,13 +288,25 @@ func (q *sendQueue) written(n int, err error) {
 	}
 	q.pending.Add(int32(-n))
 	q.mu.Unlock()
+	return dropped
+}
+
+// countDropped adds n queued messages that were never written to
+// Stats.SendDropped.
+func (s *Session) countDropped(n int) {
+	if n > 0 {
+		s.ep.stats.sendDropped.Add(uint64(n))
+	}
 }
 
 // stop empties the queue, failing the Writes still waiting, and marks the
-// drain goroutine gone. q.mu is held.
-func (q *sendQueue) stop() {
+// drain goroutine gone. It returns the number of queued messages (not
+// Writes, which learn their fate) it dropped unwritten. q.mu is held.
+func (q *sendQueue) stop() (dropped int) {
 	for _, it := range q.items[q.head:] {
-		if it.w != nil && it.w.state.CompareAndSwap(waiting, abandoned) {
+		if it.w == nil {
+			dropped++
+		} else if it.w.state.CompareAndSwap(waiting, abandoned) {
 			it.w.done <- ErrSessionClosed
 		}
 	}
@@ -301,4 +318,5 @@ func (q *sendQueue) stop() {
 		q.items = q.items[:0]
 	}
 	q.head, q.bytes, q.running = 0, 0, false
+	return dropped
 }

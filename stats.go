@@ -35,6 +35,16 @@ type Stats struct {
 	Traffic            Traffic               `json:"traffic"`         // all sessions, ended and live
 	LogsSuppressed     uint64                `json:"logs_suppressed"` // security log lines dropped by the log rate limit (see Options.SecurityLogInterval)
 
+	// Handshaking is the number of handshakes in progress: upgrade
+	// requests in ServeHTTP, from its first check to its answer. A session
+	// just accepted counts in Active and, until ServeHTTP returns, here.
+	Handshaking int `json:"handshaking"`
+	// SendDropped counts the messages queued by Send, SendPrepared or a
+	// Hub broadcast that were never written: their session ended first
+	// (a slow consumer's backlog, cut with it, included) or their write
+	// failed. The cuts themselves are LimitHits[EventSlowConsumer].
+	SendDropped uint64 `json:"send_dropped"`
+
 	// Backplane is what Options.Backplane reports through its Node: the
 	// link's state, what it sent, received, dropped and refused. Nil
 	// without a Backplane.
@@ -56,6 +66,8 @@ func (e *Endpoint) Stats() Stats {
 		ValidationFailures: st.validation.snapshot(),
 		Panics:             st.panics.Load(),
 		LogsSuppressed:     e.logs.suppressedTotal(),
+		Handshaking:        int(st.handshaking.Load()),
+		SendDropped:        st.sendDropped.Load(),
 	}
 	if e.node != nil {
 		out.Backplane = e.node.stats()
@@ -76,6 +88,8 @@ func (e *Endpoint) Stats() Stats {
 // endpointStats holds the counters behind Stats.
 type endpointStats struct {
 	accepted, opened, authOK, panics atomic.Uint64
+	sendDropped                      atomic.Uint64 // see Stats.SendDropped
+	handshaking                      atomic.Int64  // ServeHTTP calls in progress
 	refused, authFailed              counters[string]
 	limits, validation               counters[string]
 	closed                           counters[StatusCode]
