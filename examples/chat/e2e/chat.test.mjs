@@ -146,6 +146,20 @@ test("two users chat, see each other online, and get validation errors", async (
 
   // The live panel polls /stats: wait until it shows both sessions.
   await alice.waitForFunction(() => /sessions2/.test(document.querySelector("#stats").textContent), null, { timeout: 10000 });
+  // The panel's trend plots what it polled: sessions over several samples,
+  // and a message rate above zero from the messages just sent.
+  await alice.waitForFunction(() => {
+    const rate = document.querySelector("#chart-rate");
+    const line = rate.querySelector("path.line.rate");
+    return Number(rate.dataset.peak) > 0 && Number(line.dataset.points) >= 2 &&
+      /^M[\d.]+,[\d.]+(L[\d.]+,[\d.]+)+/.test(line.getAttribute("d"));
+  }, null, { timeout: 10000 });
+  await alice.waitForFunction(() => {
+    const s = document.querySelector("#chart-sessions");
+    return Number(s.dataset.peak) === 2 && Number(s.querySelector("path.line.sessions").dataset.points) >= 2;
+  }, null, { timeout: 10000 });
+  assert.match(await alice.locator("#trend-rate").textContent(), /^\d+(\.\d)?\/s$/);
+  assert.equal(await alice.locator("#chart-sessions path.line.cluster").getAttribute("d"), "", "no cluster line on a single server");
   await alice.screenshot({ path: join(OUT, "chat.png") });
   await bob.screenshot({ path: join(OUT, "chat-errors.png") });
   await bob.context().close();
@@ -276,6 +290,11 @@ test("two chat processes on one Redis are one chat; a node that dies leaves the 
     await ben.locator("#messages li", { hasText: "across the cluster" }).waitFor({ timeout: 10000 });
     await ann.waitForFunction(() => /nodee2e-1/.test(document.querySelector("#stats").textContent), null, { timeout: 10000 });
     await ann.waitForFunction(() => /cluster sessions2/.test(document.querySelector("#stats").textContent), null, { timeout: 10000 });
+    await ann.waitForFunction(() => {
+      const s = document.querySelector("#chart-sessions");
+      return Number(s.dataset.peak) === 2 && Number(s.querySelector("path.line.cluster").dataset.points) >= 2;
+    }, null, { timeout: 10000 });
+    await ann.locator("#trend-sessions", { hasText: /^1 here, 2 in cluster$/ }).waitFor({ timeout: 10000 });
 
     // Ben's node dies without a word: Ann's page drops its roster once it
     // is not renewed.

@@ -187,8 +187,124 @@
     if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(obj));
   }
 
-  // pollStats fills the Server panel. /stats answers signed-in users only,
-  // so the request carries the current token.
+  // The Server panel's trend: the last WINDOW_MS of sessions and of the
+  // message rate, one sample per /stats poll, kept in a ring of SAMPLES so
+  // that a page left open for days holds no more than five minutes. The
+  // page draws the charts itself as inline SVG paths: no library, nothing
+  // from another origin, nothing the CSP would have to allow.
+  const POLL_MS = 2000;
+  const WINDOW_MS = 5 * 60 * 1000;
+  const SAMPLES = WINDOW_MS / POLL_MS;
+  const CHART_W = 240, CHART_H = 48; // the SVGs' viewBox
+  const samples = ring(SAMPLES);
+  let previous = null; // the last sample's time and "messages in", for the rate
+
+  // ring is a fixed-size buffer: push overwrites the oldest entry once full.
+  function ring(size) {
+    const buf = new Array(size);
+    let head = 0, len = 0;
+    return {
+      push(v) {
+        buf[(head + len) % size] = v;
+        if (len < size) len++;
+        else head = (head + 1) % size;
+      },
+      values() {
+        const out = [];
+        for (let i = 0; i < len; i++) out.push(buf[(head + i) % size]);
+        return out;
+      },
+      get length() { return len; },
+    };
+  }
+
+  // sample adds one poll's answer to the ring. The rate is the growth of
+  // the node's "messages in" counter since the previous sample, per
+  // second; there is none after a failed poll or a counter that went back
+  // (a restarted server), rather than a wrong one.
+  function sample(s) {
+    const t = Date.now();
+    const received = s["messages in"];
+    let rate = null;
+    if (previous && received >= previous.received && t > previous.t) {
+      rate = (received - previous.received) * 1000 / (t - previous.t);
+    }
+    previous = { t, received };
+    const cluster = s["cluster sessions"];
+    samples.push({ t, sessions: s.sessions, cluster: typeof cluster === "number" ? cluster : null, rate });
+    drawTrend();
+  }
+
+  function drawTrend() {
+    const all = samples.values();
+    const last = all[all.length - 1];
+    drawChart("chart-sessions", all, ["sessions", "cluster"]);
+    drawChart("chart-rate", all, ["rate"]);
+    const clustered = last.cluster !== null;
+    $("trend-sessions").textContent = clustered
+      ? last.sessions + " here, " + last.cluster + " in cluster"
+      : String(last.sessions);
+    $("trend-span").textContent = "last " + Math.round(span(all) / 60000) + " min, sampled every " + POLL_MS / 1000 + " s";
+    $("trend-rate").textContent = last.rate === null ? "…" : formatRate(last.rate) + "/s" + (clustered ? " here" : "");
+  }
+
+  const formatRate = (r) => (r >= 10 ? r.toFixed(0) : r.toFixed(1));
+
+  // span is the time the charts show, ending at the newest sample: the
+  // time since the first sample, at least MIN_SPAN_MS (so that a page just
+  // opened does not plot its first seconds across the whole width) and at
+  // most WINDOW_MS.
+  const MIN_SPAN_MS = 60 * 1000;
+  function span(all) {
+    if (all.length < 2) return MIN_SPAN_MS;
+    return Math.min(WINDOW_MS, Math.max(MIN_SPAN_MS, all[all.length - 1].t - all[0].t));
+  }
+
+  // drawChart draws each key of the samples as one path in the SVG with
+  // that id (its path.line.<key>), over span(all) ending at the newest
+  // sample, scaled to the largest value shown. A missing value or
+  // a missed poll breaks the line instead of joining across the gap. The
+  // SVG's data-samples, data-peak (the largest value) and each path's
+  // data-points say what was drawn.
+  function drawChart(id, all, keys) {
+    const svg = $(id);
+    const end = all.length ? all[all.length - 1].t : Date.now();
+    const width = span(all);
+    const start = end - width;
+    let max = 0;
+    for (const p of all) for (const k of keys) if (p[k] !== null && p[k] > max) max = p[k];
+    const top = niceCeil(max);
+    for (const k of keys) {
+      let d = "", points = 0, prevT = -Infinity;
+      for (const p of all) {
+        const v = p[k];
+        if (v === null) { prevT = -Infinity; continue; }
+        const x = ((p.t - start) / width) * CHART_W;
+        const y = CHART_H - 1 - (v / top) * (CHART_H - 2);
+        d += (p.t - prevT > 2.5 * POLL_MS ? "M" : "L") + x.toFixed(1) + "," + y.toFixed(1);
+        prevT = p.t;
+        points++;
+      }
+      const path = svg.querySelector("path.line." + k);
+      path.setAttribute("d", d);
+      path.dataset.points = String(points);
+    }
+    svg.dataset.samples = String(all.length);
+    svg.dataset.max = String(top);
+    svg.dataset.peak = String(max);
+    svg.parentElement.querySelector(".max").textContent = "max " + top;
+  }
+
+  // niceCeil rounds up to 1, 2 or 5 times a power of ten, at least 1.
+  function niceCeil(v) {
+    if (!(v > 1)) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p;
+    return 10 * p;
+  }
+
+  // pollStats fills the Server panel and its trend. /stats answers
+  // signed-in users only, so the request carries the current token.
   async function pollStats() {
     try {
       const res = await fetch("/stats", { headers: { Authorization: "Bearer " + token } });
@@ -203,8 +319,11 @@
         dd.textContent = v;
         dl.append(dt, dd);
       }
-    } catch (e) { /* the server may be restarting */ }
-    setTimeout(pollStats, 2000);
+      sample(s);
+    } catch (e) {
+      previous = null; // the server may be restarting: no rate across the gap
+    }
+    setTimeout(pollStats, POLL_MS);
   }
 
   $("signin-form").addEventListener("submit", signIn);
