@@ -17,7 +17,10 @@
 # Go benchmarks (echo over a pipe and loopback, the server loop alone,
 # handshakes with HS256/RS256/ES256/EdDSA first-message tokens, typed JSON,
 # the refused handshake, and Hub.Publish's cost with a Redis backplane vs
-# none, in 5 interleaved rounds).
+# none, in 5 interleaved rounds). The full run's echo also measures wssafe
+# with each metrics adapter wired and scraped every second (wssafe-prom,
+# wssafe-otel), and its Go benchmarks their cost per message against none
+# (BenchmarkMetricsCost and BenchmarkMetricsObserve, 5 interleaved rounds).
 #
 #   bench/run.sh                 full run, about 30 minutes on 2 cores:
 #                                echo and handshakes (7 rounds), idle memory
@@ -59,7 +62,7 @@ if [ -n "${BENCH_QUICK:-}" ]; then
 	jsons=(results.json)
 else
 	runs=(
-		"-mode echo,handshake -idle 0 -rounds 7 -duration 1500ms -warmup 300ms"
+		"-mode echo,handshake -idle 0 -rounds 7 -duration 1500ms -warmup 300ms -impls wssafe,wssafe-prom,wssafe-otel,coder,gorilla,gws,tcp"
 		"-mode idle -idle 10000 -rounds 3"
 		"-mode broadcast -rounds 3 -duration 2s -warmup 500ms -attempts 2"
 		"-mode cluster -rounds 3 -duration 2s -warmup 500ms -attempts 2"
@@ -107,6 +110,9 @@ if [ -z "${BENCH_QUICK:-}" ]; then
 		# subscribers' writes run while the timer is stopped).
 		for _ in 1 2 3 4 5; do
 			"${pin[@]}" "$out/bench.test" -test.run '^$' -test.bench '^BenchmarkClusterPublish$' -test.cpu 1 -test.benchtime 300000x -test.benchmem
+		done
+		for _ in 1 2 3 4 5; do
+			"${pin[@]}" "$out/bench.test" -test.run '^$' -test.bench '^BenchmarkMetrics(Cost|Observe)$' -test.cpu 1 -test.benchtime 300000x -test.benchmem
 		done
 	} | tee "$out/gobench.txt"
 fi

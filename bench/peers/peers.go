@@ -29,12 +29,17 @@ const ReadLimit = 32 << 10
 
 // Handlers returns the HTTP echo handlers by name; "tcp" is not among them
 // (see ServeTCP). "wssafe-hs256" is the wssafe echo behind first-message
-// authentication (see WssafeAuth), with the benchmarks' HS256 secret.
+// authentication (see WssafeAuth), with the benchmarks' HS256 secret;
+// "wssafe-prom" and "wssafe-otel" are the wssafe echo with a metrics
+// adapter wired and read every second (see WssafeProm, WssafeOtel): their
+// handlers are *Metered, whose Close stops the reads.
 func Handlers() map[string]func() (http.Handler, error) {
 	return map[string]func() (http.Handler, error){
 		"wssafe":       Wssafe,
 		"wssafe-hs256": func() (http.Handler, error) { return WssafeAuth(&wssafe.AuthOptions{HMACSecret: benchjwt.Secret}) },
 		"wssafe-rb32k": func() (http.Handler, error) { return WssafeReadBuffer(32 << 10) },
+		"wssafe-prom":  func() (http.Handler, error) { return WssafeProm() },
+		"wssafe-otel":  func() (http.Handler, error) { return WssafeOtel() },
 		"coder":        func() (http.Handler, error) { return Coder(), nil },
 		"gorilla":      func() (http.Handler, error) { return Gorilla(), nil },
 		"gws":          func() (http.Handler, error) { return GWS(), nil },
