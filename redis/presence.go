@@ -314,9 +314,34 @@ func (p *presence) removeAll(ctx context.Context) error {
 // with the number of connected subjects.
 func (b *Backplane) Online(ctx context.Context) (map[string]int, error) {
 	out := map[string]int{}
-	var mu sync.Mutex
+	var mu sync.Mutex // ForEachMaster scans the masters at once
+	prefix := b.opt.Prefix + ":p:"
+	err := b.scanKeys(ctx, prefix, func(ctx context.Context, c goredis.UniversalClient, chunk []string) error {
+		pipe := c.Pipeline()
+		cmds := make([]*goredis.Cmd, len(chunk))
+		for i, k := range chunk {
+			cmds[i] = countScript.Eval(ctx, pipe, []string{k})
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for i, k := range chunk {
+			if n, err := cmds[i].Int(); err == nil && n > 0 {
+				out[strings.TrimPrefix(k, prefix)] += n
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// scanKeys calls fn with the keys that start with prefix, 512 at a time,
+// on every master (Redis Cluster) or on the one server; fn may run on
+// several masters at once.
+func (b *Backplane) scanKeys(ctx context.Context, prefix string, fn func(ctx context.Context, c goredis.UniversalClient, chunk []string) error) error {
 	scan := func(ctx context.Context, c goredis.UniversalClient) error {
-		prefix := b.opt.Prefix + ":p:"
 		it := c.Scan(ctx, 0, prefix+"*", 512).Iterator()
 		var keys []string
 		for it.Next(ctx) {
@@ -328,31 +353,16 @@ func (b *Backplane) Online(ctx context.Context) (map[string]int, error) {
 		for len(keys) > 0 {
 			chunk := keys[:min(len(keys), 512)]
 			keys = keys[len(chunk):]
-			pipe := c.Pipeline()
-			cmds := make([]*goredis.Cmd, len(chunk))
-			for i, k := range chunk {
-				cmds[i] = countScript.Eval(ctx, pipe, []string{k})
-			}
-			if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+			if err := fn(ctx, c, chunk); err != nil {
 				return err
 			}
-			mu.Lock()
-			for i, k := range chunk {
-				if n, err := cmds[i].Int(); err == nil && n > 0 {
-					out[strings.TrimPrefix(k, prefix)] += n
-				}
-			}
-			mu.Unlock()
 		}
 		return nil
 	}
-	var err error
 	if cc, ok := b.client.(*goredis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return scan(ctx, c) })
-	} else {
-		err = scan(ctx, b.client)
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return scan(ctx, c) })
 	}
-	return out, err
+	return scan(ctx, b.client)
 }
 
 // localCount is this node's count for subject (tests).

@@ -79,50 +79,34 @@ func (b *Backplane) loadRevocations() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*writeTimeout)
 	defer cancel()
 	prefix := b.opt.Prefix + ":r:"
-	scan := func(ctx context.Context, c goredis.UniversalClient) error {
-		it := c.Scan(ctx, 0, prefix+"*", 512).Iterator()
-		var keys []string
-		for it.Next(ctx) {
-			keys = append(keys, it.Val())
+	return b.scanKeys(ctx, prefix, func(ctx context.Context, c goredis.UniversalClient, chunk []string) error {
+		pipe := c.Pipeline()
+		gets := make([]*goredis.StringCmd, len(chunk))
+		for i, k := range chunk {
+			gets[i] = pipe.Get(ctx, k)
 		}
-		if err := it.Err(); err != nil {
+		if _, err := pipe.Exec(ctx); err != nil && err != goredis.Nil {
 			return err
 		}
-		for len(keys) > 0 {
-			chunk := keys[:min(len(keys), 512)]
-			keys = keys[len(chunk):]
-			pipe := c.Pipeline()
-			gets := make([]*goredis.StringCmd, len(chunk))
-			for i, k := range chunk {
-				gets[i] = pipe.Get(ctx, k)
+		for i, k := range chunk {
+			value, err := gets[i].Result()
+			if err != nil {
+				continue // expired since the scan
 			}
-			if _, err := pipe.Exec(ctx); err != nil && err != goredis.Nil {
-				return err
+			before, exp, ok := b.openRecord(k, value)
+			if !ok {
+				b.open.counts[refusedRecord].Add(1)
+				b.refused(refusedRecord)
+				continue
 			}
-			for i, k := range chunk {
-				value, err := gets[i].Result()
-				if err != nil {
-					continue // expired since the scan
-				}
-				before, exp, ok := b.openRecord(k, value)
-				if !ok {
-					b.open.counts[refusedRecord].Add(1)
-					b.refused(refusedRecord)
-					continue
-				}
-				if !exp.After(b.opt.now()) {
-					continue
-				}
-				// TTL counts from Before, as when it was sent; the signed
-				// expiry bounds it, however long Redis keeps the key.
-				b.sink.control(controlOp{Kind: ctlRevoke, Subject: strings.TrimPrefix(k, prefix),
-					Before: before, TTL: exp.Sub(before)})
+			if !exp.After(b.opt.now()) {
+				continue
 			}
+			// TTL counts from Before, as when it was sent; the signed
+			// expiry bounds it, however long Redis keeps the key.
+			b.sink.control(controlOp{Kind: ctlRevoke, Subject: strings.TrimPrefix(k, prefix),
+				Before: before, TTL: exp.Sub(before)})
 		}
 		return nil
-	}
-	if cc, ok := b.client.(*goredis.ClusterClient); ok {
-		return cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return scan(ctx, c) })
-	}
-	return scan(ctx, b.client)
+	})
 }
