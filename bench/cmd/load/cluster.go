@@ -307,17 +307,9 @@ func measureClusterOnce(cfg config, cr *clusterRun, nodes []*server, sb *subscri
 	if err := errors.Join(err0, err1, err2, err3, err4, sb.failure()); err != nil {
 		return clusterResult{}, err
 	}
-	// As in the broadcast runs: every message must have reached every
-	// subscriber before the next run numbers its messages from 0 again.
-	for deadline := time.Now().Add(15 * time.Second); sb.acked.Load() != sent-1; time.Sleep(5 * time.Millisecond) {
-		if err := sb.failure(); err != nil {
-			return clusterResult{}, err
-		}
-		if time.Now().After(deadline) {
-			return clusterResult{}, fmt.Errorf("after the run, %d of %d messages had reached every subscriber", sb.acked.Load()+1, sent)
-		}
+	if err := sb.settle(sent); err != nil {
+		return clusterResult{}, err
 	}
-	sb.acked.Store(-1)
 	deliveries := float64(d1 - d0)
 	if deliveries == 0 {
 		return clusterResult{}, errors.New("no message delivered")

@@ -73,6 +73,22 @@ func (s *server) subscribe(cfg config, n int) (*subscribers, error) {
 
 // newSubscribers starts reading conns (which may be spread over several
 // servers) as one set of subscribers.
+// settle waits until every one of the sent messages has reached every
+// subscriber, so that the next run can number its messages from 0 again,
+// and resets the count for it.
+func (sb *subscribers) settle(sent int64) error {
+	for deadline := time.Now().Add(15 * time.Second); sb.acked.Load() != sent-1; time.Sleep(5 * time.Millisecond) {
+		if err := sb.failure(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after the run, %d of %d messages had reached every subscriber", sb.acked.Load()+1, sent)
+		}
+	}
+	sb.acked.Store(-1)
+	return nil
+}
+
 func newSubscribers(conns []*wsclient.Conn) *subscribers {
 	n := len(conns)
 	sb := &subscribers{conns: conns, lat: make([][]time.Duration, n), latMu: make([]sync.Mutex, n),
@@ -299,17 +315,9 @@ func measureFanoutOnce(cfg config, s *server, sb *subscribers, impl string, size
 	if err := errors.Join(err1, err2, err3, err4, err5, sb.failure()); err != nil {
 		return fanoutResult{}, err
 	}
-	// Every message sent must reach every subscriber before the next run
-	// numbers its messages from 0 again.
-	for deadline := time.Now().Add(15 * time.Second); sb.acked.Load() != sent-1; time.Sleep(5 * time.Millisecond) {
-		if err := sb.failure(); err != nil {
-			return fanoutResult{}, err
-		}
-		if time.Now().After(deadline) {
-			return fanoutResult{}, fmt.Errorf("after the run, %d of %d messages had reached every subscriber", sb.acked.Load()+1, sent)
-		}
+	if err := sb.settle(sent); err != nil {
+		return fanoutResult{}, err
 	}
-	sb.acked.Store(-1)
 	deliveries := float64(d1 - d0)
 	if deliveries == 0 {
 		return fanoutResult{}, errors.New("no message delivered")
