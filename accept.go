@@ -155,6 +155,7 @@ func (h *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return c, brw, err
 	}
 	dc := newDeadlineConn(c, h.cfg.MessageTimeout, h.cfg.writeTicks, h.cfg.idleTicks)
+	dc.deflate = negotiatedDeflate(h.ResponseWriter.Header())
 	if h.cfg.direct {
 		dc.writeDirect()
 	}

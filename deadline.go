@@ -109,6 +109,8 @@ type deadlineConn struct {
 	limit     time.Time // no deadline later than this (Shutdown); zero: none
 
 	wire wire // the write lock and the direct write path, see wire.go
+
+	deflate deflateParams // what the handshake negotiated (compress.go); set before the session starts, then read-only
 }
 
 // The states of a message's deadline, in one word so that a message costs

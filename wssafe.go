@@ -479,6 +479,53 @@ type Options struct {
 	SendQueueMessages int
 	SendQueueBytes    int
 
+	// Compression: permessage-deflate (RFC 7692), off unless asked for.
+
+	// Compression negotiates permessage-deflate with clients that offer it
+	// (browsers, Node's ws and Python's websockets do), without context
+	// takeover in either direction: every message is compressed and
+	// inflated on its own, so no compression history is shared across
+	// messages, and one message's attacker-chosen text cannot reveal
+	// another message's secret by its compressed size (CRIME; RFC 7692
+	// section 8). A broadcast is then compressed once for every session
+	// that negotiated it. What a session negotiated is
+	// [Session.Compressed]. Reads are limited after inflation (ReadLimit,
+	// ByteRate, MaxInflationRatio); data that does not inflate closes the
+	// session with 1007. A message that holds a secret and text an
+	// attacker chose is still exposed by its own size (BREACH), whatever
+	// the context setting: send it with [Session.WriteUncompressed]. Zero
+	// (false) negotiates no extension; see SECURITY.md.
+	Compression bool
+
+	// CompressionThreshold is the smallest message, in bytes, that is
+	// sent compressed on a compressed session; shorter ones go out as
+	// they are, since deflate's framing would outweigh what it saves.
+	// Zero means 512 bytes; it must not be negative.
+	CompressionThreshold int
+
+	// InsecureCompressionContextTakeover lets a compressed session keep
+	// its compression history (32 KiB per direction) across messages
+	// when the client agrees, which compresses small, similar messages
+	// several times better. The cost is CRIME: when text an attacker
+	// controls (a chat line, a name, a search echoed back) and a secret
+	// (a token, a session value, another user's data) travel in the same
+	// direction of one session, the attacker learns the secret byte by
+	// byte from the compressed sizes, over TLS too. It also costs memory:
+	// each such session holds a compressor and the peer's history for its
+	// whole life, and broadcasts are compressed once per session. New logs
+	// a warning. False (the default) never takes over context.
+	InsecureCompressionContextTakeover bool
+
+	// MaxInflationRatio closes a session with 1009 "message too big"
+	// when a compressed message inflates to more than this many times its
+	// bytes on the wire: a decompression bomb (a few KiB of deflate
+	// inflate to megabytes) is cut off before it is inflated in full. It
+	// applies only once the message's inflated size passes
+	// [InflationRatioFloor] (64 KiB): small messages reach high ratios
+	// without harm (4 KiB of zeros is about 200:1), and ReadLimit bounds
+	// every message anyway. Zero means 100; it must not be negative.
+	MaxInflationRatio int
+
 	// Timeouts: how long a message, a write, a pong, silence and a session
 	// may take.
 
@@ -665,6 +712,9 @@ func (o *Options) resolve(h hooks) (*config, error) {
 		return nil, err
 	}
 	c.direct = h.writes == writesDirect || h.writes == writesAuto && coderDirect()
+	if err := c.resolveCompression(); err != nil {
+		return nil, err
+	}
 	// Last: it may start a JWKS refresher, which nothing after it may leak.
 	if err := c.resolveAuth(); err != nil {
 		return nil, err
@@ -799,6 +849,7 @@ func newEndpoint(h Handler, opts *Options, k hooks) (*Endpoint, error) {
 		OriginPatterns:     cfg.OriginPatterns,
 		InsecureSkipVerify: cfg.InsecureSkipOriginCheck,
 	}
+	cfg.acceptCompression(&e.accept)
 	if cfg.InsecureSkipOriginCheck {
 		logEvent(context.Background(), e.log, slog.LevelWarn, EventInsecureConfig,
 			"wssafe: origin check disabled; any web page can open sockets to this endpoint")
