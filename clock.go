@@ -22,8 +22,9 @@ type clock interface {
 	// realClock.mono).
 	mono() time.Time
 	// nanos returns mono as nanoseconds since a fixed origin of the
-	// clock's, for the per-session buckets (limit.go bucket), which need
-	// no time.Time.
+	// clock's, for the per-session buckets (limit.go bucket) and the
+	// Observer's message timing (chain.go dispatch), which need no
+	// time.Time.
 	nanos() int64
 	// afterFunc calls f on its own goroutine once d has passed, like
 	// time.AfterFunc.

@@ -139,11 +139,11 @@ func (e *Endpoint) newLimits() messageLimits {
 	return messageLimits{msgs: newBucket(e.cfg.MessageRate), bytes: newBucket(e.cfg.ByteRate)}
 }
 
-// checkLimits spends one message and n bytes from the session's budgets.
+// checkLimits spends one message and n bytes from the session's budgets
+// at now, the endpoint clock's nanos read once per message by dispatch.
 // Exceeding one ends the session with 1008 "rate limit exceeded".
-func (s *Session) checkLimits(n int) error {
+func (s *Session) checkLimits(now int64, n int) error {
 	cfg := s.ep.cfg
-	now := cfg.clock.nanos() // once per message: the cheap reading, see realClock.nanos
 	var event string
 	switch l := &s.limits; {
 	case !l.msgs.allowN(cfg.MessageRate, now, 1):
