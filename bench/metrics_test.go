@@ -22,9 +22,8 @@ import (
 // interleaved rounds on one CPU (see bench/PERFORMANCE.md).
 func BenchmarkMetricsCost(b *testing.B) {
 	handlers := peers.Handlers()
-	handlers["wssafe-obs"] = peers.WssafeObserved
 	for _, size := range []int{64, 1024} {
-		for _, impl := range []string{"wssafe", "wssafe-obs", "wssafe-prom", "wssafe-otel"} {
+		for _, impl := range []string{"wssafe", "wssafe-obs", "wssafe-prom", "wssafe-otel", "wssafe-otelx"} {
 			b.Run(fmt.Sprintf("size=%d/impl=%s", size, impl), func(b *testing.B) {
 				h, err := handlers[impl]()
 				if err != nil {
@@ -52,7 +51,7 @@ func BenchmarkMetricsCost(b *testing.B) {
 // adapter's Observe, alone: the adapter's own work per message, without
 // the core's timing ("wssafe-obs" in BenchmarkMetricsCost) or the loop.
 func BenchmarkMetricsObserve(b *testing.B) {
-	for _, impl := range []string{"prom", "otel"} {
+	for _, impl := range []string{"prom", "otel", "otel-noexemplars"} {
 		b.Run("adapter="+impl, func(b *testing.B) {
 			observe, closeFn, err := peers.MetricsObserver(impl)
 			if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/wssafe/wssafe"
@@ -91,9 +92,20 @@ func WssafeProm() (*Metered, error) {
 // explicit-bucket aggregation), collected every ScrapeInterval through a
 // ManualReader, as a PeriodicReader would before handing the data to an
 // exporter.
-func WssafeOtel() (*Metered, error) {
+func WssafeOtel() (*Metered, error) { return wssafeOtel() }
+
+// WssafeOtelNoExemplars is [WssafeOtel] on a MeterProvider whose exemplar
+// filter is off (sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter),
+// or OTEL_METRICS_EXEMPLAR_FILTER=always_off): the SDK's default, the
+// trace-based filter, is asked at every Record whether the context holds
+// a sampled span.
+func WssafeOtelNoExemplars() (*Metered, error) {
+	return wssafeOtel(sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter))
+}
+
+func wssafeOtel(opts ...sdkmetric.Option) (*Metered, error) {
 	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	mp := sdkmetric.NewMeterProvider(append(opts, sdkmetric.WithReader(reader))...)
 	m, err := wsotel.New(wsotel.Options{MeterProvider: mp})
 	if err != nil {
 		return nil, err
@@ -109,23 +121,28 @@ func WssafeOtel() (*Metered, error) {
 	return p, nil
 }
 
-// MetricsObserver returns the Observe of adapter "prom" or "otel", set up
-// as in WssafeProm and WssafeOtel but without an endpoint, and the func
-// that stops its periodic reads.
+// MetricsObserver returns the Observe of adapter "prom", "otel" or
+// "otel-noexemplars", set up as in WssafeProm, WssafeOtel and
+// WssafeOtelNoExemplars but without an endpoint, and the func that stops
+// its periodic reads.
 func MetricsObserver(adapter string) (observe func(wssafe.Observation), stop func(), err error) {
 	switch adapter {
 	case "prom":
 		m := wsprom.New(wsprom.Options{})
 		return m.Observe, func() {}, nil
-	case "otel":
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	case "otel", "otel-noexemplars":
+		opts := []sdkmetric.Option{sdkmetric.WithReader(sdkmetric.NewManualReader())}
+		if adapter == "otel-noexemplars" {
+			opts = append(opts, sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter))
+		}
+		mp := sdkmetric.NewMeterProvider(opts...)
 		m, err := wsotel.New(wsotel.Options{MeterProvider: mp})
 		if err != nil {
 			return nil, nil, err
 		}
 		return m.Observe, func() { _ = mp.Shutdown(context.Background()) }, nil
 	}
-	return nil, nil, fmt.Errorf("peers: unknown metrics adapter %q (want prom or otel)", adapter)
+	return nil, nil, fmt.Errorf("peers: unknown metrics adapter %q (want prom, otel or otel-noexemplars)", adapter)
 }
 
 // discardResponse is an http.ResponseWriter that drops what it is given.

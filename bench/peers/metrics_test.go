@@ -17,7 +17,7 @@ import (
 // TestMeteredPeers checks that the echo with each metrics adapter wired
 // echoes like the others, and that Close stops its periodic reads.
 func TestMeteredPeers(t *testing.T) {
-	for _, impl := range []string{"wssafe-prom", "wssafe-otel"} {
+	for _, impl := range []string{"wssafe-prom", "wssafe-otel", "wssafe-otelx"} {
 		t.Run(impl, func(t *testing.T) {
 			h, err := peers.Handlers()[impl]()
 			if err != nil {
@@ -52,10 +52,10 @@ func TestMeteredPeers(t *testing.T) {
 	}
 }
 
-// TestMetricsObserver checks that both adapters' Observe take a message's
+// TestMetricsObserver checks that every adapter's Observe takes a message's
 // observation, and that an unknown adapter is refused.
 func TestMetricsObserver(t *testing.T) {
-	for _, name := range []string{"prom", "otel"} {
+	for _, name := range []string{"prom", "otel", "otel-noexemplars"} {
 		observe, stop, err := peers.MetricsObserver(name)
 		if err != nil {
 			t.Fatal(err)

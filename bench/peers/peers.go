@@ -30,9 +30,11 @@ const ReadLimit = 32 << 10
 // Handlers returns the HTTP echo handlers by name; "tcp" is not among them
 // (see ServeTCP). "wssafe-hs256" is the wssafe echo behind first-message
 // authentication (see WssafeAuth), with the benchmarks' HS256 secret;
-// "wssafe-prom" and "wssafe-otel" are the wssafe echo with a metrics
-// adapter wired and read every second (see WssafeProm, WssafeOtel): their
-// handlers are *Metered, whose Close stops the reads.
+// "wssafe-obs" is the wssafe echo with an Observer that does nothing (see
+// WssafeObserved); "wssafe-prom", "wssafe-otel" and "wssafe-otelx" are the
+// wssafe echo with a metrics adapter wired and read every second (see
+// WssafeProm, WssafeOtel, WssafeOtelNoExemplars): their handlers are
+// *Metered, whose Close stops the reads.
 func Handlers() map[string]func() (http.Handler, error) {
 	return map[string]func() (http.Handler, error){
 		"wssafe":       Wssafe,
@@ -40,6 +42,8 @@ func Handlers() map[string]func() (http.Handler, error) {
 		"wssafe-rb32k": func() (http.Handler, error) { return WssafeReadBuffer(32 << 10) },
 		"wssafe-prom":  func() (http.Handler, error) { return WssafeProm() },
 		"wssafe-otel":  func() (http.Handler, error) { return WssafeOtel() },
+		"wssafe-obs":   WssafeObserved,
+		"wssafe-otelx": func() (http.Handler, error) { return WssafeOtelNoExemplars() },
 		"coder":        func() (http.Handler, error) { return Coder(), nil },
 		"gorilla":      func() (http.Handler, error) { return Gorilla(), nil },
 		"gws":          func() (http.Handler, error) { return GWS(), nil },
