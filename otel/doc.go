@@ -15,6 +15,22 @@
 // histograms are recorded by [Metrics.Observe] (session, handler and
 // handshake durations, received message sizes), which allocates nothing.
 //
+// # Cost per message
+//
+// Each message handled costs two synchronous Records (handler duration
+// and message size), without attributes, on context.Background: with the
+// SDK, about 300-450 ns together, most of it the SDK's per-Record work
+// (attribute-set lookup, bucket search, and the exemplar filter, which by
+// default asks the context for a sampled span at every Record). A program
+// that does not use exemplars saves about a quarter of that by turning
+// them off on its MeterProvider:
+//
+//	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r),
+//		sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter)) // or OTEL_METRICS_EXEMPLAR_FILTER=always_off
+//
+// and a View with sdkmetric.AggregationDrop on wssafe.server.handler.duration
+// or wssafe.server.message.size removes nearly all of that histogram's cost.
+//
 // # Attributes
 //
 // No attribute has an unbounded value: never a subject, an address, a
