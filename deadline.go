@@ -370,7 +370,7 @@ func (c *deadlineConn) renewWrite(n uint64) {
 // allocation. It does not validate: coder/websocket does that, on the same
 // bytes.
 type frameScan struct {
-	seq     uint64 // the number of the frame in progress or last seen; 0 before the first
+	seq uint64 // the number of the frame in progress or last seen; 0 before the first
 	// What compression's checks need (see inflateGuard): a few additions
 	// per read and per frame header.
 	off     uint64 // the bytes seen
