@@ -370,7 +370,14 @@ func (c *deadlineConn) renewWrite(n uint64) {
 // allocation. It does not validate: coder/websocket does that, on the same
 // bytes.
 type frameScan struct {
-	seq uint64 // the number of the frame in progress or last seen; 0 before the first
+	seq     uint64 // the number of the frame in progress or last seen; 0 before the first
+	got     uint8  // header bytes of the frame in progress seen so far; 0 outside a header
+	need    uint8  // the header's length: 2, plus 2 or 8 of extended length, plus 4 of mask
+	ext     uint8  // extended-length bytes: 0, 2 or 8
+	control bool   // the frame in progress is a control frame
+	length  uint64 // the payload length decoded so far
+	left    uint64 // payload bytes still to come
+
 	// What compression's checks need (see inflateGuard): a few additions
 	// per read and per frame header.
 	off     uint64 // the bytes seen
@@ -379,12 +386,6 @@ type frameScan struct {
 	dataFin bool   // the data frame in progress or last seen has FIN set
 	endMsg  uint64 // the last message whose final frame the scan has passed (its number in msgs)
 	endAt   uint64 // the offset where that message ended
-	got     uint8  // header bytes of the frame in progress seen so far; 0 outside a header
-	need    uint8  // the header's length: 2, plus 2 or 8 of extended length, plus 4 of mask
-	ext     uint8  // extended-length bytes: 0, 2 or 8
-	control bool   // the frame in progress is a control frame
-	length  uint64 // the payload length decoded so far
-	left    uint64 // payload bytes still to come
 }
 
 // current returns the number of the frame in progress, or 0 between frames.
