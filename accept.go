@@ -156,6 +156,8 @@ func (h *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	dc := newDeadlineConn(c, h.cfg.MessageTimeout, h.cfg.writeTicks, h.cfg.idleTicks)
 	dc.deflate = negotiatedDeflate(h.ResponseWriter.Header())
+	dc.br = brw.Reader
+	dc.scans = dc.scans || dc.deflate.on // the inflation ratio counts compressed bytes (compress.go)
 	if h.cfg.direct {
 		dc.writeDirect()
 	}

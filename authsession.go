@@ -218,6 +218,9 @@ func (s *Session) readFirstMessage(a *authenticator) (MessageType, []byte, error
 	if err == nil {
 		// A pooled buffer, given back once the token is verified; a
 		// session refused here drops it to the garbage collector.
+		if s.dc.deflate.on {
+			r = s.dc.guardInflation(r, a.readLimit, s.ep.cfg.MaxInflationRatio)
+		}
 		data, err = readAll(r, s.borrowBuf(), false)
 	}
 	if err != nil {

@@ -5,8 +5,11 @@ package wssafe
 // written by wssafe on the direct path.
 
 import (
+	"compress/flate"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -98,3 +101,128 @@ func negotiatedDeflate(h http.Header) deflateParams {
 // messages of CompressionThreshold bytes or more are sent to it
 // compressed.
 func (s *Session) Compressed() bool { return s.dc != nil && s.dc.deflate.on }
+
+// inflateChunk bounds one read of a message on a compressed session, so
+// that the inflation ratio is checked at least every inflateChunk
+// inflated bytes: a bomb is cut off at most this far past its limit.
+const inflateChunk = 16 << 10
+
+// inflateGuard reads one message of a compressed session from
+// coder/websocket, which inflates it and applies ReadLimit to the inflated
+// bytes. The guard adds what coder does not check:
+//
+//   - MaxInflationRatio: past InflationRatioFloor inflated bytes, after
+//     every read of at most inflateChunk bytes, the inflated size is
+//     compared with the compressed bytes read for the message (see
+//     compressed): a bomb is cut off within inflateChunk bytes of its
+//     limit, the rest never inflated.
+//   - Data after the final deflate block: coder's inflater ends the
+//     message there and leaves the rest of the frame unread, for its next
+//     frame header. The guard sees, at the message's end, whether the
+//     frame scan is still inside the message (see cutShort).
+//
+// Uncompressed messages on such a session pass through it too: their
+// ratio is at most 1. It lives in the deadlineConn, so a message costs no
+// allocation; only the serve goroutine uses it.
+type inflateGuard struct {
+	c     *deadlineConn
+	r     io.Reader
+	ratio int64  // MaxInflationRatio; 0: not checked (ReadLimit is at most the floor)
+	base  uint64 // the scan's data count when the message began, less what coder had buffered
+	msg   uint64 // the message's number in the scan's count
+	n     int64  // bytes inflated so far
+}
+
+// guardInflation returns r, the reader of a message coder/websocket has
+// just begun, guarded if the session negotiated compression; readLimit is
+// the limit in force, ratio MaxInflationRatio.
+func (c *deadlineConn) guardInflation(r io.Reader, readLimit int64, ratio int) io.Reader {
+	if !c.deflate.on {
+		return r
+	}
+	c.msgsRead++
+	g := &c.inflate
+	*g = inflateGuard{c: c, r: r, msg: c.msgsRead}
+	if readLimit > InflationRatioFloor {
+		g.ratio = int64(ratio)
+	}
+	// What coder has buffered and not consumed may hold this message's
+	// first payload bytes, which the scan has counted already: counting
+	// them as this message's errs on the side of more compressed bytes.
+	g.base = c.scan.data - min(c.scan.data, uint64(c.br.Buffered()))
+	return g
+}
+
+// compressed is the count of compressed bytes the message has used so
+// far: the payload bytes of data frames that reached coder/websocket's
+// buffered reader since the message began. It is never less than what
+// the inflater consumed, and at most about 4 KiB (coder's inflater reads
+// ahead through a 4 KiB buffer) plus twice coder's read buffer (128
+// bytes on a plain socket, ReadBufferSize otherwise) more: the ratio is
+// never overstated, so a real message is never refused for bytes that
+// were not counted, and a bomb is understated by at most that slack.
+func (g *inflateGuard) compressed() int64 { return int64(g.c.scan.data - g.base) }
+
+func (g *inflateGuard) Read(p []byte) (int, error) {
+	if len(p) > inflateChunk {
+		p = p[:inflateChunk]
+	}
+	n, err := g.r.Read(p)
+	g.n += int64(n)
+	switch {
+	case err == nil:
+		if g.ratio > 0 && g.n > InflationRatioFloor && g.n > g.ratio*g.compressed() {
+			return n, &inflationError{inflated: g.n, compressed: g.compressed(), ratio: g.ratio}
+		}
+	case err == io.EOF:
+		if g.c.cutShort(g.msg) {
+			return n, errDataAfterFinal
+		}
+	}
+	return n, err
+}
+
+// cutShort reports whether message msg, which coder/websocket has just
+// ended, goes on past where coder stopped reading: its inflater met a
+// final deflate block before the message's end. The scan knows where the
+// message ends once it has passed its final frame; coder has consumed
+// what the scan has seen less what its reader still buffers. When a
+// later message has ended in the scan too (several whole messages
+// buffered), msg's end is no longer known and nothing is reported; nor is
+// payload after the final block that coder's inflater had already taken
+// into its 4 KiB buffer, which coder discards.
+func (c *deadlineConn) cutShort(msg uint64) bool {
+	f := &c.scan
+	switch {
+	case f.endMsg < msg:
+		return true // its final frame has not even arrived
+	case f.endMsg == msg:
+		return f.off-uint64(c.br.Buffered()) < f.endAt
+	}
+	return false
+}
+
+// errDataAfterFinal is ErrInvalidCompressed for a deflate stream that
+// ended (a final block) before its message did.
+var errDataAfterFinal = fmt.Errorf("%w: data after the final deflate block", ErrInvalidCompressed)
+
+// An inflationError is ErrMessageTooBig for a message cut off by
+// MaxInflationRatio.
+type inflationError struct {
+	inflated, compressed, ratio int64
+}
+
+func (e *inflationError) Error() string {
+	return fmt.Sprintf("wssafe: message too big: inflated %d bytes from at most %d (over %d:1)", e.inflated, e.compressed, e.ratio)
+}
+
+func (e *inflationError) Unwrap() error { return ErrMessageTooBig }
+
+// isInflateError reports whether err is compress/flate's verdict on
+// corrupt input (bad codes, a reserved block type, a distance too far
+// back), which coder/websocket passes through as a read error.
+func isInflateError(err error) bool {
+	var corrupt flate.CorruptInputError
+	var internal flate.InternalError
+	return errors.As(err, &corrupt) || errors.As(err, &internal)
+}

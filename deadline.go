@@ -4,6 +4,7 @@ package wssafe
 // and write deadlines lazily, with its frame scan and quarter ticker.
 
 import (
+	"bufio"
 	"net"
 	"os"
 	"sync"
@@ -88,6 +89,7 @@ type deadlineConn struct {
 	idleTimeout  time.Duration
 	idleTicks    *quarterTicker // nil: no idle deadline
 	tracks       bool           // msgState is followed: a message or an idle timeout is set
+	scans        bool           // the frame scan runs: a message timeout is set, or the session inflates (compress.go)
 
 	msgState    atomic.Uint32 // msgIdle, msgOpen or msgArmed
 	renewedAt   atomic.Uint64 // writeTicks.count when the write deadline was last moved; 0: never
@@ -110,7 +112,10 @@ type deadlineConn struct {
 
 	wire wire // the write lock and the direct write path, see wire.go
 
-	deflate deflateParams // what the handshake negotiated (compress.go); set before the session starts, then read-only
+	deflate  deflateParams // what the handshake negotiated (compress.go); set before the session starts, then read-only
+	br       *bufio.Reader // coder/websocket's reader of this connection: what it has buffered, the scan has seen but coder not consumed
+	inflate  inflateGuard  // the message being inflated (compress.go); the serve goroutine's
+	msgsRead uint64        // the data messages begun through inflate, counted as the scan counts them
 }
 
 // The states of a message's deadline, in one word so that a message costs
@@ -123,7 +128,7 @@ const (
 
 func newDeadlineConn(c net.Conn, msgTimeout time.Duration, writeTicks, idleTicks *quarterTicker) *deadlineConn {
 	dc := &deadlineConn{Conn: c, msgTimeout: msgTimeout, ctlTimeout: min(msgTimeout, maxControlStall),
-		writeTicks: writeTicks, idleTicks: idleTicks, tracks: msgTimeout > 0 || idleTicks != nil}
+		writeTicks: writeTicks, idleTicks: idleTicks, tracks: msgTimeout > 0 || idleTicks != nil, scans: msgTimeout > 0}
 	if writeTicks != nil {
 		dc.writeTimeout = writeTicks.timeout
 	}
@@ -136,7 +141,7 @@ func newDeadlineConn(c net.Conn, msgTimeout time.Duration, writeTicks, idleTicks
 // buffered tells the frame scan about bytes coder/websocket reads without
 // calling Read: those net/http had buffered past the handshake request.
 func (c *deadlineConn) buffered(b []byte) {
-	if c.msgTimeout > 0 {
+	if c.scans {
 		c.scan.feed(b)
 	}
 }
@@ -205,7 +210,11 @@ func (c *deadlineConn) idleExpired() bool {
 
 func (c *deadlineConn) Read(p []byte) (int, error) {
 	if !c.tracks {
-		return c.readSocket(p)
+		n, err := c.readSocket(p)
+		if c.scans {
+			c.scan.feed(p[:n])
+		}
+		return n, err
 	}
 	if c.stuck {
 		return 0, os.ErrDeadlineExceeded
@@ -214,7 +223,7 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 		// Bytes already taken from the socket: no wait, so no deadline to
 		// arm. A frame that arrived whole touches no timer.
 		n := c.sr.take(p)
-		if c.msgTimeout > 0 {
+		if c.scans {
 			c.scan.feed(p[:n])
 		}
 		return n, nil
@@ -223,7 +232,7 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 		c.rearm(f)
 	}
 	n, err := c.readSocket(p)
-	if c.msgTimeout > 0 {
+	if c.scans {
 		c.scan.feed(p[:n])
 	}
 	if err != nil && c.scan.current() != 0 && isTimeout(err) {
@@ -252,7 +261,7 @@ func (c *deadlineConn) rearm(frame uint64) {
 	}
 	if frame != c.armed {
 		c.armed, c.frameAt = frame, time.Time{}
-		if frame != 0 {
+		if frame != 0 && c.msgTimeout > 0 { // the scan may run for compression alone
 			d := c.msgTimeout
 			if c.scan.control {
 				d = c.ctlTimeout
@@ -368,6 +377,15 @@ type frameScan struct {
 	control bool   // the frame in progress is a control frame
 	length  uint64 // the payload length decoded so far
 	left    uint64 // payload bytes still to come
+
+	// What compression's checks need (see inflateGuard): a few additions
+	// per read and per frame header.
+	off     uint64 // the bytes seen
+	msgs    uint64 // the data messages begun (text and binary frames seen)
+	data    uint64 // the payload bytes of data frames seen
+	dataFin bool   // the data frame in progress or last seen has FIN set
+	endMsg  uint64 // the last message whose final frame the scan has passed (its number in msgs)
+	endAt   uint64 // the offset where that message ended
 }
 
 // current returns the number of the frame in progress, or 0 between frames.
@@ -379,13 +397,21 @@ func (f *frameScan) current() uint64 {
 }
 
 func (f *frameScan) feed(b []byte) {
+	f.off += uint64(len(b))
 	for len(b) > 0 {
 		if f.left > 0 {
 			if uint64(len(b)) < f.left {
 				f.left -= uint64(len(b))
+				if !f.control {
+					f.data += uint64(len(b))
+				}
 				return
 			}
 			b = b[f.left:]
+			if !f.control {
+				f.data += f.left
+				f.ended(len(b))
+			}
 			f.left = 0
 			continue
 		}
@@ -395,6 +421,12 @@ func (f *frameScan) feed(b []byte) {
 		case 0:
 			f.seq++
 			f.control = c&0x08 != 0
+			if !f.control {
+				f.dataFin = c&0x80 != 0
+				if op := c & 0x0F; op == 0x1 || op == 0x2 {
+					f.msgs++
+				}
+			}
 			f.need, f.ext, f.length = 2, 0, 0
 		case 1:
 			switch n := c & 0x7F; n {
@@ -416,7 +448,18 @@ func (f *frameScan) feed(b []byte) {
 		}
 		if f.got++; f.got == f.need {
 			f.got, f.left = 0, f.length
+			if f.length == 0 && !f.control {
+				f.ended(len(b))
+			}
 		}
+	}
+}
+
+// ended notes the end of a data frame, rest bytes before the end of what
+// feed was given.
+func (f *frameScan) ended(rest int) {
+	if f.dataFin {
+		f.endMsg, f.endAt = f.msgs, f.off-uint64(rest)
 	}
 }
 

@@ -44,6 +44,10 @@ var (
 	ErrMessageTooBig = errors.New("wssafe: message too big")
 	// ErrInvalidUTF8: a text message was not valid UTF-8. Closes 1007.
 	ErrInvalidUTF8 = errors.New("wssafe: text message is not valid UTF-8")
+	// ErrInvalidCompressed: a compressed message (permessage-deflate) did
+	// not inflate: corrupt deflate data, a reserved block type, or data
+	// after the final block. Closes 1007 "invalid compressed data".
+	ErrInvalidCompressed = errors.New("wssafe: invalid compressed data")
 	// ErrUnsupportedType: a message of a type the endpoint does not accept. Closes 1003.
 	ErrUnsupportedType = errors.New("wssafe: message type not accepted")
 	// ErrMessageTimeout: a started message did not complete in time. Closes 1008.
@@ -176,6 +180,7 @@ type closeRule struct {
 var closeTable = [...]closeRule{
 	{ErrMessageTooBig, StatusMessageTooBig, "message too big"},
 	{ErrInvalidUTF8, StatusInvalidPayload, "invalid utf-8"},
+	{ErrInvalidCompressed, StatusInvalidPayload, "invalid compressed data"},
 	{ErrUnsupportedType, StatusUnsupportedData, "unsupported message type"},
 	{ErrMessageTimeout, StatusPolicyViolation, "message timeout"},
 	{errPongFlood, StatusPolicyViolation, "pong rate exceeded"}, // before ErrPingFlood, which it wraps

@@ -68,6 +68,13 @@ const (
 	EventIdleTimeout     = "idle_timeout"     // 3008
 	EventProtocolError   = "protocol_error"   // 1002
 	EventInvalidMessage  = "invalid_message"
+	// EventInflationRatio: a compressed message inflated to more than
+	// Options.MaxInflationRatio times its compressed size; 1009.
+	EventInflationRatio = "inflation_ratio_exceeded"
+	// EventInvalidCompressed: a compressed message that does not inflate
+	// (corrupt deflate data, a reserved block type, data after the final
+	// block); 1007.
+	EventInvalidCompressed = "invalid_compressed_data"
 
 	// Keepalive and writing.
 	EventPingFlood    = "ping_flood"   // 1008: pings over Options.PingRate

@@ -31,7 +31,7 @@ const (
 	SessionClosed                                // Code, Duration (the session's lifetime), Traffic
 	MessageHandled                               // Duration: time spent in the handler chain; Size: the payload's bytes; only with an Observer
 	LimitHit                                     // Reason: EventMessageRate, EventSlowConsumer, EventPingFlood ...
-	ValidationFailed                             // Reason: EventInvalidUTF8, EventUnsupportedType, EventInvalidMessage
+	ValidationFailed                             // Reason: EventInvalidUTF8, EventUnsupportedType, EventInvalidMessage, EventInvalidCompressed
 	Panicked                                     // the callback panicked; the session closes 1011
 )
 
@@ -85,9 +85,9 @@ func (s *Session) eventObservation(event string) Observation {
 	switch event {
 	case EventMessageTooBig, EventMessageTimeout, EventPingFlood,
 		EventMessageRate, EventSubjectRate, EventByteRate, EventSlowConsumer,
-		EventPongFlood:
+		EventPongFlood, EventInflationRatio:
 		o.Kind = LimitHit
-	case EventInvalidUTF8, EventUnsupportedType, EventInvalidMessage:
+	case EventInvalidUTF8, EventUnsupportedType, EventInvalidMessage, EventInvalidCompressed:
 		o.Kind = ValidationFailed
 	case EventPanic:
 		o.Kind = Panicked

@@ -81,6 +81,9 @@ func (s *Session) read() (Message, error) {
 	// idle deadline, and only if the message needs another read from the
 	// socket.
 	s.dc.beginMessage()
+	if s.dc.deflate.on {
+		r = s.dc.guardInflation(r, cfg.ReadLimit, cfg.MaxInflationRatio)
+	}
 	data, err := readAll(r, s.borrowBuf(), typ == MessageText && !cfg.InsecureSkipUTF8Check)
 	s.dc.endMessage()
 	if err == ErrInvalidUTF8 {
@@ -171,6 +174,9 @@ func (s *Session) readError(err error, timeoutErr error) error {
 	case websocket.CloseStatus(err) != -1, IsExpectedClose(err):
 		return err // the peer closed or went away
 	}
+	if err := s.inflateError(err); err != nil {
+		return err
+	}
 	// Everything else is a protocol violation coder/websocket detected
 	// (unmasked frame, reserved bits, bad opcode, bad control frame ...).
 	logEvent(s.ctx, s.log, slog.LevelWarn, EventProtocolError, "wssafe: protocol violation",
@@ -207,4 +213,24 @@ func (s *Session) onPong(context.Context, []byte) {
 		logEvent(s.ctx, s.log, slog.LevelWarn, EventPongFlood, "wssafe: pong rate exceeded")
 		s.fail(errPongFlood)
 	}
+}
+
+// inflateError classifies the read failures of a compressed message: the
+// inflation ratio (1009) and data that does not inflate (1007), which
+// coder/websocket reports as a bare read error and answers with no close
+// frame: the session's close sends it. It returns nil for anything else.
+func (s *Session) inflateError(err error) error {
+	var ie *inflationError
+	switch {
+	case !s.dc.deflate.on:
+		return nil
+	case errors.As(err, &ie):
+		logEvent(s.ctx, s.log, slog.LevelWarn, EventInflationRatio, "wssafe: compressed message over the inflation ratio",
+			slog.Int64("inflated", ie.inflated), slog.Int64("compressed", ie.compressed), slog.Int64("ratio", ie.ratio))
+		return ie
+	case errors.Is(err, ErrInvalidCompressed), isInflateError(err):
+		logEvent(s.ctx, s.log, slog.LevelWarn, EventInvalidCompressed, "wssafe: compressed message does not inflate")
+		return ErrInvalidCompressed
+	}
+	return nil
 }

@@ -493,7 +493,10 @@ type Options struct {
 	// ByteRate, MaxInflationRatio); data that does not inflate closes the
 	// session with 1007. A message that holds a secret and text an
 	// attacker chose is still exposed by its own size (BREACH), whatever
-	// the context setting: send it with [Session.WriteUncompressed]. Zero
+	// the context setting: send it with [Session.WriteUncompressed].
+	// Memory: a session keeps a 4 KiB inflating buffer from its first
+	// compressed message on, and holds a pooled inflater (about 40 KB)
+	// while it reads one (SECURITY.md has the measured bounds). Zero
 	// (false) negotiates no extension; see SECURITY.md.
 	Compression bool
 
@@ -523,7 +526,13 @@ type Options struct {
 	// applies only once the message's inflated size passes
 	// [InflationRatioFloor] (64 KiB): small messages reach high ratios
 	// without harm (4 KiB of zeros is about 200:1), and ReadLimit bounds
-	// every message anyway. Zero means 100; it must not be negative.
+	// every message anyway, so it matters only with ReadLimit above the
+	// floor. The check runs every 16 KiB inflated; the compressed count
+	// may include up to about 4 KiB that coder/websocket's inflater has
+	// read ahead, never less than it consumed, so a bomb is cut off within
+	// 100 x 4 KiB of the floor at worst and a real message is never
+	// refused for bytes not counted (SECURITY.md). Logged as
+	// EventInflationRatio. Zero means 100; it must not be negative.
 	MaxInflationRatio int
 
 	// Timeouts: how long a message, a write, a pong, silence and a session

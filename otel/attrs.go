@@ -90,8 +90,8 @@ var (
 		"claims", "lifetime", "revoked", "forbidden", "subject_changed", "panic")
 	limitReasons = set(wssafe.EventMessageTooBig, wssafe.EventMessageTimeout, wssafe.EventPingFlood,
 		wssafe.EventPongFlood, wssafe.EventMessageRate, wssafe.EventSubjectRate, wssafe.EventByteRate,
-		wssafe.EventSlowConsumer)
-	validationReasons = set(wssafe.EventInvalidUTF8, wssafe.EventUnsupportedType, wssafe.EventInvalidMessage)
+		wssafe.EventSlowConsumer, wssafe.EventInflationRatio)
+	validationReasons = set(wssafe.EventInvalidUTF8, wssafe.EventUnsupportedType, wssafe.EventInvalidMessage, wssafe.EventInvalidCompressed)
 	droppedReasons    = set("down", "queue_full", "write_failed", "stopping", "controls_full")
 	refusedReasons    = set("malformed", "unknown_key", "bad_mac", "stale", "replay", "too_many_peers", "bad_record")
 )

@@ -43,8 +43,8 @@ var (
 		"too_large", "forbidden", "panic", "subject_changed")
 	limitReasons = newSet(wssafe.EventMessageTooBig, wssafe.EventMessageTimeout, wssafe.EventPingFlood,
 		wssafe.EventPongFlood, wssafe.EventMessageRate, wssafe.EventSubjectRate, wssafe.EventByteRate,
-		wssafe.EventSlowConsumer)
-	invalidReasons   = newSet(wssafe.EventInvalidUTF8, wssafe.EventUnsupportedType, wssafe.EventInvalidMessage)
+		wssafe.EventSlowConsumer, wssafe.EventInflationRatio)
+	invalidReasons   = newSet(wssafe.EventInvalidUTF8, wssafe.EventUnsupportedType, wssafe.EventInvalidMessage, wssafe.EventInvalidCompressed)
 	bpDroppedReasons = newSet("down", "queue_full", "write_failed", "stopping", "controls_full")
 	bpRefusedReasons = newSet("malformed", "unknown_key", "bad_mac", "stale", "replay", "too_many_peers", "bad_record")
 )
