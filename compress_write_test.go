@@ -1,6 +1,7 @@
 package wssafe_test
 
 import (
+	"bufio"
 	"bytes"
 	"compress/flate"
 	"context"
@@ -8,10 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -492,4 +497,286 @@ func TestBroadcastCompressedOnce(t *testing.T) {
 		assert.Equal(t, msg, m.payload)
 	}
 	assert.Equal(t, uint64(2), wssafe.Deflations()-before, "one compression per message, not per session")
+}
+
+// benchRaw is a raw client for the benchmarks: a handshake offering
+// offer, then a message to the server and its one-frame answer, so that
+// the session is serving (and in the Hub) when it returns.
+func benchRaw(b *testing.B, url, offer string) (net.Conn, *bufio.Reader) {
+	b.Helper()
+	host := strings.TrimPrefix(url, "ws://")
+	nc, err := net.Dial("tcp", host)
+	require.NoError(b, err)
+	b.Cleanup(func() { nc.Close() })
+	fmt.Fprintf(nc, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: %s\r\n\r\n", host, offer)
+	br := bufio.NewReaderSize(nc, 64<<10)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(b, err)
+	resp.Body.Close()
+	require.Equal(b, http.StatusSwitchingProtocols, resp.StatusCode)
+	_, err = nc.Write(textFrame("hello").bytes())
+	require.NoError(b, err)
+	_, err = benchFrame(br)
+	require.NoError(b, err)
+	return nc, br
+}
+
+// benchFrame reads one server frame and returns its length on the wire.
+func benchFrame(br *bufio.Reader) (int, error) {
+	h, err := br.Peek(2)
+	if err != nil {
+		return 0, err
+	}
+	n, hl := int(h[1]&0x7F), 2
+	switch n {
+	case 126:
+		if h, err = br.Peek(4); err != nil {
+			return 0, err
+		}
+		n, hl = int(binary.BigEndian.Uint16(h[2:])), 4
+	case 127:
+		if h, err = br.Peek(10); err != nil {
+			return 0, err
+		}
+		n, hl = int(binary.BigEndian.Uint64(h[2:])), 10
+	}
+	_, err = br.Discard(hl + n)
+	return hl + n, err
+}
+
+// benchCases are the sessions the compression benchmarks compare, side by
+// side in one run: uncompressed, compressed without and with takeover.
+var benchCases = []struct {
+	name  string
+	opts  wssafe.Options
+	offer string
+}{
+	{"plain", wssafe.Options{Compression: true}, "x-none"},
+	{"deflate", wssafe.Options{Compression: true}, offerNoContext},
+	{"takeover", wssafe.Options{Compression: true, InsecureCompressionContextTakeover: true}, offerTakeover},
+}
+
+// BenchmarkCompressedWrite is Session.Write of a 1 KiB JSON message on
+// the direct path, from the session's callback, to a peer that reads
+// everything; ns/op and allocs/op are per message.
+func BenchmarkCompressedWrite(b *testing.B) {
+	msg := deflateSample(1024)
+	for _, bc := range benchCases {
+		b.Run(bc.name, func(b *testing.B) {
+			done := make(chan error, 1)
+			h := wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
+				n, err := strconv.Atoi(m.Text())
+				if err != nil {
+					return s.WriteText(ctx, "ok")
+				}
+				for range n {
+					if err := s.Write(ctx, wssafe.MessageText, msg); err != nil {
+						done <- err
+						return err
+					}
+				}
+				done <- nil
+				return nil
+			})
+			opts := bc.opts
+			opts.Logger = slog.New(slog.DiscardHandler)
+			ep, err := wssafe.NewWithHooks(h, &opts, wssafe.Hooks{})
+			require.NoError(b, err)
+			srv := httptest.NewServer(ep)
+			defer srv.Close()
+			defer ep.Shutdown(context.Background())
+			nc, br := benchRaw(b, "ws"+strings.TrimPrefix(srv.URL, "http"), bc.offer)
+			defer nc.Close() // before the shutdown: it need not wait for the close handshake
+			go io.Copy(io.Discard, br)
+			_, err = nc.Write(textFrame("1000").bytes()) // warm the pools and the stream
+			require.NoError(b, err)
+			require.NoError(b, <-done)
+			b.ReportAllocs()
+			b.ResetTimer()
+			_, err = nc.Write(textFrame(strconv.Itoa(b.N)).bytes())
+			require.NoError(b, err)
+			require.NoError(b, <-done)
+			b.StopTimer()
+		})
+	}
+}
+
+// BenchmarkCompressedBroadcast is Hub.Broadcast of a 1 KiB JSON message
+// to 16 sessions that read everything, waiting every 32 broadcasts for
+// all to arrive; ns/recipient is the time per message delivered, and
+// allocs/op, per broadcast, does not grow with the recipients.
+func BenchmarkCompressedBroadcast(b *testing.B) {
+	const recipients, round = 16, 32
+	msg := deflateSample(1024)
+	for _, bc := range benchCases {
+		b.Run(bc.name, func(b *testing.B) {
+			opts := bc.opts
+			opts.Logger = slog.New(slog.DiscardHandler)
+			ep, err := wssafe.NewWithHooks(echo, &opts, wssafe.Hooks{})
+			require.NoError(b, err)
+			srv := httptest.NewServer(ep)
+			defer srv.Close()
+			defer ep.Shutdown(context.Background())
+			url := "ws" + strings.TrimPrefix(srv.URL, "http")
+			var brs []*bufio.Reader
+			for range recipients {
+				nc, br := benchRaw(b, url, bc.offer)
+				defer nc.Close() // before the shutdown: it need not wait for the close handshake
+				brs = append(brs, br)
+			}
+			// One broadcast first, to learn each peer's frame length (the
+			// takeover streams' later frames are shorter: read those by frame).
+			require.Equal(b, recipients, ep.Hub().Broadcast(wssafe.MessageText, msg, nil))
+			arrived := make(chan error, recipients)
+			var wants []chan int // each reader's count of frames to read
+			for _, br := range brs {
+				_, err := benchFrame(br)
+				require.NoError(b, err)
+				want := make(chan int, 1)
+				wants = append(wants, want)
+				defer close(want)
+				go func() {
+					for n := range want {
+						for range n {
+							if _, err := benchFrame(br); err != nil {
+								arrived <- err
+								return
+							}
+						}
+						arrived <- nil
+					}
+				}()
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for left := b.N; left > 0; left -= round {
+				k := min(left, round)
+				for range k {
+					ep.Hub().Broadcast(wssafe.MessageText, msg, nil)
+				}
+				for _, want := range wants {
+					want <- k
+				}
+				for range recipients {
+					require.NoError(b, <-arrived)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*recipients), "ns/recipient")
+		})
+	}
+}
+
+// sevenBitNoise is n bytes of seven random bits each: compressed, but only
+// to about 7/8, so a compressed flood fills the socket quickly.
+func sevenBitNoise(n int) []byte {
+	b := noiseSample(n)
+	for i := range b {
+		b[i] &= 0x7F
+	}
+	return b
+}
+
+// A compressed write to a peer that does not read times out as a plain
+// one does: ErrWriteTimeout, the session closed with it, and no write
+// after it goes out (the frame may have stopped midway), with and without
+// takeover, on both paths.
+func TestCompressedWriteTimeout(t *testing.T) {
+	t.Parallel()
+	for _, path := range writePaths {
+		for _, takeover := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s takeover=%v", path.name, takeover), func(t *testing.T) {
+				t.Parallel()
+				writeErr, after := make(chan error, 1), make(chan error, 1)
+				closed := make(chan error, 1)
+				big := sevenBitNoise(1 << 20)
+				_, url := serverWith(t, wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
+					if !s.Compressed() {
+						return errors.New("not compressed")
+					}
+					for {
+						if err := s.Write(ctx, wssafe.MessageBinary, big); err != nil {
+							writeErr <- err
+							after <- s.Write(context.Background(), wssafe.MessageBinary, big)
+							return err
+						}
+					}
+				}), &wssafe.Options{
+					Compression: true, InsecureCompressionContextTakeover: takeover,
+					WriteTimeout: 100 * time.Millisecond,
+					OnClose:      func(s *wssafe.Session, err error) { closed <- err },
+				}, path.hooks)
+				mode := websocket.CompressionNoContextTakeover
+				if takeover {
+					mode = websocket.CompressionContextTakeover
+				}
+				c, _ := dialDeflate(t, url, mode)
+				require.NoError(t, c.Write(ctxT(t), websocket.MessageText, []byte("flood me"))) // and never read
+				assert.ErrorIs(t, <-writeErr, wssafe.ErrWriteTimeout)
+				assert.Error(t, <-after, "nothing is written after a failed write")
+				assert.ErrorIs(t, <-closed, wssafe.ErrWriteTimeout)
+			})
+		}
+	}
+}
+
+// Compressed Writes and Sends from many goroutines at once reach the peer
+// intact, each a whole message, with and without takeover (where one
+// message out of order would not inflate), on both paths.
+func TestCompressedConcurrentWrites(t *testing.T) {
+	t.Parallel()
+	const writers, each = 6, 15
+	msg := func(w, i int) []byte { return append([]byte(fmt.Sprintf("%d/%d ", w, i)), deflateSample(600+37*i+w)...) }
+	h := wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				for i := range each {
+					var err error
+					switch i % 3 {
+					case 0:
+						err = s.Send(wssafe.MessageText, msg(w, i))
+					case 1:
+						err = s.Write(ctx, wssafe.MessageText, msg(w, i))
+					default:
+						err = s.WriteUncompressed(ctx, wssafe.MessageText, msg(w, i))
+					}
+					if err != nil {
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return nil
+	})
+	for _, path := range writePaths {
+		for _, takeover := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s takeover=%v", path.name, takeover), func(t *testing.T) {
+				t.Parallel()
+				_, url := serverWith(t, h, &wssafe.Options{Compression: true, InsecureCompressionContextTakeover: takeover}, path.hooks)
+				mode := websocket.CompressionNoContextTakeover
+				if takeover {
+					mode = websocket.CompressionContextTakeover
+				}
+				c, ext := dialDeflate(t, url, mode)
+				assert.Equal(t, !takeover, strings.Contains(ext, "server_no_context_takeover"), ext)
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				require.NoError(t, c.Write(ctx, websocket.MessageText, []byte("go")))
+				next := make([]int, writers) // each writer's messages arrive in its order
+				for range writers * each {
+					_, b, err := c.Read(ctx)
+					require.NoError(t, err)
+					var w, i int
+					_, err = fmt.Sscanf(string(b), "%d/%d ", &w, &i)
+					require.NoError(t, err)
+					require.Equal(t, next[w], i, "writer %d", w)
+					require.Equal(t, msg(w, i), b)
+					next[w]++
+				}
+			})
+		}
+	}
 }

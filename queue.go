@@ -292,7 +292,6 @@ func (s *Session) writeBatch(b *batch) {
 			} else {
 				if d == nil {
 					d = s.sessionDeflater()
-					defer s.doneDeflater(d)
 				}
 				if start, end, ok := d.appendFrame(it.typ, it.payload(), s.takeover()); ok {
 					spans[i], f = [2]int{start, end}, nil
@@ -307,7 +306,11 @@ func (s *Session) writeBatch(b *batch) {
 		}
 	}
 	n := len(frames)
-	s.countDropped(s.out.written(n, s.sentFrames(n, s.dc.writeFrames(context.Background(), frames))))
+	err := s.dc.writeFrames(context.Background(), frames)
+	if d != nil {
+		s.doneDeflater(d)
+	}
+	s.countDropped(s.out.written(n, s.sentFrames(n, err)))
 	b.frames = frames[:0]
 }
 
