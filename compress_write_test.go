@@ -727,7 +727,9 @@ func TestCompressedWriteTimeout(t *testing.T) {
 func TestCompressedConcurrentWrites(t *testing.T) {
 	t.Parallel()
 	const writers, each = 6, 15
-	msg := func(w, i int) []byte { return append([]byte(fmt.Sprintf("%d/%d ", w, i)), deflateSample(600+37*i+w)...) }
+	msg := func(w, i int) []byte {
+		return append([]byte(fmt.Sprintf("%d/%d ", w, i)), deflateSample(600+37*i+w)...)
+	}
 	h := wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
 		var wg sync.WaitGroup
 		for w := range writers {
