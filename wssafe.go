@@ -493,11 +493,13 @@ type Options struct {
 	// ByteRate, MaxInflationRatio); data that does not inflate closes the
 	// session with 1007. A message that holds a secret and text an
 	// attacker chose is still exposed by its own size (BREACH), whatever
-	// the context setting: send it with [Session.WriteUncompressed].
-	// Memory: a session keeps a 4 KiB inflating buffer from its first
-	// compressed message on, and holds a pooled inflater (about 40 KB)
-	// while it reads one (SECURITY.md has the measured bounds). Zero
-	// (false) negotiates no extension; see SECURITY.md.
+	// the context setting: send it with [Session.WriteUncompressed] or
+	// [Session.SendUncompressed]. Memory: a compressed session holds no
+	// compressor while idle (each message borrows a pooled one); it keeps
+	// a 4 KiB inflating buffer from its first compressed message on, and
+	// holds a pooled inflater (about 40 KB) while it reads one
+	// (SECURITY.md has the measured bounds). Zero (false) negotiates no
+	// extension; see SECURITY.md.
 	Compression bool
 
 	// CompressionThreshold is the smallest message, in bytes, that is
@@ -514,9 +516,11 @@ type Options struct {
 	// (a token, a session value, another user's data) travel in the same
 	// direction of one session, the attacker learns the secret byte by
 	// byte from the compressed sizes, over TLS too. It also costs memory:
-	// each such session holds a compressor and the peer's history for its
-	// whole life, and broadcasts are compressed once per session. New logs
-	// a warning. False (the default) never takes over context.
+	// each such session holds, from its first compressed message to its
+	// end, a compressor of about 1.2 MB (a compress/flate writer) and, if
+	// the client compresses with context too, its 32 KiB window; broadcasts are compressed once per such
+	// session instead of once. New logs a warning. False (the default)
+	// never takes over context.
 	InsecureCompressionContextTakeover bool
 
 	// MaxInflationRatio closes a session with 1009 "message too big"
