@@ -19,7 +19,7 @@ echo "--- Node $(node --version): ws and jose"
 (
 	cd interop/node
 	npm ci --no-audit --no-fund --loglevel=error
-	node --test --test-concurrency=1 echo.test.mjs auth.test.mjs
+	node --test --test-concurrency=1 echo.test.mjs auth.test.mjs compression.test.mjs
 )
 echo "interop: node suite in $((SECONDS - t0)) s"
 

@@ -19,6 +19,12 @@
 // (the full Stats stay on -stats-addr). Sign-in and token refresh are
 // rate-limited per client address, refresh also per subject.
 //
+// With -compression (off by default, as wssafe.Options.Compression) the
+// socket negotiates permessage-deflate without context takeover with
+// browsers, which all offer it: the JSON messages compress several times
+// (those of 512 bytes and more are sent compressed), and the protocol is
+// unchanged.
+//
 // With -redis, several chat processes are one chat (see cluster.go): what
 // is said on one node reaches every node, the online list is the whole
 // cluster's, and a user's sixth socket is refused on whichever node it

@@ -4,7 +4,9 @@
 // Every text message M gets the text reply "Server received: M". Binary
 // messages close the session with 1003; everything else follows wssafe's
 // defaults (32 KiB messages, UTF-8 checked, same-origin browsers only,
-// keepalive, panic recovery).
+// keepalive, panic recovery). With -compression (off by default, as
+// wssafe.Options.Compression) it negotiates permessage-deflate, without
+// context takeover, with clients that offer it; the protocol is the same.
 //
 //	go run ./examples/echo -addr 127.0.0.1:8765
 package main

@@ -17,6 +17,12 @@
 // The original Python client as published (a 10-byte secret, tokens
 // without exp) works only with -allow-weak-secret -allow-missing-exp, two
 // migration flags that each log a warning.
+//
+// With -compression (off by default, as wssafe.Options.Compression) the
+// server negotiates permessage-deflate, without context takeover, with
+// clients that offer it; the protocol is the same, and no message shares a
+// compression history with another, so the token's bytes never influence
+// the compressed size of a later message.
 package main
 
 import (

@@ -30,6 +30,18 @@ test("the echo protocol", async () => {
   assert.equal((await c.closeWithin()).code, 1000);
 });
 
+test("without -compression, ws's permessage-deflate offer (its default) is not answered", async () => {
+  const { client, res } = await handshake(srv.url, { perMessageDeflate: { threshold: 0 } });
+  assert.equal(client.ws.extensions, "");
+  assert.equal(res.headers["sec-websocket-extensions"], undefined);
+  const text = MARK + "z".repeat(4096); // would compress to a few dozen bytes
+  const s = client.ws._socket;
+  const w0 = s.bytesWritten;
+  await echoes(client, text);
+  assert.ok(s.bytesWritten - w0 > text.length, "ws compressed on a session that negotiated nothing");
+  client.ws.close();
+});
+
 test("a fragmented message is reassembled, even with a character split across fragments", async () => {
   const c = await connect(srv.url);
   const e = Buffer.from("é"); // two bytes: each fragment alone is invalid UTF-8

@@ -175,6 +175,39 @@ def raw(ws, data):
     ws.transport.write(data)
 
 
+class Counting(websockets.WebSocketClientProtocol):
+    """websockets' client protocol, counting the bytes on its TCP
+    connection in each direction: what compression saved is visible there."""
+
+    read = written = 0
+
+    def connection_made(self, transport):
+        write = transport.write
+
+        def counted(data):
+            self.written += len(data)
+            write(data)
+
+        transport.write = counted  # the protocol writes every frame through it
+        super().connection_made(transport)
+
+    def data_received(self, data):
+        self.read += len(data)
+        super().data_received(data)
+
+
+def chat_json(n):
+    """n bytes of JSON lines like the chat's: repeated keys, varying values."""
+    out, size, i = [], 0, 0
+    while size < n:
+        line = json.dumps({"type": "said", "from": "u-%024x" % (i * 7919), "name": "Ann",
+                           "text": "line %d %s" % (i, MARK), "id": "%012x" % (i * 104729)}) + "\n"
+        out.append(line)
+        size += len(line)
+        i += 1
+    return "".join(out)[:n]
+
+
 def b64(obj):
     return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
 
@@ -204,7 +237,7 @@ def case(fn):
 
 
 class Ctx:
-    echo = secure = jwks = bystander = None
+    echo = echoz = secure = jwks = bystander = None
     rsa_key = attacker_key = pem = None
 
 
@@ -213,6 +246,7 @@ C = Ctx()
 
 def setup():
     C.echo = Server("echo")
+    C.echoz = Server("echo", ["-compression"])
     C.secure = Server("secure", ["-auth-timeout", "%dms" % int(AUTH_TIMEOUT * 1000)], secret=SECRET)
     C.rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     C.attacker_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -341,6 +375,19 @@ async def echo_ping_flood():
 
 
 @case
+async def echo_no_compression():
+    """without -compression, websockets' permessage-deflate offer (its default) is not answered"""
+    ws = await connect(C.echo.url, create_protocol=Counting)
+    assert ws.extensions == [], ws.extensions
+    assert "Sec-WebSocket-Extensions" not in ws.response_headers, ws.response_headers
+    text = MARK + "z" * 4096
+    before = ws.written
+    await echoes(ws, text)
+    assert ws.written - before > len(text), "websockets compressed on a session that negotiated nothing"
+    await ws.close()
+
+
+@case
 async def echo_bystander_and_shutdown():
     """the bystander was unaffected; shutdown sends it 1001; exit 0; no payload logged"""
     await echoes(C.bystander, "still here " + MARK)
@@ -349,6 +396,78 @@ async def echo_bystander_and_shutdown():
     assert bcode == 1001, bcode
     assert code == 0, C.echo.log()
     assert MARK not in C.echo.log(), "a payload reached the log"
+
+
+# examples/echo -compression
+
+@case
+async def compression_negotiated():
+    """-compression: the offer is answered with permessage-deflate without context takeover"""
+    ws = await connect(C.echoz.url)
+    header = ws.response_headers["Sec-WebSocket-Extensions"]
+    params = [p.strip() for p in header.split(";")]
+    assert params[0] == "permessage-deflate", header
+    assert "server_no_context_takeover" in params and "client_no_context_takeover" in params, header
+    [ext] = ws.extensions
+    assert ext.name == "permessage-deflate", ext
+    assert ext.remote_no_context_takeover and ext.local_no_context_takeover, vars(ext)
+    await ws.close()
+
+
+@case
+async def compression_client_to_server():
+    """a large message from websockets travels compressed and is inflated by the server"""
+    ws = await connect(C.echoz.url, create_protocol=Counting)
+    text = chat_json(16 << 10)
+    before, written = C.echoz.stats()["traffic"]["bytes_in"], ws.written
+    await echoes(ws, text)
+    written = ws.written - written
+    assert written < len(text) / 4, "websockets wrote %d bytes for a %d-byte message" % (written, len(text))
+    inflated = C.echoz.stats()["traffic"]["bytes_in"] - before
+    assert inflated == len(text), "the server counted %d bytes in, not the inflated %d" % (inflated, len(text))
+    await ws.close()
+
+
+@case
+async def compression_server_to_client():
+    """a large reply travels compressed: fewer bytes on the socket than its payload; a short one does not"""
+    ws = await connect(C.echoz.url, create_protocol=Counting)
+    text = chat_json(16 << 10)
+    reply = len("Server received: ") + len(text)
+    read = ws.read
+    await echoes(ws, text)
+    read = ws.read - read
+    assert read < reply / 4, "websockets read %d bytes for a %d-byte reply" % (read, reply)
+    short = "x" * 400  # the reply stays under the server's 512-byte threshold
+    read = ws.read
+    await echoes(ws, short)
+    read = ws.read - read
+    assert read >= len("Server received: ") + len(short), "a %d-byte reply took %d bytes" % (len(short) + 17, read)
+    await ws.close()
+
+
+@case
+async def compression_fragmented_and_limit():
+    """a compressed message in fragments is reassembled; the read limit counts inflated bytes (1009)"""
+    ws = await connect(C.echoz.url, create_protocol=Counting, max_size=None)
+    part = chat_json(4 << 10)
+    await ws.send([part, part, part])
+    assert await asyncio.wait_for(ws.recv(), 3) == "Server received: " + part * 3
+    written = ws.written
+    await echoes(ws, MARK + "x" * (READ_LIMIT - len(MARK)))
+    assert ws.written - written < READ_LIMIT / 10, "%d bytes written" % (ws.written - written)
+    await ws.send(MARK + "x" * (READ_LIMIT + 1 - len(MARK)))  # a few hundred bytes on the wire
+    code, reason = await closed(ws)
+    assert code == 1009, (code, reason)
+    assert MARK not in reason
+
+
+@case
+async def compression_shutdown():
+    """the -compression echo exits 0 and logged no payload"""
+    code = await asyncio.to_thread(C.echoz.stop)
+    assert code == 0, C.echoz.log()
+    assert MARK not in C.echoz.log(), "a payload reached the log"
 
 
 # examples/secure, HS256
@@ -539,7 +658,7 @@ def main():
         print("FAIL setup")
         traceback.print_exc(file=sys.stdout)
     finally:
-        for srv in (C.echo, C.secure, C.jwks):
+        for srv in (C.echo, C.echoz, C.secure, C.jwks):
             if srv is not None and srv.proc.poll() is None:
                 srv.proc.kill()
         for d in (_build_dir, getattr(C, "jwks_dir", None)):

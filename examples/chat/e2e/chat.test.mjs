@@ -122,6 +122,9 @@ test("two users chat, see each other online, and get validation errors", async (
 
   await alice.waitForFunction(() => document.querySelectorAll("#online li").length === 2);
   assert.deepEqual((await bob.locator("#online li .who").allTextContents()).sort(), ["Alice", "Bob"]);
+  // Without -compression (the default) nothing is negotiated, though
+  // Chromium offers permessage-deflate.
+  assert.equal(await alice.evaluate(() => window.chat.state().extensions), "");
 
   await alice.fill("#text", "hello from alice");
   await alice.click("#send");
@@ -247,6 +250,32 @@ test("a flood is cut with 1008 and the page says why", async () => {
   await page.locator("#status.off").waitFor({ timeout: 10000 });
   assert.match(await page.locator("#status").textContent(), /disconnected: 1008 rate limit exceeded/);
   await page.context().close();
+});
+
+test("with -compression the page's socket negotiates permessage-deflate and the chat goes on", async () => {
+  const chat = await startChat("-compression");
+  try {
+    const page = await signIn("Zoe", "zoe@example.com", chat.url);
+    const ext = await page.evaluate(() => window.chat.state().extensions);
+    assert.match(ext, /^permessage-deflate(;|$)/);
+    assert.match(ext, /(^|; )server_no_context_takeover(;|$)/);
+    assert.match(ext, /(^|; )client_no_context_takeover(;|$)/);
+    // Chromium compresses what it sends; the broadcast of a 480-character
+    // line is over the server's 512-byte threshold, so it comes back
+    // compressed, and the page shows it inflated.
+    const text = "compressed both ways, ".repeat(22).slice(0, 480);
+    await page.fill("#text", text);
+    await page.click("#send");
+    await page.locator("#messages li", { hasText: text.slice(0, 60) }).waitFor({ timeout: 10000 });
+    assert.ok((await page.locator("#messages li .text").allTextContents()).includes(text), "the whole line arrived");
+    await page.fill("#text", "short");
+    await page.click("#send");
+    await page.locator("#messages li", { hasText: /short#/ }).waitFor({ timeout: 10000 });
+    assert.ok(await page.evaluate(() => window.chat.state().connected));
+    await page.context().close();
+  } finally {
+    chat.proc.kill("SIGKILL");
+  }
 });
 
 // startRedis runs a redis-server without persistence on a free port, or

@@ -344,5 +344,10 @@
   });
   // Exposed for the end-to-end test, which drives the page like a user and
   // also sends raw frames a user could type into the console.
-  window.chat = { send, state: () => ({ connected: !!ws && ws.readyState === WebSocket.OPEN, expiresAt }) };
+  // extensions is what the socket negotiated: "permessage-deflate; ..."
+  // when the server runs with -compression, "" otherwise.
+  window.chat = {
+    send,
+    state: () => ({ connected: !!ws && ws.readyState === WebSocket.OPEN, expiresAt, extensions: ws ? ws.extensions : "" }),
+  };
 })();

@@ -43,6 +43,7 @@ type Flags struct {
 	TrustedProxies string
 	AllowedHosts   string
 	StatsAddr      string
+	Compression    bool
 
 	// metrics, with StatsAddr, is the endpoint's Prometheus view, given
 	// to it as its Observer by Options and served by Run on StatsAddr.
@@ -74,6 +75,7 @@ func (f *Flags) Register(fs *flag.FlagSet, def Flags) {
 	fs.StringVar(&f.TrustedProxies, "trusted-proxy", def.TrustedProxies, "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
 	fs.StringVar(&f.AllowedHosts, "allowed-host", def.AllowedHosts, "comma-separated Host values a handshake may carry, e.g. localhost:8080 (default any); others get HTTP 421 (DNS rebinding)")
 	fs.StringVar(&f.StatsAddr, "stats-addr", def.StatsAddr, "serve the Stats as JSON (GET /stats) and Prometheus metrics (GET /metrics) on this address (keep it on localhost); SIGUSR1 logs the Stats too")
+	fs.BoolVar(&f.Compression, "compression", def.Compression, "negotiate permessage-deflate with clients that offer it, without context takeover (wssafe.Options.Compression)")
 }
 
 // Logger returns the slog logger the flags ask for, writing to w.
@@ -105,6 +107,7 @@ func (f *Flags) Options(log *slog.Logger) (wssafe.Options, error) {
 		DenyIPs:        list(f.DenyIPs),
 		TrustedProxies: list(f.TrustedProxies),
 		AllowedHosts:   list(f.AllowedHosts),
+		Compression:    f.Compression,
 	}
 	if f.StatsAddr != "" {
 		f.metrics = wsprom.New(wsprom.Options{})
