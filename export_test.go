@@ -201,3 +201,7 @@ func DirectWrites(e *Endpoint) bool { return e.cfg.direct }
 // CoderTested are the coder/websocket versions the direct write path is
 // enabled for.
 func CoderTested() []string { return coderTested }
+
+// Deflations is the number of messages wssafe has compressed so far, in
+// every endpoint of the test binary.
+func Deflations() uint64 { return deflations.Load() }

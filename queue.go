@@ -36,12 +36,16 @@ type sendQueue struct {
 
 // An outItem is a message queued by Send, or a Write waiting its turn. A
 // queued message is its encoded frame, b, which Hub broadcasts share
-// between sessions and nothing modifies; a waiter's b is its payload.
+// between sessions and nothing modifies; a waiter's b is its payload. On
+// a compressed session the frame is compressed as it is written (see
+// writeBatch), or taken from pm, compressed once for every session.
 type outItem struct {
-	typ  MessageType
-	hlen uint8 // b[hlen:] is the payload: the frame header's length, or 0 for a waiter
-	b    []byte
-	w    *waiter
+	typ   MessageType
+	hlen  uint8 // b[hlen:] is the payload: the frame header's length, or 0 for a waiter
+	plain bool  // sent uncompressed on a compressed session (WriteUncompressed, SendUncompressed)
+	b     []byte
+	pm    *PreparedMessage // the message b is the frame of, for SendPrepared; else nil
+	w     *waiter
 }
 
 // payload returns the message's payload.
@@ -73,8 +77,15 @@ const (
 // returns [ErrSlowConsumer]. A message larger than SendQueueBytes is
 // refused with [ErrSendTooLarge] and the session goes on. Once the session
 // has ended, Send returns [ErrSessionClosed]. Send is safe for concurrent
-// use.
+// use. On a compressed session the message is compressed as
+// [Session.Write] compresses, when it is written; [Session.SendUncompressed]
+// queues one to be sent plain.
 func (s *Session) Send(typ MessageType, p []byte) error {
+	return s.send(typ, p, false)
+}
+
+// send is Send, or SendUncompressed when plain is set.
+func (s *Session) send(typ MessageType, p []byte, plain bool) error {
 	if len(p) > s.ep.cfg.SendQueueBytes {
 		return ErrSendTooLarge
 	}
@@ -82,7 +93,7 @@ func (s *Session) Send(typ MessageType, p []byte) error {
 		return err
 	}
 	b, n := encode(typ, p)
-	return s.enqueue(outItem{typ: typ, hlen: n, b: b})
+	return s.enqueue(outItem{typ: typ, hlen: n, plain: plain, b: b})
 }
 
 // SendPrepared is [Session.Send] of a message encoded once for many
@@ -90,12 +101,14 @@ func (s *Session) Send(typ MessageType, p []byte) error {
 // nor encoded again. It counts against the send queue like Send's
 // message, by the length of its payload. A nil m, or one not made by
 // [NewPreparedMessage] (the zero PreparedMessage), is refused with an
-// error, and the session goes on.
+// error, and the session goes on. On a compressed session without
+// context takeover m is sent compressed as Send's message would be, and
+// compressed only once for all the sessions it is sent to.
 func (s *Session) SendPrepared(m *PreparedMessage) error {
 	if m == nil {
 		return errNilPrepared
 	}
-	return s.enqueue(outItem{typ: m.typ, hlen: m.hlen, b: m.frame})
+	return s.enqueue(outItem{typ: m.typ, hlen: m.hlen, b: m.frame, pm: m})
 }
 
 // errNilPrepared refuses SendPrepared(nil).
@@ -142,7 +155,7 @@ func (s *Session) enqueue(it outItem) error {
 // writeQueued is Write's path when messages are queued: it takes a place
 // behind them and waits for its turn. It is not bounded by the queue
 // limits: each waiter is a blocked caller, not memory a peer can grow.
-func (s *Session) writeQueued(ctx, wctx context.Context, typ MessageType, p []byte) error {
+func (s *Session) writeQueued(ctx, wctx context.Context, typ MessageType, p []byte, plain bool) error {
 	w := &waiter{ctx: wctx, done: make(chan error, 1)}
 	q := &s.out
 	q.mu.Lock()
@@ -150,7 +163,7 @@ func (s *Session) writeQueued(ctx, wctx context.Context, typ MessageType, p []by
 		q.mu.Unlock()
 		return ErrSessionClosed
 	}
-	start := q.push(outItem{typ: typ, b: p, w: w})
+	start := q.push(outItem{typ: typ, plain: plain, b: p, w: w})
 	q.mu.Unlock()
 	if start {
 		go s.drain()
@@ -193,7 +206,15 @@ const (
 	maxBatchBytes = 256 << 10
 )
 
-var batchPool = sync.Pool{New: func() any { b := make([][]byte, 0, maxBatch); return &b }}
+// A batch is the messages one writeBatch writes, and their frames.
+type batch struct {
+	items  []outItem
+	frames [][]byte
+}
+
+var batchPool = sync.Pool{New: func() any {
+	return &batch{items: make([]outItem, 0, maxBatch), frames: make([][]byte, 0, maxBatch)}
+}}
 
 // drain writes the queued messages in order, those queued by Send several
 // at a time on the direct path (see writeBatch), a waiting Write alone. It
@@ -210,56 +231,84 @@ func (s *Session) drain() {
 			return
 		}
 		it := q.items[q.head]
-		batched := s.dc.wire.direct && it.w == nil && len(q.items)-q.head > 1 && q.items[q.head+1].w == nil
-		if !batched {
+		if !s.dc.wire.direct || it.w != nil {
 			q.mu.Unlock()
 			s.writeItem(it)
 			continue
 		}
-		bp := batchPool.Get().(*[][]byte)
-		batch, size := (*bp)[:0], 0
+		b, size := batchPool.Get().(*batch), 0
 		for _, x := range q.items[q.head:] {
-			if x.w != nil || len(batch) == maxBatch || len(batch) > 0 && size+len(x.b) > maxBatchBytes {
+			if x.w != nil || len(b.items) == maxBatch || len(b.items) > 0 && size+len(x.b) > maxBatchBytes {
 				break
 			}
-			batch = append(batch, x.b)
+			b.items = append(b.items, x)
 			size += len(x.b)
 		}
 		q.mu.Unlock()
-		s.writeBatch(batch)
-		*bp = batch[:0]
-		batchPool.Put(bp)
+		s.writeBatch(b)
+		clear(b.items)
+		b.items = b.items[:0]
+		batchPool.Put(b)
 	}
 }
 
-// writeItem writes the head of the queue, then removes it, both under the
-// write lock (see sendQueue.pending).
+// writeItem writes the head of the queue, a waiting Write or, on the
+// fallback path, a queued message, then removes it, both under the write
+// lock (see sendQueue.pending).
 func (s *Session) writeItem(it outItem) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	var err error
-	switch {
-	case it.w != nil:
+	if it.w != nil {
 		if it.w.state.CompareAndSwap(waiting, writing) {
-			err = s.writeLocked(it.w.ctx, it.typ, it.b)
+			err = s.writeLocked(it.w.ctx, it.typ, it.b, it.plain)
 			it.w.done <- err
 		}
-	case s.dc.wire.direct:
-		err = s.sentFrames(1, s.dc.writeFrame(context.Background(), it.b))
-	default:
-		err = s.writeLocked(context.Background(), it.typ, it.payload())
+	} else {
+		err = s.writeLocked(context.Background(), it.typ, it.payload(), it.plain)
 	}
 	s.countDropped(s.out.written(1, err))
 }
 
-// writeBatch writes frames, the frames of the messages at the head of the
-// queue, in one writev, then removes them, both under the write lock (see
-// sendQueue.pending). It clears frames.
-func (s *Session) writeBatch(frames [][]byte) {
+// writeBatch writes b's messages, those at the head of the queue, in one
+// writev, then removes them, both under the write lock (see
+// sendQueue.pending). On a compressed session it compresses them here, in
+// write order, as context takeover needs: a PreparedMessage's compressed
+// frame is shared (without takeover), the others are compressed into one
+// buffer for the batch.
+func (s *Session) writeBatch(b *batch) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	frames := b.frames[:0]
+	var d *deflater
+	var spans [maxBatch][2]int // where in d.buf a frame compressed here lies
+	for i, it := range b.items {
+		f := it.b
+		if !it.plain && s.compresses(len(it.payload())) {
+			if it.pm != nil && !s.takeover() {
+				if z := it.pm.deflated(); z != nil {
+					f = z
+				}
+			} else {
+				if d == nil {
+					d = s.sessionDeflater()
+					defer s.doneDeflater(d)
+				}
+				if start, end, ok := d.appendFrame(it.typ, it.payload(), s.takeover()); ok {
+					spans[i], f = [2]int{start, end}, nil
+				}
+			}
+		}
+		frames = append(frames, f)
+	}
+	for i, f := range frames {
+		if f == nil { // d.buf may have moved as it grew: slice it only now
+			frames[i] = d.buf[spans[i][0]:spans[i][1]]
+		}
+	}
 	n := len(frames)
 	s.countDropped(s.out.written(n, s.sentFrames(n, s.dc.writeFrames(context.Background(), frames))))
+	b.frames = frames[:0]
 }
 
 // sentFrames counts the n messages at the head of the queue as sent, or

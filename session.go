@@ -51,6 +51,7 @@ type Session struct {
 	dc   *deadlineConn // the hijacked connection, which arms the read and write deadlines
 	rbuf *[]byte       // the pooled read buffer held while a message is handled
 	wmu  sync.Mutex    // orders direct writes with the send queue's drain (queue.go)
+	zctx *deflater     // the compressor kept under context takeover (compress_write.go); guarded by wmu
 
 	values sync.Map
 

@@ -93,8 +93,8 @@ const (
 
 // putHeader writes at the start of b (at least maxFrameHeader long) the
 // header of a final, unmasked frame of opcode op with n payload bytes, and
-// returns its length. rsv holds the RSV bits: 0 today; a compressed frame
-// would set RSV1 (0x40).
+// returns its length. rsv holds the RSV bits: 0, or RSV1 (rsvDeflate) for
+// a compressed message.
 func putHeader(b []byte, rsv, op byte, n int) int {
 	b[0] = frameFIN | rsv | op
 	switch {
@@ -334,11 +334,30 @@ func (c *deadlineConn) dropBroken() {
 // each: server frames are not masked, so every peer gets the same bytes.
 // Make one with [NewPreparedMessage] and queue it with
 // [Session.SendPrepared]; [Hub.Broadcast] does this itself. It is
-// immutable and safe for concurrent use.
+// immutable and safe for concurrent use. Sent to compressed sessions
+// without context takeover, it is compressed once, when it is first
+// written to one, and that frame is shared by all of them.
 type PreparedMessage struct {
 	typ   MessageType
 	hlen  uint8  // the header's length: frame[hlen:] is the payload
 	frame []byte // header and payload
+
+	zonce sync.Once
+	z     []byte // the compressed frame, made once by deflated; nil: not smaller, send frame
+}
+
+// deflated returns m's compressed frame (RSV1 set, its payload deflated on
+// its own), compressing it on the first call, or nil if compressing does
+// not make it smaller.
+func (m *PreparedMessage) deflated() []byte {
+	m.zonce.Do(func() {
+		d := getDeflater()
+		if start, end, ok := d.appendFrame(m.typ, m.frame[m.hlen:], false); ok {
+			m.z = slices.Clone(d.buf[start:end])
+		}
+		putDeflater(d)
+	})
+	return m.z
 }
 
 // NewPreparedMessage encodes a message of type typ (MessageText or

@@ -31,7 +31,17 @@ func (s *Session) WriteJSON(ctx context.Context, v any) error {
 // serialized. p is not retained. wssafe writes the frame itself, header
 // and payload in one system call (see wire.go); for a coder/websocket
 // version its tests do not cover, coder's Conn.Write does.
+//
+// On a compressed session (see [Session.Compressed]) a message of
+// CompressionThreshold bytes or more is sent compressed, unless
+// compressing does not make it smaller; [Session.WriteUncompressed]
+// sends one plain.
 func (s *Session) Write(ctx context.Context, typ MessageType, p []byte) error {
+	return s.write(ctx, typ, p, false)
+}
+
+// write is Write, or WriteUncompressed when plain is set.
+func (s *Session) write(ctx context.Context, typ MessageType, p []byte, plain bool) error {
 	if err := s.ctx.Err(); err != nil {
 		return ErrSessionClosed
 	}
@@ -54,29 +64,35 @@ func (s *Session) Write(ctx context.Context, typ MessageType, p []byte) error {
 	// never waits on the lock held by a drain stuck on a slow peer. The
 	// check is repeated under the lock, where the drain updates pending.
 	if s.out.pending.Load() != 0 {
-		return s.writeQueued(ctx, wctx, typ, p)
+		return s.writeQueued(ctx, wctx, typ, p, plain)
 	}
 	s.wmu.Lock()
 	if s.out.pending.Load() != 0 {
 		s.wmu.Unlock()
-		return s.writeQueued(ctx, wctx, typ, p)
+		return s.writeQueued(ctx, wctx, typ, p, plain)
 	}
 	defer s.wmu.Unlock()
-	return s.writeLocked(wctx, typ, p)
+	return s.writeLocked(wctx, typ, p, plain)
 }
 
-// writeLocked writes one message; s.wmu is held. On the direct path
-// (wire.go) wssafe encodes the frame and writes it in one writev; else
-// coder/websocket's Conn.Write writes it. The deadlineConn keeps the
-// write deadline armed either way.
-func (s *Session) writeLocked(wctx context.Context, typ MessageType, p []byte) error {
+// writeLocked writes one message, plain if asked; s.wmu is held. On the
+// direct path (wire.go) wssafe encodes the frame, compressing it if the
+// session does (compress_write.go), and writes it in one writev; else
+// coder/websocket's Conn.Write writes it, compressing by the same
+// threshold. The deadlineConn keeps the write deadline armed either way.
+func (s *Session) writeLocked(wctx context.Context, typ MessageType, p []byte, plain bool) error {
 	if err := checkType(typ); err != nil {
 		return err
 	}
 	var err error
-	if s.dc.wire.direct {
+	switch {
+	case s.dc.wire.direct && !plain && s.compresses(len(p)):
+		err = s.writeDeflated(wctx, typ, p)
+	case s.dc.wire.direct:
 		err = s.dc.writeMessage(wctx, typ, p)
-	} else {
+	case plain && s.dc.deflate.on:
+		err = s.writeCoderPlain(wctx, typ, p)
+	default:
 		err = s.conn.Write(wctx, typ, p)
 	}
 	if err != nil {
