@@ -109,6 +109,7 @@ func (s *Session) stopTimers() {
 // finish logs the end of the session and runs OnClose. By now closeWith has
 // run, so the context's cause is the error that ended the session.
 func (s *Session) finish() {
+	s.dropDeflater()
 	err := context.Cause(s.ctx)
 	level := slog.LevelInfo
 	if IsExpectedClose(err) {

@@ -161,6 +161,21 @@ func (s *Session) doneDeflater(d *deflater) {
 	putDeflater(d)
 }
 
+// dropDeflater returns the compressor kept under context takeover to the
+// pool once the session has ended, unless a write still holds the lock (a
+// write after the end fails, but would find the compressor gone and
+// borrow another; the collector then takes both).
+func (s *Session) dropDeflater() {
+	if !s.wmu.TryLock() {
+		return
+	}
+	if s.zctx != nil {
+		putDeflater(s.zctx)
+		s.zctx = nil
+	}
+	s.wmu.Unlock()
+}
+
 // writeDeflated writes one message compressed, or plain if compressing
 // does not make it smaller (without takeover); s.wmu is held.
 func (s *Session) writeDeflated(ctx context.Context, typ MessageType, p []byte) error {
