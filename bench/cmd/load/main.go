@@ -33,6 +33,15 @@
 // 28,000 ports towards one server, and closed connections hold theirs for
 // a minute) and give each a 4 KiB read buffer.
 //
+// A compressed implementation (peers.Compressed: wssafe-deflate...) gets
+// clients that offer permessage-deflate and send their messages
+// compressed; -payload chat replaces the echo's and the broadcast's bytes
+// with the chat example's JSON messages, and the echo and broadcast
+// tables then add the bytes on the wire each way, counted at the
+// clients' connections. -idle-message adds, after the idle measurement,
+// one 1 KiB message from every connection at once: the peak RSS while
+// they are in flight and the memory a session keeps after one.
+//
 // Idle connections to an authenticating implementation are authenticated
 // before they are counted. The order of the implementations rotates between
 // rounds, so none always runs first or on a warmer machine. It prints the
