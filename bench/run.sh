@@ -27,6 +27,10 @@
 #                                at 10,000 connections (3 rounds), broadcast
 #                                to 1000 and 5000 subscribers (3 rounds),
 #                                cluster with 60 and 600 subscribers (3 rounds)
+#   BENCH_COMPRESSION=1 bench/run.sh
+#                                compression on vs off with the chat
+#                                example's JSON messages: echo, memory per
+#                                session, broadcast; about 10 minutes
 #   BENCH_QUICK=1 bench/run.sh   one short round of each, reduced sizes
 #                                (1000 idle connections, 200 subscribers,
 #                                60 in the cluster),
@@ -57,7 +61,19 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$need" ]; then
 	fi
 fi
 
-if [ -n "${BENCH_QUICK:-}" ]; then
+if [ -n "${BENCH_COMPRESSION:-}" ]; then
+	# Compression on vs off with the chat example's JSON messages (see
+	# PERFORMANCE.md, "Compression"): echo, memory per session idle and
+	# after one message (context takeover at 2,000 sessions: it holds a
+	# compressor each), broadcast to 1000 subscribers. About 10 minutes.
+	runs=(
+		"-mode echo -idle 0 -rounds 5 -duration 1500ms -warmup 300ms -attempts 2 -payload chat -sizes 1,1024 -base wssafe -impls wssafe,wssafe-deflate,wssafe-deflate-all,wssafe-deflate-ctx"
+		"-mode idle -idle 10000 -idle-message -rounds 3 -base wssafe -idle-impls wssafe,wssafe-deflate"
+		"-mode idle -idle 2000 -idle-message -rounds 3 -base wssafe -idle-impls wssafe,wssafe-deflate,wssafe-deflate-ctx"
+		"-mode broadcast -subs 1000 -rounds 3 -duration 2s -warmup 500ms -attempts 2 -payload chat -fanout-sizes 16,1024 -paced-rate 10000 -base wssafe -fanout-impls wssafe,wssafe-deflate,wssafe-deflate-all,wssafe-deflate-ctx"
+	)
+	jsons=(compress-echo.json compress-idle.json compress-idle-ctx.json compress-broadcast.json)
+elif [ -n "${BENCH_QUICK:-}" ]; then
 	runs=("-mode all -rounds 1 -duration 1s -warmup 200ms -idle 1000 -subs 200 -cluster-subs 60 -attempts 1")
 	jsons=(results.json)
 else
@@ -89,7 +105,7 @@ for i in "${!runs[@]}"; do
 	"${client[@]}" "$out/load" -server "$out/server" -json "$out/${jsons[$i]}" ${runs[$i]} "${args[@]}" "$@" | tee -a "$out/table.md"
 done
 
-if [ -z "${BENCH_QUICK:-}" ]; then
+if [ -z "${BENCH_QUICK:-}" ] && [ -z "${BENCH_COMPRESSION:-}" ]; then
 	echo
 	echo "Go benchmarks (in-process, on one CPU). Echo: allocs/op is the server's, the client allocates nothing."
 	echo "Handshake: allocs/op includes the client's HTTP handshake, the same in every row."

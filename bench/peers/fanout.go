@@ -38,22 +38,32 @@ const SubscriberQueue = wssafe.DefaultSendQueueMessages
 // (it brings its own HTTP engine: see ServeNbio).
 func Fanouts() map[string]func() (Fanout, error) {
 	return map[string]func() (Fanout, error){
-		"wssafe":  WssafeFanout,
-		"coder":   func() (Fanout, error) { return newCoderFanout(), nil },
-		"gorilla": func() (Fanout, error) { return newGorillaFanout(), nil },
-		"gws":     func() (Fanout, error) { return newGWSFanout(), nil },
+		"wssafe": func() (Fanout, error) { return newWssafeFanout(nil) },
+		// Compressed (see Deflate): Hub.Broadcast compresses once per parameter set.
+		"wssafe-deflate":     func() (Fanout, error) { return newWssafeFanout(Deflate("wssafe-deflate")) },
+		"wssafe-deflate-all": func() (Fanout, error) { return newWssafeFanout(Deflate("wssafe-deflate-all")) },
+		"wssafe-deflate-ctx": func() (Fanout, error) { return newWssafeFanout(Deflate("wssafe-deflate-ctx")) },
+		"coder":              func() (Fanout, error) { return newCoderFanout(), nil },
+		"gorilla":            func() (Fanout, error) { return newGorillaFanout(), nil },
+		"gws":                func() (Fanout, error) { return newGWSFanout(), nil },
 	}
 }
 
 // WssafeFanout is the wssafe broadcast: the endpoint of [Wssafe] (every
 // guard on), broadcast with Hub.Broadcast, which copies the payload once
 // and queues it on each session's bounded send queue.
-func WssafeFanout() (Fanout, error) {
-	ep, err := wssafe.New(wssafe.HandlerFunc(func(context.Context, *wssafe.Session, wssafe.Message) error { return nil }),
-		&wssafe.Options{
-			Logger:      slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
-			MessageRate: wssafe.Rate{PerSecond: 1e9, Burst: 1e9},
-		})
+func WssafeFanout() (Fanout, error) { return newWssafeFanout(nil) }
+
+// newWssafeFanout is [WssafeFanout] configured by more.
+func newWssafeFanout(more func(*wssafe.Options)) (Fanout, error) {
+	o := &wssafe.Options{
+		Logger:      slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		MessageRate: wssafe.Rate{PerSecond: 1e9, Burst: 1e9},
+	}
+	if more != nil {
+		more(o)
+	}
+	ep, err := wssafe.New(wssafe.HandlerFunc(func(context.Context, *wssafe.Session, wssafe.Message) error { return nil }), o)
 	if err != nil {
 		return nil, err
 	}

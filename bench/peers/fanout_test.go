@@ -56,9 +56,13 @@ func TestFanouts(t *testing.T) {
 			const subs = 3
 			var conns []*wsclient.Conn
 			for range subs {
-				c, err := wsclient.Dial(ln.Addr().String(), "/", false)
+				c, err := wsclient.DialWith(ln.Addr().String(), "/", false,
+					wsclient.Options{Deflate: peers.Compressed(name), ServerContext: peers.ServerContext(name)})
 				if err != nil {
 					t.Fatal(err)
+				}
+				if c.Compressed() != peers.Compressed(name) {
+					t.Fatalf("negotiated compression %v", c.Compressed())
 				}
 				t.Cleanup(func() { c.Close() })
 				conns = append(conns, c)
@@ -73,6 +77,9 @@ func TestFanouts(t *testing.T) {
 				t.Fatalf("Broadcast reached %d subscribers, want %d", n, subs)
 			}
 			for i, c := range conns {
+				if in, _ := c.WireBytes(); peers.Compressed(name) && in > 1000 {
+					t.Errorf("subscriber %d: %d bytes on the wire for a compressed broadcast of %d", i, in, len(msg))
+				}
 				head := make([]byte, len(msg))
 				n, err := c.ReadBroadcast(head)
 				if err != nil {

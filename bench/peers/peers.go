@@ -44,23 +44,53 @@ func Handlers() map[string]func() (http.Handler, error) {
 		"wssafe-otel":  func() (http.Handler, error) { return WssafeOtel() },
 		"wssafe-obs":   WssafeObserved,
 		"wssafe-otelx": func() (http.Handler, error) { return WssafeOtelNoExemplars() },
-		"coder":        func() (http.Handler, error) { return Coder(), nil },
-		"gorilla":      func() (http.Handler, error) { return Gorilla(), nil },
-		"gws":          func() (http.Handler, error) { return GWS(), nil },
+		// Compressed (see Deflate): the load tool offers permessage-deflate to these.
+		"wssafe-deflate":     func() (http.Handler, error) { return newWssafe(Deflate("wssafe-deflate")) },
+		"wssafe-deflate-all": func() (http.Handler, error) { return newWssafe(Deflate("wssafe-deflate-all")) },
+		"wssafe-deflate-ctx": func() (http.Handler, error) { return newWssafe(Deflate("wssafe-deflate-ctx")) },
+		"coder":              func() (http.Handler, error) { return Coder(), nil },
+		"gorilla":            func() (http.Handler, error) { return Gorilla(), nil },
+		"gws":                func() (http.Handler, error) { return GWS(), nil },
 	}
 }
 
 // Names lists every implementation that echoes right after the handshake,
-// the TCP ceiling included, sorted.
+// the TCP ceiling included, sorted; the compressed ones (see Compressed),
+// measured on their own, are not among them.
 func Names() []string {
 	names := []string{"tcp"}
 	for n := range Handlers() {
-		if !NeedsToken(n) {
+		if !NeedsToken(n) && !Compressed(n) {
 			names = append(names, n)
 		}
 	}
 	sort.Strings(names)
 	return names
+}
+
+// Compressed reports whether impl negotiates permessage-deflate (a
+// client should offer it), and ServerContext whether it keeps its
+// compression history across messages (a client should offer to let it).
+func Compressed(impl string) bool    { return strings.Contains(impl, "-deflate") }
+func ServerContext(impl string) bool { return strings.HasSuffix(impl, "-deflate-ctx") }
+
+// Deflate returns the compression options of a compressed wssafe peer:
+// "wssafe-deflate" is Options.Compression with its defaults (no context
+// takeover, messages under 512 bytes sent as they are),
+// "wssafe-deflate-all" compresses every message (CompressionThreshold 1),
+// "wssafe-deflate-ctx" adds InsecureCompressionContextTakeover (and
+// coder/websocket's threshold for it, 128 bytes).
+func Deflate(impl string) func(*wssafe.Options) {
+	return func(o *wssafe.Options) {
+		o.Compression = true
+		switch impl {
+		case "wssafe-deflate-all":
+			o.CompressionThreshold = 1
+		case "wssafe-deflate-ctx":
+			o.InsecureCompressionContextTakeover = true
+			o.CompressionThreshold = 128
+		}
+	}
 }
 
 // NeedsToken reports whether impl expects an HS256 token (signed with

@@ -285,7 +285,7 @@ func measureClusterOnce(cfg config, cr *clusterRun, nodes []*server, sb *subscri
 		rate = cfg.clusterRate / float64(n)
 		window = max(window, min(int(rate/2), peers.SubscriberQueue/2))
 	}
-	ctl, err := pub.startBroadcast(size, rate, window, local)
+	ctl, err := pub.startBroadcast(size, rate, window, local, "zeros")
 	if err != nil {
 		return clusterResult{}, err
 	}

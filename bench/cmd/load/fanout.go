@@ -35,6 +35,7 @@ type fanoutResult struct {
 	LoadBusy    float64 `json:"load_cpu_busy"` // the load tool's own CPU time / wall time
 	Others      float64 `json:"others_cpu"`
 	Attempts    int     `json:"attempts"`
+	WireDown    float64 `json:"wire_down_bytes_per_delivery"` // server to subscriber, frame headers included
 }
 
 // ring is the number of per-message delivery counters; the window the
@@ -197,13 +198,13 @@ func (c *control) send(v uint64) error {
 
 // startBroadcast asks the server to broadcast size-byte messages at rate
 // messages/s (0: as fast as the window allows) to subs subscribers.
-func (s *server) startBroadcast(size int, rate float64, window, subs int) (*control, error) {
+func (s *server) startBroadcast(size int, rate float64, window, subs int, payload string) (*control, error) {
 	nc, err := net.DialTimeout("tcp", s.debug, 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
 	c := &control{nc: nc, br: bufio.NewReader(nc)}
-	fmt.Fprintf(nc, "GET /broadcast?size=%d&rate=%g&window=%d&subs=%d HTTP/1.1\r\nHost: bench\r\n\r\n", size, rate, window, subs)
+	fmt.Fprintf(nc, "GET /broadcast?size=%d&rate=%g&window=%d&subs=%d&payload=%s HTTP/1.1\r\nHost: bench\r\n\r\n", size, rate, window, subs, payload)
 	nc.SetReadDeadline(time.Now().Add(15 * time.Second))
 	line, err := c.br.ReadString('\n')
 	nc.SetReadDeadline(time.Time{})
@@ -291,7 +292,7 @@ func measureFanoutOnce(cfg config, s *server, sb *subscribers, impl string, size
 		rate = cfg.pacedRate / float64(n)
 		window = max(window, min(int(rate/2), peers.SubscriberQueue/2))
 	}
-	ctl, err := s.startBroadcast(size, rate, window, n)
+	ctl, err := s.startBroadcast(size, rate, window, n, cfg.payload)
 	if err != nil {
 		return fanoutResult{}, err
 	}
@@ -303,11 +304,14 @@ func measureFanoutOnce(cfg config, s *server, sb *subscribers, impl string, size
 	m0, err2 := s.mem(false)
 	c0, err1 := snapshot(s)
 	d0 := sb.delivered.Load()
+	wire := wireOf(sb.conns)
+	in0, _ := wire()
 	t0 := time.Now()
 	sb.record.Store(paced)
 	time.Sleep(cfg.duration)
 	sb.record.Store(false)
 	d1 := sb.delivered.Load()
+	in1, _ := wire()
 	elapsed := time.Since(t0)
 	c1, err3 := snapshot(s)
 	m1, err4 := s.mem(false)
@@ -333,6 +337,7 @@ func measureFanoutOnce(cfg config, s *server, sb *subscribers, impl string, size
 		Busy:        float64(c1.server-c0.server) / float64(elapsed),
 		LoadBusy:    float64(c1.self-c0.self) / float64(elapsed),
 		Others:      float64((c1.machine-c0.machine)-(c1.server-c0.server)-(c1.self-c0.self)) / float64(elapsed),
+		WireDown:    float64(in1-in0) / deliveries,
 	}
 	if paced {
 		var all []time.Duration
@@ -354,10 +359,11 @@ func measureFanoutOnce(cfg config, s *server, sb *subscribers, impl string, size
 // fanoutMedian is the median of every field over the rounds of one
 // broadcast configuration.
 func fanoutMedian(res *results, impl string, subs, size int, paced bool) (fanoutResult, bool) {
-	var ps, cpu, allocs, p50, p99, busy, load []float64
+	var ps, cpu, allocs, p50, p99, busy, load, wire []float64
 	for _, r := range res.Fanout {
 		if r.Impl == impl && r.Subscribers == subs && r.Size == size && r.Paced == paced {
 			ps, cpu, allocs = append(ps, r.PerSec), append(cpu, r.CPUns), append(allocs, r.Allocs)
+			wire = append(wire, r.WireDown)
 			p50, p99 = append(p50, r.P50ms), append(p99, r.P99ms)
 			busy, load = append(busy, r.Busy), append(load, r.LoadBusy)
 		}
@@ -366,7 +372,7 @@ func fanoutMedian(res *results, impl string, subs, size int, paced bool) (fanout
 		return fanoutResult{}, false
 	}
 	return fanoutResult{Impl: impl, Subscribers: subs, Size: size, Paced: paced, PerSec: median(ps), CPUns: median(cpu),
-		Allocs: median(allocs), P50ms: median(p50), P99ms: median(p99), Busy: median(busy), LoadBusy: median(load)}, true
+		Allocs: median(allocs), P50ms: median(p50), P99ms: median(p99), Busy: median(busy), LoadBusy: median(load), WireDown: median(wire)}, true
 }
 
 // fanoutRatio is the median of each round's f(a) / f(b) for one
@@ -427,6 +433,21 @@ func reportFanout(w io.Writer, cfg config, res *results) {
 				}
 				fmt.Fprintf(w, "| %d | %d | %s | %.0f | %s | %.0f | %.0f%% | %.0f%% | %.3f |\n", subs, size, impl, r.PerSec,
 					ratio(fanoutRatio(res, impl, cfg.base, subs, size, false, deliveriesPerSec)), r.CPUns, r.Busy*100, r.LoadBusy*100, r.Allocs)
+			}
+		}
+	}
+	if cfg.payload == "zeros" && !anyCompressed(cfg.fanoutImpls) {
+		return
+	}
+	fmt.Fprintf(w, "\nBytes on the wire per delivery (payload: %s, after a 16-byte binary header of sequence number and time; frame headers included), paced runs, medians of the rounds.\n\n", cfg.payload)
+	fmt.Fprintln(w, "| subscribers | size | impl | B/delivery |")
+	fmt.Fprintln(w, "|---:|---:|---|---:|")
+	for _, subs := range cfg.subs {
+		for _, size := range cfg.fanoutSizes {
+			for _, impl := range cfg.fanoutImpls {
+				if r, ok := fanoutMedian(res, impl, subs, size, true); ok {
+					fmt.Fprintf(w, "| %d | %d | %s | %.0f |\n", subs, size, impl, r.WireDown)
+				}
 			}
 		}
 	}

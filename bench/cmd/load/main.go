@@ -33,6 +33,15 @@
 // 28,000 ports towards one server, and closed connections hold theirs for
 // a minute) and give each a 4 KiB read buffer.
 //
+// A compressed implementation (peers.Compressed: wssafe-deflate...) gets
+// clients that offer permessage-deflate and send their messages
+// compressed; -payload chat replaces the echo's and the broadcast's bytes
+// with the chat example's JSON messages, and the echo and broadcast
+// tables then add the bytes on the wire each way, counted at the
+// clients' connections. -idle-message adds, after the idle measurement,
+// one 1 KiB message from every connection at once: the peak RSS while
+// they are in flight and the memory a session keeps after one.
+//
 // Idle connections to an authenticating implementation are authenticated
 // before they are counted. The order of the implementations rotates between
 // rounds, so none always runs first or on a warmer machine. It prints the
@@ -64,6 +73,7 @@ import (
 	"time"
 
 	"github.com/wssafe/wssafe/bench/internal/benchjwt"
+	"github.com/wssafe/wssafe/bench/internal/chatload"
 	"github.com/wssafe/wssafe/bench/internal/wsclient"
 	"github.com/wssafe/wssafe/bench/peers"
 )
@@ -101,6 +111,10 @@ type config struct {
 	clusterSubs  []int
 	clusterSizes []int
 	clusterRate  float64
+
+	payload     string // zeros or chat (see chatload)
+	idleMessage bool
+	corpus      *chatload.Corpus
 }
 
 func main() {
@@ -134,7 +148,13 @@ func main() {
 	flag.StringVar(&cfg.jsonOut, "json", "", "also write every run's raw results to this file")
 	from := flag.String("from", "", "print the tables of an earlier run from its -json file (pass that run's flags too) instead of measuring")
 	flag.StringVar(&cfg.target, "target", "", "drive the echo server already listening at this address instead of starting -server (for profiling; no CPU or memory figures)")
+	flag.StringVar(&cfg.payload, "payload", "zeros", "message contents: zeros (the echo's \"aaa...\", the broadcast's zeros), or chat: the chat example's JSON messages (see bench/internal/chatload), a single chat line for a size under 400, else a JSON array of lines of at most size bytes")
+	flag.BoolVar(&cfg.idleMessage, "idle-message", false, "idle runs: then have every connection send a 1 KiB chat message at once and read its echo, and report the peak RSS and the memory held after it")
 	flag.Parse()
+	if cfg.payload != "zeros" && cfg.payload != "chat" {
+		log.Fatalf("bad -payload %q (want zeros or chat)", cfg.payload)
+	}
+	cfg.corpus = chatload.New(4096, 1)
 	cfg.impls = strings.Split(*impls, ",")
 	cfg.idleImpls = strings.Split(*idleImpls, ",")
 	cfg.hsImpls = strings.Split(*hsImpls, ",")
@@ -236,6 +256,9 @@ type echoResult struct {
 	Busy       float64 `json:"server_cpu_busy"` // server CPU time / wall time
 	Others     float64 `json:"others_cpu"`      // CPU used by other processes / wall time
 	Attempts   int     `json:"attempts"`
+	Payload    float64 `json:"payload_bytes"`           // mean message length
+	WireUp     float64 `json:"wire_up_bytes_per_msg"`   // client to server, frames included
+	WireDown   float64 `json:"wire_down_bytes_per_msg"` // server to client
 }
 
 // idleResult is one idle-memory measurement.
@@ -247,6 +270,11 @@ type idleResult struct {
 	RSSBytes      float64 `json:"rss_bytes_per_conn"`
 	GoroutinesPer float64 `json:"goroutines_per_conn"`
 	StackBytes    float64 `json:"go_stack_bytes_per_conn"` // goroutine stacks alone
+	// With -idle-message: after every connection echoed one message.
+	MsgGoBytes   float64 `json:"after_message_go_heap_stack_bytes_per_conn,omitempty"`
+	MsgLiveBytes float64 `json:"after_message_go_live_heap_stack_bytes_per_conn,omitempty"`
+	MsgRSSBytes  float64 `json:"after_message_rss_bytes_per_conn,omitempty"`
+	PeakRSSBytes float64 `json:"peak_rss_bytes_per_conn,omitempty"` // VmHWM while the messages were in flight, over the idle RSS
 }
 
 // hsResult is one measured handshake run.
@@ -390,11 +418,15 @@ type server struct {
 	debug string
 	raw   bool
 	token []byte // sent as the first message, for an authenticating implementation
+	// deflate: the implementation negotiates permessage-deflate, and the
+	// client offers it (letting the server keep its history with serverCtx).
+	deflate, serverCtx bool
 }
 
 func startServer(cfg config, impl string, more ...string) (*server, error) {
 	if cfg.target != "" {
-		return &server{addr: cfg.target, raw: impl == "tcp", token: tokenFor(cfg, impl)}, nil
+		return &server{addr: cfg.target, raw: impl == "tcp", token: tokenFor(cfg, impl),
+			deflate: peers.Compressed(impl), serverCtx: peers.ServerContext(impl)}, nil
 	}
 	args := append([]string{cfg.serverBin, "-impl", impl}, more...)
 	if cfg.serverCPUs != "" {
@@ -415,7 +447,8 @@ func startServer(cfg config, impl string, more ...string) (*server, error) {
 		cmd.Wait()
 		return nil, fmt.Errorf("server did not start: %w", err)
 	}
-	s := &server{cmd: cmd, raw: impl == "tcp", token: tokenFor(cfg, impl)}
+	s := &server{cmd: cmd, raw: impl == "tcp", token: tokenFor(cfg, impl),
+		deflate: peers.Compressed(impl), serverCtx: peers.ServerContext(impl)}
 	for _, f := range strings.Fields(line) {
 		if v, ok := strings.CutPrefix(f, "ws="); ok {
 			s.addr = v
@@ -515,18 +548,21 @@ func snapshot(s *server) (cpuSnapshot, error) {
 }
 
 // rss is the server's resident set size in bytes.
-func (s *server) rss() (float64, error) {
+func (s *server) rss() (float64, error) { return s.procStatus("VmRSS:") }
+
+// procStatus is the server's /proc status line key, in bytes.
+func (s *server) procStatus(key string) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, key); ok {
 			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 			return kb * 1024, err
 		}
 	}
-	return 0, errors.New("no VmRSS in /proc status")
+	return 0, fmt.Errorf("no %s in /proc status", key)
 }
 
 type memStats struct {
@@ -621,6 +657,7 @@ func (s *server) dialMany(cfg config, n int) ([]*wsclient.Conn, error) {
 func (s *server) connect() (*wsclient.Conn, error) { return s.connectWith(wsclient.Options{}) }
 
 func (s *server) connectWith(o wsclient.Options) (*wsclient.Conn, error) {
+	o.Deflate, o.ServerContext = s.deflate, s.serverCtx
 	c, err := wsclient.DialWith(s.addr, "/", s.raw, o)
 	if err != nil || s.token == nil {
 		return c, err
@@ -672,14 +709,54 @@ func measureIdle(cfg config, s *server, impl string) (idleResult, error) {
 		}
 	}
 	n := float64(cfg.idle)
-	return idleResult{
+	r := idleResult{
 		Impl:          impl,
 		GoBytes:       (after.HeapInuse + after.StackInuse - before.HeapInuse - before.StackInuse) / n,
 		LiveBytes:     (after.HeapAlloc + after.StackInuse - before.HeapAlloc - before.StackInuse) / n,
 		RSSBytes:      (rss1 - rss0) / n,
 		GoroutinesPer: (after.Goroutines - before.Goroutines) / n,
 		StackBytes:    (after.StackInuse - before.StackInuse) / n,
-	}, nil
+	}
+	if !cfg.idleMessage || s.token != nil {
+		return r, nil
+	}
+	// Every connection sends one 1 KiB chat message at once (compressed
+	// where negotiated) and reads its echo: the peak RSS is what the
+	// sessions cost while their messages are inflated, handled and
+	// written (VmHWM, reset first), and the memory after it is what a
+	// session keeps once it has handled a message.
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", s.cmd.Process.Pid), []byte("5"), 0); err != nil {
+		return r, fmt.Errorf("resetting the peak RSS: %w", err)
+	}
+	msgs := wsclient.NewMessages(cfg.corpus.Messages(1024, 1), true)
+	var wg sync.WaitGroup
+	errs := make([]error, len(conns))
+	for i, c := range conns {
+		c.SetMessages(msgs)
+		wg.Go(func() { errs[i] = c.Echo() })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return r, fmt.Errorf("the message: %w", err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	peak, err := s.procStatus("VmHWM:")
+	if err != nil {
+		return r, err
+	}
+	msg, err := s.mem(true)
+	if err != nil {
+		return r, err
+	}
+	rss2, err := s.rss()
+	if err != nil {
+		return r, err
+	}
+	r.MsgGoBytes = (msg.HeapInuse + msg.StackInuse - before.HeapInuse - before.StackInuse) / n
+	r.MsgLiveBytes = (msg.HeapAlloc + msg.StackInuse - before.HeapAlloc - before.StackInuse) / n
+	r.MsgRSSBytes = (rss2 - rss0) / n
+	r.PeakRSSBytes = (peak - rss1) / n
+	return r, nil
 }
 
 // maxOthers is the share of a CPU that other processes may use during a run
@@ -738,11 +815,24 @@ func measureEchoOnce(cfg config, s *server, impl string, size int) (echoResult, 
 		return echoResult{}, err
 	}
 	defer closeAll(conns)
-	msg := bytes.Repeat([]byte("a"), size)
-	for _, c := range conns {
-		c.SetMessage(msg, true)
+	payload := float64(size)
+	if cfg.payload == "chat" || s.deflate {
+		raw := [][]byte{bytes.Repeat([]byte("a"), size)}
+		if cfg.payload == "chat" {
+			raw = cfg.corpus.Messages(size, 512)
+		}
+		msgs := wsclient.NewMessages(raw, true)
+		for _, c := range conns {
+			c.SetMessages(msgs)
+		}
+		payload = chatload.MeanSize(raw)
+	} else {
+		msg := bytes.Repeat([]byte("a"), size)
+		for _, c := range conns {
+			c.SetMessage(msg, true)
+		}
 	}
-	w, err := measureWindow(cfg, s, len(conns), func(i int) error { return conns[i].Echo() })
+	w, err := measureWindow(cfg, s, len(conns), func(i int) error { return conns[i].Echo() }, wireOf(conns))
 	if err != nil {
 		return echoResult{}, fmt.Errorf("echo: %w", err)
 	}
@@ -756,7 +846,10 @@ func measureEchoOnce(cfg config, s *server, impl string, size int) (echoResult, 
 		Busy:       w.busy(),
 		Others:     w.others(),
 		// The two debug requests allocate a little; over a run that is noise.
-		Allocs: w.allocsPerOp(),
+		Allocs:   w.allocsPerOp(),
+		Payload:  payload,
+		WireUp:   float64(w.out1-w.out0) / float64(w.n),
+		WireDown: float64(w.in1-w.in0) / float64(w.n),
 	}, nil
 }
 
@@ -767,7 +860,7 @@ func measureHandshakesOnce(cfg config, s *server, impl string) (hsResult, error)
 			err = c.CloseHandshake()
 		}
 		return err
-	})
+	}, nil)
 	if err != nil {
 		return hsResult{}, fmt.Errorf("handshake: %w", err)
 	}
@@ -792,6 +885,8 @@ type window struct {
 	p50, p99 float64 // µs
 	c0, c1   cpuSnapshot
 	m0, m1   memStats
+	// the bytes the clients read and wrote on the wire during the window
+	in0, in1, out0, out1 int64
 }
 
 func (w window) perSec() float64      { return float64(w.n) / w.elapsed.Seconds() }
@@ -806,8 +901,12 @@ func (w window) others() float64 {
 // measureWindow runs op in a loop on each of workers goroutines (op gets
 // the worker's index): a warmup, then a window of cfg.duration in which
 // every completed op's latency is recorded, with CPU and allocation
-// snapshots of the server around it.
-func measureWindow(cfg config, s *server, workers int, op func(i int) error) (window, error) {
+// snapshots of the server around it, and the clients' bytes on the wire
+// (wire, if not nil).
+func measureWindow(cfg config, s *server, workers int, op func(i int) error, wire func() (in, out int64)) (window, error) {
+	if wire == nil {
+		wire = func() (int64, int64) { return 0, 0 }
+	}
 	var measuring, stop atomic.Bool
 	var count atomic.Int64
 	lat := make([][]time.Duration, workers)
@@ -835,12 +934,14 @@ func measureWindow(cfg config, s *server, workers int, op func(i int) error) (wi
 	// window's CPU time without counting in its wall time.
 	m0, err2 := s.mem(false)
 	c0, err1 := snapshot(s)
+	w.in0, w.out0 = wire()
 	t0 := time.Now()
 	measuring.Store(true)
 	time.Sleep(cfg.duration)
 	measuring.Store(false)
 	w.elapsed = time.Since(t0)
 	w.n = count.Load()
+	w.in1, w.out1 = wire()
 	c1, err3 := snapshot(s)
 	m1, err4 := s.mem(false)
 	stop.Store(true)
@@ -859,6 +960,17 @@ func measureWindow(cfg config, s *server, workers int, op func(i int) error) (wi
 	w.p50, w.p99 = micros(all[len(all)/2]), micros(all[len(all)*99/100])
 	w.c0, w.c1, w.m0, w.m1 = c0, c1, m0, m1
 	return w, nil
+}
+
+// wireOf sums the bytes conns have read and written on the wire.
+func wireOf(conns []*wsclient.Conn) func() (in, out int64) {
+	return func() (in, out int64) {
+		for _, c := range conns {
+			i, o := c.WireBytes()
+			in, out = in+i, out+o
+		}
+		return in, out
+	}
 }
 
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
@@ -892,17 +1004,20 @@ func echoMedian(res *results, impl string, size int) (echoResult, bool) {
 }
 
 func idleMedian(res *results, impl string) (idleResult, bool) {
-	var gob, live, rss, g []float64
+	var gob, live, rss, g, mgo, mlive, mrss, peak []float64
 	for _, r := range res.Idle {
 		if r.Impl == impl {
 			gob, live = append(gob, r.GoBytes), append(live, r.LiveBytes)
 			rss, g = append(rss, r.RSSBytes), append(g, r.GoroutinesPer)
+			mgo, mlive = append(mgo, r.MsgGoBytes), append(mlive, r.MsgLiveBytes)
+			mrss, peak = append(mrss, r.MsgRSSBytes), append(peak, r.PeakRSSBytes)
 		}
 	}
 	if len(gob) == 0 {
 		return idleResult{}, false
 	}
-	return idleResult{Impl: impl, GoBytes: median(gob), LiveBytes: median(live), RSSBytes: median(rss), GoroutinesPer: median(g)}, true
+	return idleResult{Impl: impl, GoBytes: median(gob), LiveBytes: median(live), RSSBytes: median(rss), GoroutinesPer: median(g),
+		MsgGoBytes: median(mgo), MsgLiveBytes: median(mlive), MsgRSSBytes: median(mrss), PeakRSSBytes: median(peak)}, true
 }
 
 func ratio(x float64, ok bool) string {
@@ -990,6 +1105,34 @@ func reportEcho(w io.Writer, cfg config, res *results) {
 				ratio(echoRatio(res, impl, cfg.base, size, cpuPerMsg)), r.Busy*100, r.Allocs)
 		}
 	}
+	if cfg.payload == "zeros" && !anyCompressed(cfg.impls) {
+		return
+	}
+	fmt.Fprintf(w, "\nBytes on the wire per echoed message (payload: %s; frame headers included, counted at the client's connection), medians of the rounds.\n\n", cfg.payload)
+	fmt.Fprintln(w, "| size | impl | message B | client to server B | server to client B | vs message |")
+	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|")
+	for _, size := range cfg.sizes {
+		for _, impl := range cfg.impls {
+			var pl, up, down []float64
+			for _, r := range res.Echo {
+				if r.Impl == impl && r.Size == size {
+					pl, up, down = append(pl, r.Payload), append(up, r.WireUp), append(down, r.WireDown)
+				}
+			}
+			if len(pl) > 0 {
+				fmt.Fprintf(w, "| %d | %s | %.0f | %.0f | %.0f | %.2fx |\n", size, impl, median(pl), median(up), median(down), median(down)/median(pl))
+			}
+		}
+	}
+}
+
+func anyCompressed(impls []string) bool {
+	for _, impl := range impls {
+		if peers.Compressed(impl) {
+			return true
+		}
+	}
+	return false
 }
 
 func reportIdle(w io.Writer, cfg config, res *results) {
@@ -1008,6 +1151,18 @@ func reportIdle(w io.Writer, cfg config, res *results) {
 		dLive, _ := idleDelta(res, impl, cfg.base, liveBytes)
 		fmt.Fprintf(w, "| %s | %.0f | %+.0f B | %.0f | %+.0f B | %.0f | %.1f |\n", impl, r.GoBytes, dGo,
 			r.LiveBytes, dLive, r.RSSBytes, r.GoroutinesPer)
+	}
+	if !cfg.idleMessage {
+		return
+	}
+	fmt.Fprintf(w, "\nThe same %d connections after each sent one 1 KiB chat message at once (compressed where negotiated) and read its echo: peak RSS is the high-water mark while the messages were in flight, over the idle RSS; the rest is what stays after a GC. Medians of %d rounds.\n\n",
+		cfg.idle, cfg.rounds)
+	fmt.Fprintln(w, "| impl | idle live B/conn | after: Go heap+stacks B/conn | after: live B/conn | after: RSS B/conn | peak RSS over idle B/conn |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
+	for _, impl := range cfg.idleImpls {
+		if r, ok := idleMedian(res, impl); ok && r.MsgGoBytes != 0 {
+			fmt.Fprintf(w, "| %s | %.0f | %.0f | %.0f | %.0f | %.0f |\n", impl, r.LiveBytes, r.MsgGoBytes, r.MsgLiveBytes, r.MsgRSSBytes, r.PeakRSSBytes)
+		}
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/wssafe/wssafe/bench/internal/chatload"
 )
 
 // broadcaster is what broadcastControl drives: a peers.Fanout, or nbio's
@@ -25,13 +27,16 @@ type broadcaster interface {
 const maxWindow = 1024
 
 // broadcastControl drives one broadcast run over the hijacked connection
-// of GET /broadcast?size=BYTES&rate=MSGS_PER_S&window=N&subs=N:
+// of GET /broadcast?size=BYTES&rate=MSGS_PER_S&window=N&subs=N[&payload=chat]:
 //
 //   - it waits (up to 10 s) until subs subscribers are registered, then
 //     writes "ready\n";
 //   - it broadcasts messages of size bytes, the first 8 holding their
 //     sequence number from 0 and the next 8 the sending time (Unix
-//     nanoseconds), at rate messages per second (0: as fast as the window
+//     nanoseconds), the rest zeros or, with payload=chat, the chat
+//     example's JSON messages of chatload.Corpus.Messages(size) in turn
+//     after the 16 bytes (the message is then longer than size), at rate
+//     messages per second (0: as fast as the window
 //     allows), never more than window messages ahead of the last one every
 //     subscriber has received;
 //   - the load tool writes that last sequence number (8 bytes, big endian)
@@ -62,14 +67,18 @@ func broadcastControl(b broadcaster) http.HandlerFunc {
 		if _, err := io.WriteString(nc, "ready\n"); err != nil {
 			return
 		}
-		sent := broadcastRun(b, brw.Reader, size, rate, window)
+		var chat [][]byte
+		if q.Get("payload") == "chat" {
+			chat = chatload.New(4096, 1).Messages(size, 512)
+		}
+		sent := broadcastRun(b, brw.Reader, size, rate, window, chat)
 		nc.Write(binary.BigEndian.AppendUint64(nil, uint64(sent)))
 	}
 }
 
 // broadcastRun broadcasts until acks says stop (or fails) and returns how many
 // messages it broadcast.
-func broadcastRun(b broadcaster, acks *bufio.Reader, size int, rate float64, window int) int64 {
+func broadcastRun(b broadcaster, acks *bufio.Reader, size int, rate float64, window int, chat [][]byte) int64 {
 	var acked atomic.Int64 // the last message every subscriber has
 	acked.Store(-1)
 	wake := make(chan struct{}, 1)
@@ -121,6 +130,10 @@ func broadcastRun(b broadcaster, acks *bufio.Reader, size int, rate float64, win
 		default:
 		}
 		p := make([]byte, size)
+		if chat != nil {
+			m := chat[seq%int64(len(chat))]
+			p = append(make([]byte, 16, 16+len(m)), m...)
+		}
 		binary.BigEndian.PutUint64(p, uint64(seq))
 		binary.BigEndian.PutUint64(p[8:], uint64(time.Now().UnixNano()))
 		b.Broadcast(p)

@@ -43,8 +43,8 @@ import (
 )
 
 func main() {
-	impl := flag.String("impl", "wssafe", "implementation: one of wssafe, wssafe-hs256, wssafe-prom, wssafe-otel, coder, gorilla, gws, nbio, tcp")
-	fanout := flag.Bool("fanout", false, "serve broadcast subscribers instead of the echo (wssafe, coder, gorilla, gws, nbio)")
+	impl := flag.String("impl", "wssafe", "implementation: one of wssafe, wssafe-hs256, wssafe-prom, wssafe-otel, wssafe-deflate, wssafe-deflate-all, wssafe-deflate-ctx, coder, gorilla, gws, nbio, tcp")
+	fanout := flag.Bool("fanout", false, "serve broadcast subscribers instead of the echo (wssafe, wssafe-deflate..., coder, gorilla, gws, nbio)")
 	addr := flag.String("addr", "127.0.0.1:0", "echo listen address")
 	debugAddr := flag.String("debug-addr", "127.0.0.1:0", "debug (memory statistics) listen address")
 	topic := flag.Bool("topic", false, "serve wssafe topic subscribers, broadcast with Hub.Publish (implies -fanout, ignores -impl)")
