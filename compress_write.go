@@ -2,7 +2,8 @@ package wssafe
 
 // Compressed writes: on the direct path wssafe deflates its own data
 // frames (RFC 7692) with compress/flate, pooled writers without context
-// takeover, one writer per session with it.
+// takeover, one writer per session with it while it compresses (given
+// back after 10-20 s without).
 
 import (
 	"compress/flate"

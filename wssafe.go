@@ -495,10 +495,12 @@ type Options struct {
 	// attacker chose is still exposed by its own size (BREACH), whatever
 	// the context setting: send it with [Session.WriteUncompressed] or
 	// [Session.SendUncompressed]. Memory: a compressed session holds no
-	// compressor while idle (each message borrows a pooled one); it keeps
-	// a 4 KiB inflating buffer from its first compressed message on, and
-	// holds a pooled inflater (about 40 KB) while it reads one
-	// (SECURITY.md has the measured bounds). Zero (false) negotiates no
+	// compressor while idle (each message borrows a pooled one); from its
+	// first compressed message on it keeps coder/websocket's 4 KiB
+	// inflating buffer and a goroutine stack of 8 KiB instead of 4 (grown
+	// by compress/flate's inflater), about 8 KB in all, and it holds a
+	// pooled inflater (about 40 KB) while it reads one (SECURITY.md has
+	// the measured bounds). Zero (false) negotiates no
 	// extension; see SECURITY.md.
 	Compression bool
 
