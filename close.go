@@ -98,7 +98,7 @@ const closeWriteBound = 5 * time.Second
 func (s *Session) stopTimers() {
 	s.timerMu.Lock()
 	defer s.timerMu.Unlock()
-	for _, t := range [...]timer{s.pinger, s.lifetime} {
+	for _, t := range [...]timer{s.pinger, s.lifetime, s.zidle} {
 		if t != nil {
 			t.Stop()
 		}

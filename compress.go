@@ -99,7 +99,9 @@ func negotiatedDeflate(h http.Header) deflateParams {
 // Compressed reports whether the session negotiated permessage-deflate
 // (see Options.Compression): its peer may send compressed messages, and
 // messages of CompressionThreshold bytes or more are sent to it
-// compressed.
+// compressed, unless compressing would not make them smaller (without
+// context takeover those go out plain), or they are written with
+// [Session.WriteUncompressed] or [Session.SendUncompressed].
 func (s *Session) Compressed() bool { return s.dc != nil && s.dc.deflate.on }
 
 // inflateChunk bounds one read of a message on a compressed session, so

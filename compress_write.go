@@ -2,13 +2,15 @@ package wssafe
 
 // Compressed writes: on the direct path wssafe deflates its own data
 // frames (RFC 7692) with compress/flate, pooled writers without context
-// takeover, one writer per session with it.
+// takeover, one writer per session with it while it compresses (given
+// back after 10-20 s without).
 
 import (
 	"compress/flate"
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // How wssafe deflates a message on the direct path (coder/websocket's
@@ -21,14 +23,21 @@ import (
 //     receiver takes either, and the bytes on the wire are what
 //     compression is for.
 //   - With context takeover (InsecureCompressionContextTakeover, when the
-//     client agreed) the session keeps its own flate.Writer (Session.zctx)
-//     from its first compressed message to its end (about 1.2 MB, see
-//     deflaters), and every message it compresses continues the
-//     same stream, in the order the messages are written: compression
-//     happens under the session's write lock, Write's and the send queue's
-//     drain's alike, never at Send. The receiver's window holds every
-//     compressed message, so once compressed a message must go out
-//     compressed, even when that is not smaller.
+//     client agreed) the session keeps its own flate.Writer (Session.zctx,
+//     about 1.2 MB, see deflaters) while it writes compressed messages,
+//     and every message it compresses continues the same stream, in the
+//     order the messages are written: compression happens under the
+//     session's write lock, Write's and the send queue's drain's alike,
+//     never at Send. The receiver's window holds every compressed
+//     message, so once compressed a message must go out compressed, even
+//     when that is not smaller. A session that has compressed nothing for
+//     compressorIdle gives its writer back to the pool (idleCompressor),
+//     and its next message starts a new stream from a pooled writer.
+//     RFC 7692 allows that to a server that did not declare
+//     server_no_context_takeover: the client's inflater keeps its window,
+//     and a message that refers to none of it is valid. So the memory is
+//     about 1.2 MB per session that compressed a message in the last
+//     compressorIdle to 2 x compressorIdle, not per session.
 //
 // Either way the writer is sync-flushed at the end of the message, which
 // ends the stream on a byte boundary with an empty stored block, 00 00 ff
@@ -142,17 +151,68 @@ func (s *Session) compresses(n int) bool {
 // messages (InsecureCompressionContextTakeover, agreed by the client).
 func (s *Session) takeover() bool { return !s.dc.deflate.serverNoContext }
 
+// compressorIdle is how long a session with context takeover keeps its
+// compressor without compressing a message: idleCompressor returns it to
+// the pool between compressorIdle and twice that after the last one.
+// Messages more often than that keep their history; the first after a
+// pause starts a new stream, which costs only the history (a BestSpeed
+// writer's reset is cheap, see deflateLevel).
+const compressorIdle = 10 * time.Second
+
 // sessionDeflater returns the deflater a message to s is compressed with:
-// s's own, made on first use, with context takeover, else a borrowed one,
-// to be returned with doneDeflater. s.wmu is held.
+// s's own with context takeover, taken from the pool when s holds none
+// (its first compressed message, or the first after idleCompressor gave
+// it back) with the release timer armed, else a borrowed one, to be
+// returned with doneDeflater. s.wmu is held.
 func (s *Session) sessionDeflater() *deflater {
 	if !s.takeover() {
 		return getDeflater()
 	}
 	if s.zctx == nil {
 		s.zctx = getDeflater()
+		s.armCompressorIdle()
 	}
+	s.zhot = true
 	return s.zctx
+}
+
+// armCompressorIdle arms the timer that looks, compressorIdle from now,
+// whether s still compresses (see idleCompressor): made on first use, so
+// that a session that never compresses has no such timer. It costs a
+// timer update per compressorIdle of compressing, never one per message.
+func (s *Session) armCompressorIdle() {
+	s.timerMu.Lock()
+	defer s.timerMu.Unlock()
+	switch {
+	case s.ctx.Err() != nil: // stopTimers has run, or is about to
+	case s.zidle == nil:
+		s.zidle = s.ep.cfg.clock.afterFunc(compressorIdle, s.idleCompressor)
+	default:
+		s.zidle.Reset(compressorIdle)
+	}
+}
+
+// idleCompressor runs on the release timer's goroutine, compressorIdle
+// after the timer was armed: it returns s's compressor to the pool if s
+// has compressed no message since the last look, and looks again
+// compressorIdle later otherwise. It never waits for the write lock: a
+// write that holds it is about to compress, or may be (a drain's batch),
+// so the compressor counts as in use.
+func (s *Session) idleCompressor() {
+	if !s.wmu.TryLock() {
+		s.armCompressorIdle()
+		return
+	}
+	defer s.wmu.Unlock()
+	switch {
+	case s.zctx == nil: // dropped at the session's end
+	case s.zhot:
+		s.zhot = false
+		s.armCompressorIdle()
+	default:
+		putDeflater(s.zctx)
+		s.zctx = nil
+	}
 }
 
 // doneDeflater gives back what sessionDeflater returned. s.wmu is held.
@@ -165,9 +225,10 @@ func (s *Session) doneDeflater(d *deflater) {
 }
 
 // dropDeflater returns the compressor kept under context takeover to the
-// pool once the session has ended, unless a write still holds the lock (a
-// write after the end fails, but would find the compressor gone and
-// borrow another; the collector then takes both).
+// pool once the session has ended (its release timer is stopped), unless
+// a write still holds the lock (a write after the end fails, but would
+// find the compressor gone and borrow another; the collector then takes
+// both).
 func (s *Session) dropDeflater() {
 	if !s.wmu.TryLock() {
 		return

@@ -19,7 +19,9 @@ import (
 // session's footprint (idlemem_internal_test.go): live heap and stacks
 // over many connections, after garbage collection. coder/websocket keeps a
 // 4 KiB bufio.Reader for inflating from a session's first compressed
-// message to its end, and takes a flate reader (about 40 KB) from a pool
+// message to its end (and the session's stack stays at the 8 KiB that
+// compress/flate's inflater reset grew it to), and takes a flate reader
+// (about 40 KB) from a pool
 // for each compressed message it reads, returned at the message's end;
 // with context takeover it keeps the peer's 32 KiB window for the
 // session's life. The bounds are the ones SECURITY.md states.

@@ -205,3 +205,26 @@ func CoderTested() []string { return coderTested }
 // Deflations is the number of messages wssafe has compressed so far, in
 // every endpoint of the test binary.
 func Deflations() uint64 { return deflations.Load() }
+
+// CompressorIdle is how long a session with context takeover keeps its
+// compressor without compressing a message.
+const CompressorIdle = compressorIdle
+
+// HoldsCompressor reports whether s keeps a compressor of its own (context
+// takeover). It waits for a write in progress to finish.
+func HoldsCompressor(s *Session) bool {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.zctx != nil
+}
+
+// CompressorLookDuringWrite runs the release timer's look at s's
+// compressor while a write holds s's write lock, after a whole interval
+// without a compressed message. It returns once the look has: it must not
+// wait for the lock.
+func CompressorLookDuringWrite(s *Session) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.zhot = false
+	s.idleCompressor()
+}

@@ -52,6 +52,7 @@ type Session struct {
 	rbuf *[]byte       // the pooled read buffer held while a message is handled
 	wmu  sync.Mutex    // orders direct writes with the send queue's drain (queue.go)
 	zctx *deflater     // the compressor kept under context takeover (compress_write.go); guarded by wmu
+	zhot bool          // zctx compressed a message since the release timer last looked; guarded by wmu
 
 	values sync.Map
 
@@ -67,6 +68,7 @@ type Session struct {
 	timerMu   sync.Mutex    // guards the timers against the goroutines they start
 	pinger    timer         // on the endpoint's clock, like every timer
 	lifetime  timer
+	zidle     timer // releases zctx once idle (compress_write.go); made on first use
 }
 
 type sessionKey struct{}

@@ -495,10 +495,12 @@ type Options struct {
 	// attacker chose is still exposed by its own size (BREACH), whatever
 	// the context setting: send it with [Session.WriteUncompressed] or
 	// [Session.SendUncompressed]. Memory: a compressed session holds no
-	// compressor while idle (each message borrows a pooled one); it keeps
-	// a 4 KiB inflating buffer from its first compressed message on, and
-	// holds a pooled inflater (about 40 KB) while it reads one
-	// (SECURITY.md has the measured bounds). Zero (false) negotiates no
+	// compressor while idle (each message borrows a pooled one); from its
+	// first compressed message on it keeps coder/websocket's 4 KiB
+	// inflating buffer and a goroutine stack of 8 KiB instead of 4 (grown
+	// by compress/flate's inflater), about 8 KB in all, and it holds a
+	// pooled inflater (about 40 KB) while it reads one (SECURITY.md has
+	// the measured bounds). Zero (false) negotiates no
 	// extension; see SECURITY.md.
 	Compression bool
 
@@ -515,12 +517,17 @@ type Options struct {
 	// controls (a chat line, a name, a search echoed back) and a secret
 	// (a token, a session value, another user's data) travel in the same
 	// direction of one session, the attacker learns the secret byte by
-	// byte from the compressed sizes, over TLS too. It also costs memory:
-	// each such session holds, from its first compressed message to its
-	// end, a compressor of about 1.2 MB (a compress/flate writer) and, if
-	// the client compresses with context too, its 32 KiB window; broadcasts are compressed once per such
-	// session instead of once. New logs a warning. False (the default)
-	// never takes over context.
+	// byte from the compressed sizes, over TLS too. It also costs memory
+	// and CPU: a session holds a compressor of about 1.2 MB (a
+	// compress/flate writer) while it writes compressed messages, given
+	// back to a pool once it has compressed none for 10 to 20 s (its next
+	// message then starts a new history, which RFC 7692 allows), so the
+	// compressors take about 1.2 MB times the sessions that wrote a
+	// compressed message in the last 20 s; a session whose client
+	// compresses with context too keeps that client's 32 KiB window for
+	// its life; broadcasts are compressed once per such session instead
+	// of once. New logs a warning. False (the default) never takes over
+	// context.
 	InsecureCompressionContextTakeover bool
 
 	// MaxInflationRatio closes a session with 1009 "message too big"
