@@ -154,3 +154,17 @@ func TestTakeoverCompressorLookDuringWrite(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, wantSample("write 2000"), got)
 }
+
+// A takeover session that ends while a compressed write holds its write
+// lock still gives its compressor back: the write does, as it finishes.
+func TestTakeoverCompressorGivenBackByLastWrite(t *testing.T) {
+	t.Parallel()
+	clk := newFakeClock()
+	url, sessions := takeoverSession(t, clk)
+	c := dialDeflateRaw(t, url, offerTakeover)
+	require.True(t, c.command("write 2000").rsv1)
+	s := <-sessions
+	require.True(t, wssafe.HoldsCompressor(s))
+	wssafe.EndDuringCompressedWrite(s, []byte(wantSample("write 2000")))
+	assert.False(t, wssafe.HoldsCompressor(s), "the last write gives the compressor back")
+}

@@ -218,6 +218,14 @@ func (s *Session) idleCompressor() {
 // doneDeflater gives back what sessionDeflater returned. s.wmu is held.
 func (s *Session) doneDeflater(d *deflater) {
 	if d == s.zctx {
+		if s.ctx.Err() != nil {
+			// The session has ended: dropDeflater may have found the lock
+			// held by this write, and the release timer is stopped, so
+			// nothing else would give the compressor back.
+			putDeflater(d)
+			s.zctx = nil
+			return
+		}
 		d.release()
 		return
 	}
@@ -225,10 +233,9 @@ func (s *Session) doneDeflater(d *deflater) {
 }
 
 // dropDeflater returns the compressor kept under context takeover to the
-// pool once the session has ended (its release timer is stopped), unless
-// a write still holds the lock (a write after the end fails, but would
-// find the compressor gone and borrow another; the collector then takes
-// both).
+// pool once the session has ended (its release timer is stopped). If a
+// write holds the lock, that write gives it back as it finishes (see
+// doneDeflater), as does any write made after the end.
 func (s *Session) dropDeflater() {
 	if !s.wmu.TryLock() {
 		return

@@ -228,3 +228,14 @@ func CompressorLookDuringWrite(s *Session) {
 	s.zhot = false
 	s.idleCompressor()
 }
+
+// EndDuringCompressedWrite ends s while a compressed write of p holds its
+// write lock: the end's attempt to give the compressor back finds the
+// lock taken, and the write that holds it must give it back instead.
+func EndDuringCompressedWrite(s *Session, p []byte) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.cancel(ErrShutdown)
+	s.dropDeflater()
+	s.writeDeflated(context.Background(), MessageText, p)
+}
