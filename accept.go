@@ -158,6 +158,9 @@ func (h *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	dc.deflate = negotiatedDeflate(h.ResponseWriter.Header())
 	dc.br = brw.Reader
 	dc.scans = dc.scans || dc.deflate.on // the inflation ratio counts compressed bytes (compress.go)
+	if dc.deflate.on {
+		dc.scan.ends = new(msgEnds) // where messages end, for data after a final deflate block (compress.go)
+	}
 	if h.cfg.direct {
 		dc.writeDirect()
 	}

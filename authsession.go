@@ -221,7 +221,7 @@ func (s *Session) readFirstMessage(a *authenticator) (MessageType, []byte, error
 		if s.dc.deflate.on {
 			r = s.dc.guardInflation(r, a.readLimit, s.ep.cfg.MaxInflationRatio)
 		}
-		data, err = readAll(r, s.borrowBuf(), false)
+		data, err = readAll(r, s.borrowBuf(), false, a.readLimit)
 	}
 	if err != nil {
 		return typ, nil, s.firstMessageError(err, a)

@@ -120,8 +120,17 @@ const inflateChunk = 16 << 10
 //     limit, the rest never inflated.
 //   - Data after the final deflate block: coder's inflater ends the
 //     message there and leaves the rest of the frame unread, for its next
-//     frame header. The guard sees, at the message's end, whether the
-//     frame scan is still inside the message (see cutShort).
+//     frame header. The guard sees, at the message's end, whether coder
+//     stopped before the message's end in the frame scan (see cutShort).
+//     Trailing bytes that coder's inflater had already taken into its
+//     4 KiB read-ahead are beyond any count wssafe can see: they are
+//     carried into the session's next compressed message (SECURITY.md).
+//   - A transport failure mid-message (a timeout, EOF, a reset) keeps its
+//     own meaning: coder's inflater reads still-masked bytes of a cut
+//     frame, or is told the stream ended cleanly, and would call either
+//     invalid data. Once a read from the socket has failed while the
+//     message's final frame had not arrived, the guard returns that
+//     failure (ErrMessageTimeout's 1008, or the 1006 of a vanished peer).
 //
 // Uncompressed messages on such a session pass through it too: their
 // ratio is at most 1. It lives in the deadlineConn, so a message costs no
@@ -170,6 +179,9 @@ func (g *inflateGuard) Read(p []byte) (int, error) {
 		p = p[:inflateChunk]
 	}
 	n, err := g.r.Read(p)
+	if e := g.c.readErr; e != nil && g.c.scan.endMsg < g.msg {
+		return 0, &transportError{e}
+	}
 	g.n += int64(n)
 	switch {
 	case err == nil:
@@ -186,27 +198,109 @@ func (g *inflateGuard) Read(p []byte) (int, error) {
 
 // cutShort reports whether message msg, which coder/websocket has just
 // ended, goes on past where coder stopped reading: its inflater met a
-// final deflate block before the message's end. The scan knows where the
-// message ends once it has passed its final frame; coder has consumed
-// what the scan has seen less what its reader still buffers. When a
-// later message has ended in the scan too (several whole messages
-// buffered), msg's end is no longer known and nothing is reported; nor is
-// payload after the final block that coder's inflater had already taken
-// into its 4 KiB buffer, which coder discards.
+// final deflate block before the message's end. Coder has consumed what
+// the scan has seen less what its reader still buffers; the scan records
+// where each message ends (msgEnds). What coder's inflater had already
+// taken into its 4 KiB buffer past the final block is not seen here: it
+// is consumed by coder's next inflation (see inflateGuard).
 func (c *deadlineConn) cutShort(msg uint64) bool {
 	f := &c.scan
-	switch {
-	case f.endMsg < msg:
+	if f.endMsg < msg {
 		return true // its final frame has not even arrived
-	case f.endMsg == msg:
-		return f.off-uint64(c.br.Buffered()) < f.endAt
+	}
+	end, ok := f.ends.take(msg)
+	if !ok {
+		return true // unreachable (see msgEnds): the end is unknown, so refuse
+	}
+	consumed := f.off - uint64(c.br.Buffered())
+	if consumed != end {
+		return true
+	}
+	if f.ends.n == 0 && f.ends.overflow {
+		c.refillEnds(msg, consumed)
 	}
 	return false
+}
+
+// endRing is the number of message ends the scan keeps ahead of the
+// inflate guard: messages that arrived whole and wait in coder's reader.
+// A plain socket's reader buffers 128 bytes, so a fill holds at most 21
+// messages; a wrapped connection's holds ReadBufferSize bytes.
+const endRing = 16
+
+// msgEnds are where the messages the scan has passed and the inflate
+// guard has not yet checked end, oldest first: consecutive messages from
+// the next one the guard checks. When the ring is full the scan records no
+// more ends (overflow) and, when the guard has checked the last one it
+// kept, they are found again by scanning what coder's reader buffers from
+// that message's end, a frame boundary that coder and the scan agree on
+// (refillEnds): each byte is scanned again at most once, and the ends are
+// never wrong. Only the serve goroutine touches it.
+type msgEnds struct {
+	msg      [endRing]uint64 // message numbers, as the scan counts them
+	at       [endRing]uint64 // the offsets where they end
+	head, n  int
+	overflow bool // ends past the last one kept were not recorded
+}
+
+func (e *msgEnds) push(msg, at uint64) {
+	if e.n == endRing {
+		e.overflow = true
+		return
+	}
+	i := (e.head + e.n) % endRing
+	e.msg[i], e.at[i] = msg, at
+	e.n++
+}
+
+// take drops the ends of messages before msg (a final continuation frame
+// with no message open counts as the end of the one before it) and removes
+// and returns msg's, if kept.
+func (e *msgEnds) take(msg uint64) (uint64, bool) {
+	for e.n > 0 && e.msg[e.head] <= msg {
+		i := e.head
+		e.head, e.n = (e.head+1)%endRing, e.n-1
+		if e.msg[i] == msg {
+			return e.at[i], true
+		}
+	}
+	return 0, false
+}
+
+// refillEnds records the ends of the messages after msg in what coder's
+// reader buffers, which begins at off, msg's end: a frame boundary. It
+// scans in steps and stops once the ring is full, so that the rest is
+// scanned only when the guard gets there.
+func (c *deadlineConn) refillEnds(msg, off uint64) {
+	e := c.scan.ends
+	e.overflow = false
+	b, _ := c.br.Peek(c.br.Buffered())
+	f := frameScan{off: off, msgs: msg, endMsg: msg, ends: e}
+	for len(b) > 0 {
+		if e.n == endRing {
+			e.overflow = true
+			return
+		}
+		k := min(len(b), 64)
+		f.feed(b[:k])
+		b = b[k:]
+	}
 }
 
 // errDataAfterFinal is ErrInvalidCompressed for a deflate stream that
 // ended (a final block) before its message did.
 var errDataAfterFinal = fmt.Errorf("%w: data after the final deflate block", ErrInvalidCompressed)
+
+// A transportError is a failed read from the socket, met while inflating
+// a message whose final frame had not arrived: it means what the failure
+// means (a timeout, a vanished peer), never invalid data, and never a
+// clean end (io.EOF is wrapped).
+type transportError struct{ err error }
+
+func (e *transportError) Error() string {
+	return "wssafe: connection failed mid-message: " + e.err.Error()
+}
+func (e *transportError) Unwrap() error { return e.err }
 
 // An inflationError is ErrMessageTooBig for a message cut off by
 // MaxInflationRatio.

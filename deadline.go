@@ -95,10 +95,11 @@ type deadlineConn struct {
 	renewedAt   atomic.Uint64 // writeTicks.count when the write deadline was last moved; 0: never
 	idleRenewed uint64        // idleTicks.count when the idle deadline was last moved; 0: never
 
-	sr    *sockReader // reads through borrowed buffers; nil: c.Conn.Read
-	scan  frameScan
-	armed uint64 // the frame (scan.seq) whose deadline is armed; 0: none. Written under mu.
-	stuck bool   // a read timed out mid-frame
+	sr      *sockReader // reads through borrowed buffers; nil: c.Conn.Read
+	scan    frameScan
+	armed   uint64 // the frame (scan.seq) whose deadline is armed; 0: none. Written under mu.
+	stuck   bool   // a read timed out mid-frame
+	readErr error  // the last failed read from the socket (a timeout, EOF, a reset); nil: none
 
 	mu        sync.Mutex
 	msgAt     time.Time // the open message's deadline; zero: not armed
@@ -214,6 +215,9 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 		if c.scans {
 			c.scan.feed(p[:n])
 		}
+		if err != nil {
+			c.readErr = err
+		}
 		return n, err
 	}
 	if c.stuck {
@@ -235,8 +239,11 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 	if c.scans {
 		c.scan.feed(p[:n])
 	}
-	if err != nil && c.scan.current() != 0 && isTimeout(err) {
-		c.stuck = true
+	if err != nil {
+		c.readErr = err
+		if c.scan.current() != 0 && isTimeout(err) {
+			c.stuck = true
+		}
 	}
 	return n, err
 }
@@ -380,12 +387,12 @@ type frameScan struct {
 
 	// What compression's checks need (see inflateGuard): a few additions
 	// per read and per frame header.
-	off     uint64 // the bytes seen
-	msgs    uint64 // the data messages begun (text and binary frames seen)
-	data    uint64 // the payload bytes of data frames seen
-	dataFin bool   // the data frame in progress or last seen has FIN set
-	endMsg  uint64 // the last message whose final frame the scan has passed (its number in msgs)
-	endAt   uint64 // the offset where that message ended
+	off     uint64   // the bytes seen
+	msgs    uint64   // the data messages begun (text and binary frames seen)
+	data    uint64   // the payload bytes of data frames seen
+	dataFin bool     // the data frame in progress or last seen has FIN set
+	endMsg  uint64   // the last message whose final frame the scan has passed (its number in msgs)
+	ends    *msgEnds // where the messages not yet checked end; nil: not kept (no compression)
 }
 
 // current returns the number of the frame in progress, or 0 between frames.
@@ -459,7 +466,10 @@ func (f *frameScan) feed(b []byte) {
 // feed was given.
 func (f *frameScan) ended(rest int) {
 	if f.dataFin {
-		f.endMsg, f.endAt = f.msgs, f.off-uint64(rest)
+		f.endMsg = f.msgs
+		if f.ends != nil {
+			f.ends.push(f.msgs, f.off-uint64(rest))
+		}
 	}
 }
 

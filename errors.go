@@ -45,8 +45,12 @@ var (
 	// ErrInvalidUTF8: a text message was not valid UTF-8. Closes 1007.
 	ErrInvalidUTF8 = errors.New("wssafe: text message is not valid UTF-8")
 	// ErrInvalidCompressed: a compressed message (permessage-deflate) did
-	// not inflate: corrupt deflate data, a reserved block type, or data
-	// after the final block. Closes 1007 "invalid compressed data".
+	// not inflate: corrupt deflate data, a reserved block type, or a final
+	// block followed by more of the message than coder/websocket's inflater
+	// had read ahead (further frames, or more than about 4 KiB of the
+	// frame). Fewer bytes after a final block are not seen and are inflated
+	// at the start of the session's next compressed message (SECURITY.md).
+	// Closes 1007 "invalid compressed data".
 	ErrInvalidCompressed = errors.New("wssafe: invalid compressed data")
 	// ErrUnsupportedType: a message of a type the endpoint does not accept. Closes 1003.
 	ErrUnsupportedType = errors.New("wssafe: message type not accepted")

@@ -72,8 +72,8 @@ const (
 	// Options.MaxInflationRatio times its compressed size; 1009.
 	EventInflationRatio = "inflation_ratio_exceeded"
 	// EventInvalidCompressed: a compressed message that does not inflate
-	// (corrupt deflate data, a reserved block type, data after the final
-	// block); 1007.
+	// (corrupt deflate data, a reserved block type, more of the message
+	// after the final block than coder/websocket read ahead); 1007.
 	EventInvalidCompressed = "invalid_compressed_data"
 
 	// Keepalive and writing.

@@ -6,6 +6,7 @@ package wssafe
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -84,7 +85,7 @@ func (s *Session) read() (Message, error) {
 	if s.dc.deflate.on {
 		r = s.dc.guardInflation(r, cfg.ReadLimit, cfg.MaxInflationRatio)
 	}
-	data, err := readAll(r, s.borrowBuf(), typ == MessageText && !cfg.InsecureSkipUTF8Check)
+	data, err := readAll(r, s.borrowBuf(), typ == MessageText && !cfg.InsecureSkipUTF8Check, cfg.ReadLimit)
 	s.dc.endMessage()
 	if err == ErrInvalidUTF8 {
 		logEvent(s.ctx, s.log, slog.LevelWarn, EventInvalidUTF8, "wssafe: invalid UTF-8 in a text message",
@@ -100,14 +101,22 @@ func (s *Session) read() (Message, error) {
 // readAll is io.ReadAll into buf's storage. With checkUTF8 it validates the
 // text as it arrives and returns ErrInvalidUTF8 at the first bad chunk, so
 // an invalid message fails fast instead of when (or if) the peer finishes it.
-func readAll(r io.Reader, buf []byte, checkUTF8 bool) ([]byte, error) {
+// The buffer never grows past limit+1 bytes (limit < 0: no bound), what
+// coder/websocket's read limit lets through before its next read fails:
+// a message of ReadLimit bytes holds about ReadLimit, not the twice that
+// doubling would reach.
+func readAll(r io.Reader, buf []byte, checkUTF8 bool, limit int64) ([]byte, error) {
 	b := buf[:0]
 	valid := 0 // b[:valid] is known to be valid UTF-8
 	for {
 		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
+			b = grow(b, limit)
 		}
 		n, err := r.Read(b[len(b):cap(b)])
+		if n == 0 && err == nil && len(b) == cap(b) {
+			// Past the limit and the reader did not fail, as coder's does.
+			return b, fmt.Errorf("%w: over %d bytes", websocket.ErrMessageTooBig, limit)
+		}
 		b = b[:len(b)+n]
 		if err != nil && err != io.EOF {
 			// Before the UTF-8 check: bytes read with a failure (a
@@ -128,6 +137,22 @@ func readAll(r io.Reader, buf []byte, checkUTF8 bool) ([]byte, error) {
 			return b, nil
 		}
 	}
+}
+
+// grow returns b with room for more: twice its capacity (at least 512
+// bytes), but at most limit+1 bytes in all (limit < 0: no bound); b as it
+// is when it holds that much already.
+func grow(b []byte, limit int64) []byte {
+	n := max(2*cap(b), 512)
+	if limit >= 0 && int64(n) > limit+1 {
+		n = int(limit + 1)
+	}
+	if n <= cap(b) {
+		return b
+	}
+	nb := make([]byte, len(b), n)
+	copy(nb, b)
+	return nb
 }
 
 // fullRunes returns the end of b without an incomplete encoding at its end

@@ -40,7 +40,7 @@ func FuzzReadAllUTF8(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte, chunk uint8, eofWithData bool) {
 		r := &chunkReader{data: append([]byte(nil), data...), size: int(chunk)%7 + 1, eofWithData: eofWithData}
-		got, err := readAll(r, make([]byte, 0, int(chunk)%5), true)
+		got, err := readAll(r, make([]byte, 0, int(chunk)%5), true, -1)
 		if !utf8.Valid(data) {
 			require.ErrorIs(t, err, ErrInvalidUTF8)
 			return
@@ -52,7 +52,7 @@ func FuzzReadAllUTF8(f *testing.F) {
 
 func TestReadAllWithoutUTF8Check(t *testing.T) {
 	t.Parallel()
-	got, err := readAll(&chunkReader{data: []byte("\xff\xfe"), size: 1}, nil, false)
+	got, err := readAll(&chunkReader{data: []byte("\xff\xfe"), size: 1}, nil, false, -1)
 	require.NoError(t, err)
 	require.Equal(t, "\xff\xfe", string(got))
 }

@@ -368,7 +368,10 @@ type Options struct {
 
 	// ReadLimit is the largest message accepted, in bytes, counted after
 	// decompression. A larger message closes the session with 1009.
-	// Zero means 32 KiB; it cannot be disabled.
+	// Zero means 32 KiB; it cannot be disabled. A session in the middle
+	// of a message may hold up to ReadLimit bytes for it, and with
+	// Compression it takes only ReadLimit/MaxInflationRatio bytes on the
+	// wire to make it do so: size memory for MaxConns x ReadLimit.
 	ReadLimit int64
 
 	// ReadBufferSize is the size in bytes of the buffer a connection reads
