@@ -113,3 +113,26 @@ func setUnion(sets ...set) set {
 	}
 	return out
 }
+
+// Every limit and validation event of the core has a label of its own:
+// the compression ones too, not "other".
+func TestEveryReadEventLabelled(t *testing.T) {
+	st := wssafe.Stats{
+		LimitHits:          map[string]uint64{wssafe.EventInflationRatio: 2, wssafe.EventMessageTooBig: 1},
+		ValidationFailures: map[string]uint64{wssafe.EventInvalidCompressed: 3, wssafe.EventInvalidUTF8: 1},
+	}
+	const want = `
+# HELP wssafe_invalid_messages_total Messages refused by validation, by reason.
+# TYPE wssafe_invalid_messages_total counter
+wssafe_invalid_messages_total{reason="invalid_compressed_data"} 3
+wssafe_invalid_messages_total{reason="invalid_utf8"} 1
+# HELP wssafe_limit_hits_total Sessions cut by a limit, by limit.
+# TYPE wssafe_limit_hits_total counter
+wssafe_limit_hits_total{limit="inflation_ratio_exceeded"} 2
+wssafe_limit_hits_total{limit="message_too_big"} 1
+`
+	c := statsCollector{d: newDescs(nil), st: st}
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "wssafe_invalid_messages_total", "wssafe_limit_hits_total"); err != nil {
+		t.Fatal(err)
+	}
+}
