@@ -116,8 +116,9 @@ func lenOf(n uint64) *uint64 { return &n }
 
 // hostileConn is a client that speaks WebSocket by hand.
 type hostileConn struct {
-	nc net.Conn
-	br *bufio.Reader
+	nc  net.Conn
+	br  *bufio.Reader
+	ext string // the Sec-WebSocket-Extensions of the server's 101
 }
 
 // hostileRequest opens a TCP connection to the server behind wsURL and writes a
@@ -180,6 +181,7 @@ func hostileUpgraded(t *testing.T, c *hostileConn, key string) *hostileConn {
 	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
 	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 	require.Equal(t, base64.StdEncoding.EncodeToString(sum[:]), resp.Header.Get("Sec-WebSocket-Accept"))
+	c.ext = resp.Header.Get("Sec-WebSocket-Extensions")
 	c.nc.SetReadDeadline(time.Time{})
 	return c
 }
