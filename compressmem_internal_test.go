@@ -62,7 +62,8 @@ func compressedFootprint(t *testing.T, takeover, send, open bool, n int) float64
 	if !send {
 		msg = nil
 	}
-	return m.footprint(n, func(t *testing.T, addr string) net.Conn { return rawCompressedConn(t, addr, takeover, msg) })
+	m.open(n, func(t *testing.T, addr string) net.Conn { return rawCompressedConn(t, addr, takeover, msg) })
+	return m.perConn()
 }
 
 // compressedMessage is a masked, compressed text message of 200 short

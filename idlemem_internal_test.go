@@ -60,7 +60,8 @@ func idleFootprint(t *testing.T, direct bool, n int) float64 {
 	m := serveForMemory(t, ep)
 	defer m.close()
 	m.warm(rawIdleConn)
-	return m.footprint(n, rawIdleConn)
+	m.open(n, rawIdleConn)
+	return m.perConn()
 }
 
 // rawIdleConn makes a WebSocket handshake on a plain socket and sends a

@@ -16,12 +16,10 @@ import (
 	"time"
 )
 
-// The harness of the memory tests: an endpoint served to raw clients that
-// keep nothing but their sockets, and what the sessions cost measured as
-// the growth of the live heap and the goroutine stacks after garbage
-// collection (no timing involved), client side included.
-
-// memHarness serves one endpoint to raw connections and measures them.
+// memHarness, the harness of the memory tests, serves an endpoint to raw
+// clients that keep nothing but their sockets, and measures what the
+// sessions cost as the growth of the live heap and the goroutine stacks
+// after garbage collection (no timing involved), client side included.
 type memHarness struct {
 	t     *testing.T
 	ep    *Endpoint
@@ -57,12 +55,6 @@ func (m *memHarness) open(n int, dial func(t *testing.T, addr string) net.Conn) 
 // baseline, per connection open opened.
 func (m *memHarness) perConn() float64 {
 	return float64(int64(liveBytes()-m.base)) / float64(m.n)
-}
-
-// footprint opens n connections with dial and returns what each costs.
-func (m *memHarness) footprint(n int, dial func(t *testing.T, addr string) net.Conn) float64 {
-	m.open(n, dial)
-	return m.perConn()
 }
 
 // close closes the connections, then shuts the endpoint and the server
