@@ -3,11 +3,9 @@ package wssafe_test
 import (
 	"bytes"
 	"compress/flate"
-	"context"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
@@ -16,11 +14,6 @@ import (
 
 	"github.com/wssafe/wssafe"
 )
-
-// echoBytes writes every message back as it came, allocating nothing.
-var echoBytes = wssafe.HandlerFunc(func(ctx context.Context, s *wssafe.Session, m wssafe.Message) error {
-	return s.Write(ctx, m.Type, m.Data)
-})
 
 // chatFeed is n bytes of chat lines like the chat example's: users, ids,
 // times, and texts of words drawn unevenly from a few hundred, with
@@ -75,12 +68,8 @@ func BenchmarkCompressedEcho(b *testing.B) {
 	var plain, deflate [][]byte
 	for i := range 16 {
 		msg := feed[i*1024 : (i+1)*1024]
-		var z bytes.Buffer
-		fw, _ := flate.NewWriter(&z, flate.DefaultCompression)
-		fw.Write(msg)
-		fw.Flush()
 		plain = append(plain, textFrame(string(msg)).bytes())
-		deflate = append(deflate, frame{op: opText, rsv: rsv1, data: bytes.TrimSuffix(z.Bytes(), []byte{0, 0, 0xff, 0xff})}.bytes())
+		deflate = append(deflate, frame{op: opText, rsv: rsv1, data: deflatedAt(flate.DefaultCompression, msg)}.bytes())
 	}
 	for _, bc := range []struct {
 		name   string
@@ -91,13 +80,9 @@ func BenchmarkCompressedEcho(b *testing.B) {
 		{"deflate", offerNoContext, deflate},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			ep, err := wssafe.New(echoBytes, &wssafe.Options{Compression: true, Logger: slog.New(slog.DiscardHandler)})
+			ep, err := wssafe.New(mirrorHandler, &wssafe.Options{Compression: true, Logger: slog.New(slog.DiscardHandler)})
 			require.NoError(b, err)
-			srv := httptest.NewServer(ep)
-			defer srv.Close()
-			defer ep.Shutdown(context.Background())
-			nc, br := benchRaw(b, "ws"+strings.TrimPrefix(srv.URL, "http"), bc.offer)
-			defer nc.Close() // before the shutdown: it need not wait for the close handshake
+			nc, br := benchRaw(b, benchServe(b, ep), bc.offer)
 			echo := func(i int) error {
 				if _, err := nc.Write(bc.frames[i%len(bc.frames)]); err != nil {
 					return err

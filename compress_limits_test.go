@@ -19,36 +19,6 @@ import (
 // is cut off without being inflated in full or even received in full,
 // invalid data closes 1007, and each is logged, counted and observed.
 
-// compressedSession opens a raw client that negotiated permessage-deflate.
-func compressedSession(t *testing.T, url string) *hostileConn {
-	t.Helper()
-	c, key := hostileRequest(t, url, "GET", offerDeflate)
-	return hostileUpgraded(t, c, key)
-}
-
-// closed reads the server's messages up to its close frame and answers
-// it, so that the session ends at once.
-func (c *hostileConn) closed(t *testing.T) outcome {
-	t.Helper()
-	out, err := c.readDeflated(time.Now(), defaultBound)
-	require.NoError(t, err)
-	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-	c.nc.Write(closeFrame(1000, "").bytes()) // may fail: the server need not wait
-	c.nc.Close()                             // a sender of a partial frame never finishes it
-	return out
-}
-
-// sendPrefix writes the header of a frame of f's full length and only the
-// first n bytes of its payload: a server that answers has not waited for
-// the rest.
-func sendPrefix(t *testing.T, c *hostileConn, f frame, n int) {
-	t.Helper()
-	b := f.bytes()
-	head := len(b) - len(f.data)
-	_, err := c.nc.Write(b[:head+n])
-	require.NoError(t, err)
-}
-
 // ReadLimit counts inflated bytes, and the inflation stops as soon as it
 // passes: a bomb of 64 MiB of zeros (64 KiB on the wire) is answered with
 // 1009 when its client has sent only its first 8 KiB (about 8 MiB
@@ -57,9 +27,9 @@ func TestCompressedReadLimitStopsInflating(t *testing.T) {
 	t.Parallel()
 	logger, logs := newRecorder()
 	ep, url := server(t, mirrorHandler, &wssafe.Options{Logger: logger, Compression: true})
-	c := compressedSession(t, url)
+	c := dialDeflateRaw(t, url, offerNoContext)
 	bomb := zeroBomb(64)
-	sendPrefix(t, c, frame{op: opBinary, rsv: rsv1, data: bomb}, 8<<10)
+	sendPrefix(t, c.hostileConn, frame{op: opBinary, rsv: rsv1, data: bomb}, 8<<10)
 	out := c.closed(t)
 	assert.Equal(t, 1009, out.code, "close code (reason %q)", out.reason)
 	assert.Equal(t, "message too big", out.reason)
@@ -96,10 +66,10 @@ func TestInflationRatioCapsBombs(t *testing.T) {
 					}
 				}})
 			bystander, _ := dialDeflate(t, url, websocket.CompressionNoContextTakeover)
-			c := compressedSession(t, url)
+			c := dialDeflateRaw(t, url, offerNoContext)
 			f := frame{op: opBinary, rsv: rsv1, data: row.bomb}
 			if row.send > 0 {
-				sendPrefix(t, c, f, row.send)
+				sendPrefix(t, c.hostileConn, f, row.send)
 			} else {
 				_, err := c.nc.Write(f.bytes())
 				require.NoError(t, err)
@@ -148,7 +118,7 @@ func TestInflationRatioPassesRealJSON(t *testing.T) {
 
 	logger, logs := newRecorder()
 	_, url := server(t, mirrorHandler, &wssafe.Options{Logger: logger, Compression: true, ReadLimit: 1 << 20})
-	c := compressedSession(t, url)
+	c := dialDeflateRaw(t, url, offerNoContext)
 	_, err := c.nc.Write(frame{op: opText, rsv: rsv1, data: wire}.bytes())
 	require.NoError(t, err)
 	_, err = c.nc.Write(closeFrame(1000, "").bytes())
@@ -177,7 +147,7 @@ func TestByteRateCountsInflated(t *testing.T) {
 	logger, logs := newRecorder()
 	ep, url := server(t, mirrorHandler, &wssafe.Options{Logger: logger, Compression: true,
 		ByteRate: wssafe.Rate{PerSecond: 1, Burst: 32 << 10}})
-	c := compressedSession(t, url)
+	c := dialDeflateRaw(t, url, offerNoContext)
 	msg := frame{op: opBinary, rsv: rsv1, data: deflated(make([]byte, 20<<10))}
 	require.Less(t, len(msg.data), 1024)
 	_, err := c.nc.Write(append(msg.bytes(), msg.bytes()...))
@@ -206,7 +176,7 @@ func TestInvalidCompressedCounted(t *testing.T) {
 				mu.Unlock()
 			}
 		}})
-	c := compressedSession(t, url)
+	c := dialDeflateRaw(t, url, offerNoContext)
 	_, err := c.nc.Write(frame{op: opText, rsv: rsv1, data: []byte{0xff, 0xff, 0xff, 0xff}}.bytes())
 	require.NoError(t, err)
 	out := c.closed(t)

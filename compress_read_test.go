@@ -61,13 +61,13 @@ func TestCompressedPeerVanishesMidMessage(t *testing.T) {
 			ep, url := server(t, mirrorHandler, &wssafe.Options{Logger: logger, Compression: true, PingInterval: -1,
 				OnClose: func(_ *wssafe.Session, err error) { ended <- err }})
 			bystander, _ := dialDeflate(t, url, websocket.CompressionNoContextTakeover)
-			c := compressedSession(t, url)
+			c := dialDeflateRaw(t, url, offerNoContext)
 			// A first message echoed proves the session reads; the cut
 			// message follows in the same write.
 			got := c.exchange(t, append(textFrame("first").bytes(), row.sent...))
 			require.Equal(t, "first", got)
 			if row.reset {
-				reset(t, c)
+				reset(t, c.hostileConn)
 			} else {
 				require.NoError(t, c.nc.(*net.TCPConn).CloseWrite())
 			}
@@ -109,9 +109,9 @@ func TestCompressedStallIsMessageTimeout(t *testing.T) {
 			logger, logs := newRecorder()
 			ep, url := server(t, mirrorHandler, &wssafe.Options{Logger: logger, Compression: true, MessageTimeout: mt})
 			bystander, _ := dialDeflate(t, url, websocket.CompressionNoContextTakeover)
-			c := compressedSession(t, url)
+			c := dialDeflateRaw(t, url, offerNoContext)
 			start := time.Now()
-			sendPrefix(t, c, row.f, 300)
+			sendPrefix(t, c.hostileConn, row.f, 300)
 			out := c.closed(t) // waits for the close frame, at most defaultBound
 			assert.Equal(t, 1008, out.code, "close code (reason %q)", out.reason)
 			assert.Equal(t, "message timeout", out.reason)
@@ -161,7 +161,7 @@ func TestTrailingAfterFinalBlockSpliced(t *testing.T) {
 			}
 			ep, url := server(t, mirrorHandler, opts)
 			bystander, _ := dialDeflate(t, url, websocket.CompressionNoContextTakeover)
-			c := compressedSession(t, url)
+			c := dialDeflateRaw(t, url, offerNoContext)
 			first := frame{op: opText, rsv: rsv1, data: append(deflatedFinal([]byte("hi")), row.trailing...)}
 			require.Equal(t, "hi", c.exchange(t, first.bytes()))
 			_, err := c.nc.Write(wire(compressedText("second"), closeFrame(1000, "")))
@@ -251,7 +251,7 @@ func TestDataAfterFinalBlockPipelined(t *testing.T) {
 			require.NoError(t, err)
 			url := serveOn(t, ep, func(l net.Listener) net.Listener { return wrappedListener{l} })
 			bystander, _ := dialDeflate(t, url, websocket.CompressionNoContextTakeover)
-			c := compressedSession(t, url)
+			c := dialDeflateRaw(t, url, offerNoContext)
 			fs := tiny(row.before)
 			if row.bad {
 				fs = append(fs, smuggling())

@@ -1,18 +1,12 @@
 package wssafe
 
 import (
-	"bufio"
-	"bytes"
 	"compress/flate"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -93,9 +87,8 @@ func TestCompressedMessageMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(ep)
-	defer srv.Close()
-	defer ep.Shutdown(context.Background())
+	srv := serveForMemory(t, ep)
+	defer srv.close()
 	doc := make([]byte, 0, limit)
 	for chunk := 0; len(doc) < limit-64<<10; chunk++ {
 		for i := 0; i < 1000; i++ {
@@ -105,38 +98,15 @@ func TestCompressedMessageMemory(t *testing.T) {
 			doc = append(doc, byte('0'+i%10), byte('0'+chunk%10), '"', '}', ',')
 		}
 	}
-	var w bytes.Buffer
-	fw, _ := flate.NewWriter(&w, flate.BestSpeed)
-	fw.Write(doc)
-	fw.Flush()
-	payload := bytes.TrimSuffix(w.Bytes(), []byte{0, 0, 0xff, 0xff})
+	payload := syncDeflated(flate.BestSpeed, doc)
 	if r := len(doc) / len(payload); r > 50 {
 		t.Fatalf("the fixture compresses %d:1, past what the ratio cap lets through", r)
 	}
-	frame := append([]byte{0x80 | 0x40 | 0x1, 0x80 | 127}, make([]byte, 8)...)
-	for i := range 8 {
-		frame[2+i] = byte(uint64(len(payload)) >> (56 - 8*i))
-	}
-	frame = append(append(frame, 0, 0, 0, 0), payload...) // a zero mask
+	frame := clientFrame(0x80|rsvDeflate|0x1, payload)
 
-	addr := strings.TrimPrefix(srv.URL, "http://")
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, br, _ := rawHandshake(t, srv.addr, "permessage-deflate; client_no_context_takeover; server_no_context_takeover", nil)
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(20 * time.Second))
-	req := "GET / HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
-		"Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; server_no_context_takeover\r\n\r\n"
-	if _, err := c.Write([]byte(req)); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("handshake: %v %v", resp, err)
-	}
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)

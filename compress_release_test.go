@@ -35,6 +35,20 @@ func takeoverSession(t *testing.T, clk *wssafe.FakeClock) (string, <-chan *wssaf
 	return url, sessions
 }
 
+// rawTakeoverSession is takeoverSession with a raw client that offers
+// context takeover, has it agreed, and has the compressed answer to
+// "write 2000", which it returns with the session: one that now holds a
+// compressor.
+func rawTakeoverSession(t *testing.T, clk *wssafe.FakeClock) (*deflateClient, *wssafe.Session, rsvMessage) {
+	t.Helper()
+	url, sessions := takeoverSession(t, clk)
+	c := dialDeflateRaw(t, url, offerTakeover)
+	require.Equal(t, "permessage-deflate", c.ext)
+	m := c.command("write 2000")
+	require.True(t, m.rsv1, "write 2000")
+	return c, <-sessions, m
+}
+
 // idleFor advances clk by the release interval once its compressor is no
 // longer in use by the write that answered the last command: HoldsCompressor
 // waits for it, so that the release timer's look never finds the lock held.
@@ -102,10 +116,9 @@ func TestTakeoverCompressorReleasedWhenIdle(t *testing.T) {
 func TestTakeoverCompressorReleaseRawStream(t *testing.T) {
 	t.Parallel()
 	clk := newFakeClock()
-	url, sessions := takeoverSession(t, clk)
-	c := dialDeflateRaw(t, url, offerTakeover)
-	require.Equal(t, "permessage-deflate", c.ext)
-	var payloads, want [][]byte
+	c, s, m := rawTakeoverSession(t, clk)
+	first := m.payload
+	payloads, want := [][]byte{first}, [][]byte{wantSample("write 2000")}
 	command := func(cmd string) []byte {
 		t.Helper()
 		m := c.command(cmd)
@@ -113,8 +126,6 @@ func TestTakeoverCompressorReleaseRawStream(t *testing.T) {
 		payloads, want = append(payloads, m.payload), append(want, wantSample(cmd))
 		return m.payload
 	}
-	first := command("write 2000")
-	s := <-sessions
 	second := command("write 2000")
 	assert.Less(t, len(second)*2, len(first), "the repeated message refers to the first")
 	idleFor(t, clk, s)
@@ -140,10 +151,7 @@ func TestTakeoverCompressorReleaseRawStream(t *testing.T) {
 func TestTakeoverCompressorLookDuringWrite(t *testing.T) {
 	t.Parallel()
 	clk := newFakeClock()
-	url, sessions := takeoverSession(t, clk)
-	c := dialDeflateRaw(t, url, offerTakeover)
-	require.True(t, c.command("write 2000").rsv1)
-	s := <-sessions
+	c, s, _ := rawTakeoverSession(t, clk)
 	wssafe.CompressorLookDuringWrite(s)
 	assert.True(t, wssafe.HoldsCompressor(s), "in use while a write holds the lock")
 	clk.AdvanceSync(wssafe.CompressorIdle)
@@ -160,10 +168,7 @@ func TestTakeoverCompressorLookDuringWrite(t *testing.T) {
 func TestTakeoverCompressorGivenBackByLastWrite(t *testing.T) {
 	t.Parallel()
 	clk := newFakeClock()
-	url, sessions := takeoverSession(t, clk)
-	c := dialDeflateRaw(t, url, offerTakeover)
-	require.True(t, c.command("write 2000").rsv1)
-	s := <-sessions
+	_, s, _ := rawTakeoverSession(t, clk)
 	require.True(t, wssafe.HoldsCompressor(s))
 	wssafe.EndDuringCompressedWrite(s, []byte(wantSample("write 2000")))
 	assert.False(t, wssafe.HoldsCompressor(s), "the last write gives the compressor back")

@@ -12,18 +12,6 @@ import (
 	"github.com/wssafe/wssafe"
 )
 
-// dialDeflate dials with permessage-deflate offered in mode and returns the
-// connection and the extension the server answered with.
-func dialDeflate(t *testing.T, url string, mode websocket.CompressionMode) (*websocket.Conn, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{CompressionMode: mode})
-	require.NoError(t, err)
-	t.Cleanup(func() { c.CloseNow() })
-	return c, resp.Header.Get("Sec-WebSocket-Extensions")
-}
-
 // Compression negotiates permessage-deflate without context takeover in
 // either direction, even when the client offers context takeover; without
 // it no extension is negotiated.

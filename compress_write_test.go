@@ -3,7 +3,6 @@ package wssafe_test
 import (
 	"bufio"
 	"bytes"
-	"compress/flate"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -153,96 +152,23 @@ func TestCompressedWritesArriveIntact(t *testing.T) {
 	}
 }
 
-// rsvMessage is one message read by hand: its first frame's RSV1, its
-// frames, and its payload as sent (still deflated if RSV1 is set).
-type rsvMessage struct {
-	rsv1    bool
-	frames  int
-	payload []byte
-}
-
-// deflateClient is a raw client that offers ext in its handshake.
-type deflateClient struct {
-	*hostileConn
-	t   *testing.T
-	ext string // the extension the server answered with
-}
-
-func dialDeflateRaw(t *testing.T, wsURL, offer string) *deflateClient {
+// rawWriteSession starts writeCommands with opts on the write path of
+// hooks and dials it with a raw client offering offer, which the server
+// must answer with the extension want.
+func rawWriteSession(t *testing.T, opts *wssafe.Options, hooks wssafe.Hooks, offer, want string) *deflateClient {
 	t.Helper()
-	c, _ := hostileRequest(t, wsURL, http.MethodGet, map[string]string{"Sec-WebSocket-Extensions": offer})
-	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(c.br, nil)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
-	return &deflateClient{hostileConn: c, t: t, ext: resp.Header.Get("Sec-WebSocket-Extensions")}
+	_, url := serverWith(t, writeCommands, opts, hooks)
+	c := dialDeflateRaw(t, url, offer)
+	require.Equal(t, want, c.ext)
+	return c
 }
 
-// command sends cmd and reads the message it answers with.
-func (c *deflateClient) command(cmd string) rsvMessage {
-	c.t.Helper()
-	_, err := c.nc.Write(textFrame(cmd).bytes())
-	require.NoError(c.t, err)
-	return c.message()
+// wireRow is a command to writeCommands and whether its answer goes out
+// compressed, RSV1 set.
+type wireRow struct {
+	cmd        string
+	compressed bool
 }
-
-// message reads one data message frame by frame, checking RSV2 and RSV3
-// are clear and RSV1 is never set on a continuation frame.
-func (c *deflateClient) message() rsvMessage {
-	c.t.Helper()
-	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	var m rsvMessage
-	for {
-		var h [2]byte
-		_, err := io.ReadFull(c.br, h[:])
-		require.NoError(c.t, err)
-		n := uint64(h[1] & 0x7F)
-		switch n {
-		case 126:
-			var b [2]byte
-			_, err = io.ReadFull(c.br, b[:])
-			n = uint64(binary.BigEndian.Uint16(b[:]))
-		case 127:
-			var b [8]byte
-			_, err = io.ReadFull(c.br, b[:])
-			n = binary.BigEndian.Uint64(b[:])
-		}
-		require.NoError(c.t, err)
-		require.Zero(c.t, h[1]&0x80, "a server frame is not masked")
-		require.LessOrEqual(c.t, n, uint64(1<<20))
-		p := make([]byte, n)
-		_, err = io.ReadFull(c.br, p)
-		require.NoError(c.t, err)
-		require.Zero(c.t, h[0]&(rsv2|rsv3), "RSV2 and RSV3 stay clear")
-		op := h[0] & 0x0F
-		require.NotEqual(c.t, byte(opPing), op, "no ping expected in these tests")
-		if m.frames == 0 {
-			m.rsv1 = h[0]&rsv1 != 0
-		} else {
-			require.Equal(c.t, byte(opCont), op)
-			require.Zero(c.t, h[0]&rsv1, "RSV1 only on a message's first frame")
-		}
-		m.frames++
-		m.payload = append(m.payload, p...)
-		if h[0]&0x80 != 0 {
-			return m
-		}
-	}
-}
-
-// inflateAlone inflates one message's payload on its own, as a peer
-// without context takeover does: a fresh reader, the tail put back.
-func inflateAlone(t *testing.T, p []byte) []byte {
-	t.Helper()
-	require.False(t, bytes.HasSuffix(p, []byte("\x00\x00\xff\xff")), "the RFC 7692 tail is stripped")
-	fr := flate.NewReader(io.MultiReader(bytes.NewReader(p), strings.NewReader("\x00\x00\xff\xff")))
-	out, err := io.ReadAll(fr)
-	require.ErrorIs(t, err, io.ErrUnexpectedEOF, "a sync-flushed stream has no final block: it ends where the data does")
-	return out
-}
-
-const offerNoContext = "permessage-deflate; client_no_context_takeover; server_no_context_takeover"
 
 // On the wire, on both write paths: a message of CompressionThreshold
 // bytes or more goes out with RSV1 set, its payload valid deflate without
@@ -254,13 +180,8 @@ func TestCompressedFramesOnTheWire(t *testing.T) {
 	for _, path := range writePaths {
 		t.Run(path.name, func(t *testing.T) {
 			t.Parallel()
-			_, url := serverWith(t, writeCommands, compressedOpts(), path.hooks)
-			c := dialDeflateRaw(t, url, offerNoContext)
-			require.Equal(t, offerNoContext, c.ext)
-			for _, row := range []struct {
-				cmd        string
-				compressed bool
-			}{
+			c := rawWriteSession(t, compressedOpts(), path.hooks, offerNoContext, offerNoContext)
+			for _, row := range []wireRow{
 				{"write 511", false},
 				{"write 512", true},
 				{"write 1024", true},
@@ -294,45 +215,13 @@ func TestCompressedFramesOnTheWire(t *testing.T) {
 // A session that did not negotiate compression gets every message plain.
 func TestUncompressedSessionWritesPlain(t *testing.T) {
 	t.Parallel()
-	_, url := server(t, writeCommands, compressedOpts())
-	c := dialDeflateRaw(t, url, "x-unknown-extension")
-	require.Empty(t, c.ext)
+	c := rawWriteSession(t, compressedOpts(), wssafe.Hooks{}, "x-unknown-extension", "")
 	for _, cmd := range []string{"write 4096", "send 4096"} {
 		m := c.command(cmd)
 		assert.False(t, m.rsv1, cmd)
 		assert.Equal(t, wantSample(cmd), m.payload, cmd)
 	}
 }
-
-// tryInflateAlone is inflateAlone that reports failure instead of failing.
-func tryInflateAlone(p []byte) ([]byte, error) {
-	out, err := io.ReadAll(flate.NewReader(io.MultiReader(bytes.NewReader(p), strings.NewReader("\x00\x00\xff\xff"))))
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		err = nil
-	}
-	return out, err
-}
-
-// inflateStream inflates the payloads of the compressed messages of one
-// context-takeover stream in order with one reader, as the peer does: each
-// message's tail put back, and its inflated length known from want.
-func inflateStream(t *testing.T, payloads [][]byte, want [][]byte) {
-	t.Helper()
-	var all []byte
-	for _, p := range payloads {
-		require.False(t, bytes.HasSuffix(p, []byte("\x00\x00\xff\xff")), "the RFC 7692 tail is stripped")
-		all = append(append(all, p...), "\x00\x00\xff\xff"...)
-	}
-	fr := flate.NewReader(bytes.NewReader(all))
-	for i, w := range want {
-		got := make([]byte, len(w))
-		_, err := io.ReadFull(fr, got)
-		require.NoError(t, err, "message %d", i)
-		require.Equal(t, w, got, "message %d", i)
-	}
-}
-
-const offerTakeover = "permessage-deflate"
 
 // With context takeover (the option on, the client agreeing), every
 // compressed message to the session continues one stream, in write order:
@@ -346,9 +235,7 @@ func TestContextTakeoverStream(t *testing.T) {
 	for _, path := range writePaths {
 		t.Run(path.name, func(t *testing.T) {
 			t.Parallel()
-			_, url := serverWith(t, writeCommands, takeoverOpts(), path.hooks)
-			c := dialDeflateRaw(t, url, offerTakeover)
-			require.Equal(t, "permessage-deflate", c.ext)
+			c := rawWriteSession(t, takeoverOpts(), path.hooks, offerTakeover, "permessage-deflate")
 			var payloads, want [][]byte
 			var sizes []int
 			add := func(cmd string, m rsvMessage, w []byte) {
@@ -359,10 +246,7 @@ func TestContextTakeoverStream(t *testing.T) {
 					assert.Equal(t, w, m.payload, cmd)
 				}
 			}
-			for _, row := range []struct {
-				cmd        string
-				compressed bool
-			}{
+			for _, row := range []wireRow{
 				{"write 2000", true},
 				{"write 2000", true},
 				{"write 100", false},
@@ -509,9 +393,20 @@ func TestBroadcastCompressedOnce(t *testing.T) {
 	assert.Equal(t, uint64(2), wssafe.Deflations()-before, "one compression per message, not per session")
 }
 
+// benchServe serves ep until the end of the benchmark's run and returns
+// its ws:// URL. The run's raw clients (benchRaw) are closed before the
+// shutdown, which need not wait for their close handshakes.
+func benchServe(b *testing.B, ep *wssafe.Endpoint) string {
+	srv := httptest.NewServer(ep)
+	b.Cleanup(srv.Close)
+	b.Cleanup(func() { ep.Shutdown(context.Background()) })
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
 // benchRaw is a raw client for the benchmarks: a handshake offering
 // offer, then a message to the server and its one-frame answer, so that
-// the session is serving (and in the Hub) when it returns.
+// the session is serving (and in the Hub) when it returns. It is closed
+// at the end of the benchmark's run.
 func benchRaw(b *testing.B, url, offer string) (net.Conn, *bufio.Reader) {
 	b.Helper()
 	host := strings.TrimPrefix(url, "ws://")
@@ -594,11 +489,7 @@ func BenchmarkCompressedWrite(b *testing.B) {
 			opts.Logger = slog.New(slog.DiscardHandler)
 			ep, err := wssafe.NewWithHooks(h, &opts, wssafe.Hooks{})
 			require.NoError(b, err)
-			srv := httptest.NewServer(ep)
-			defer srv.Close()
-			defer ep.Shutdown(context.Background())
-			nc, br := benchRaw(b, "ws"+strings.TrimPrefix(srv.URL, "http"), bc.offer)
-			defer nc.Close() // before the shutdown: it need not wait for the close handshake
+			nc, br := benchRaw(b, benchServe(b, ep), bc.offer)
 			// The bytes on the wire of a message in steady state: the
 			// second (with takeover, the first carries no history).
 			_, err = nc.Write(textFrame("2").bytes())
@@ -636,14 +527,10 @@ func BenchmarkCompressedBroadcast(b *testing.B) {
 			opts.Logger = slog.New(slog.DiscardHandler)
 			ep, err := wssafe.NewWithHooks(echo, &opts, wssafe.Hooks{})
 			require.NoError(b, err)
-			srv := httptest.NewServer(ep)
-			defer srv.Close()
-			defer ep.Shutdown(context.Background())
-			url := "ws" + strings.TrimPrefix(srv.URL, "http")
+			url := benchServe(b, ep)
 			var brs []*bufio.Reader
 			for range recipients {
-				nc, br := benchRaw(b, url, bc.offer)
-				defer nc.Close() // before the shutdown: it need not wait for the close handshake
+				_, br := benchRaw(b, url, bc.offer)
 				brs = append(brs, br)
 			}
 			// One broadcast first, to learn each peer's frame length (the
@@ -699,6 +586,15 @@ func sevenBitNoise(n int) []byte {
 	return b
 }
 
+// coderMode is the mode in which coder/websocket's client offers
+// compression, with context takeover or without.
+func coderMode(takeover bool) websocket.CompressionMode {
+	if takeover {
+		return websocket.CompressionContextTakeover
+	}
+	return websocket.CompressionNoContextTakeover
+}
+
 // A compressed write to a peer that does not read times out as a plain
 // one does: ErrWriteTimeout, the session closed with it, and no write
 // after it goes out (the frame may have stopped midway), with and without
@@ -728,11 +624,7 @@ func TestCompressedWriteTimeout(t *testing.T) {
 					WriteTimeout: 100 * time.Millisecond,
 					OnClose:      func(s *wssafe.Session, err error) { closed <- err },
 				}, path.hooks)
-				mode := websocket.CompressionNoContextTakeover
-				if takeover {
-					mode = websocket.CompressionContextTakeover
-				}
-				c, _ := dialDeflate(t, url, mode)
+				c, _ := dialDeflate(t, url, coderMode(takeover))
 				require.NoError(t, c.Write(ctxT(t), websocket.MessageText, []byte("flood me"))) // and never read
 				assert.ErrorIs(t, <-writeErr, wssafe.ErrWriteTimeout)
 				assert.Error(t, <-after, "nothing is written after a failed write")
@@ -779,11 +671,7 @@ func TestCompressedConcurrentWrites(t *testing.T) {
 			t.Run(fmt.Sprintf("%s takeover=%v", path.name, takeover), func(t *testing.T) {
 				t.Parallel()
 				_, url := serverWith(t, h, &wssafe.Options{Compression: true, InsecureCompressionContextTakeover: takeover}, path.hooks)
-				mode := websocket.CompressionNoContextTakeover
-				if takeover {
-					mode = websocket.CompressionContextTakeover
-				}
-				c, ext := dialDeflate(t, url, mode)
+				c, ext := dialDeflate(t, url, coderMode(takeover))
 				assert.Equal(t, !takeover, strings.Contains(ext, "server_no_context_takeover"), ext)
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()

@@ -1,13 +1,10 @@
 package wssafe
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -44,12 +41,9 @@ func TestTakeoverCompressorFootprint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(ep)
-	defer srv.Close()
-	defer ep.Shutdown(context.Background())
-	addr := strings.TrimPrefix(srv.URL, "http://")
-	warm := rawTakeoverReply(t, addr)
-	defer warm.Close()
+	m := serveForMemory(t, ep)
+	defer m.close()
+	m.warm(rawTakeoverReply)
 	// Every session's compressor in use (its reply's write has returned)
 	// and then given back.
 	holding := func() {
@@ -72,20 +66,11 @@ func TestTakeoverCompressorFootprint(t *testing.T) {
 	mu.Lock()
 	sessions = sessions[:0]
 	mu.Unlock()
-	before := liveBytes()
-	conns := make([]net.Conn, 0, n)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for range n {
-		conns = append(conns, rawTakeoverReply(t, addr))
-	}
+	m.open(n, rawTakeoverReply)
 	holding()
-	held := float64(int64(liveBytes()-before)) / n
+	held := m.perConn()
 	release()
-	released := float64(int64(liveBytes()-before)) / n
+	released := m.perConn()
 	t.Logf("%.0f B per connection holding its compressor, %.0f B once given back", held, released)
 	if held < 1<<20 {
 		t.Errorf("a held compressor measured %.0f B per connection; the documented cost is about 1.2 MB", held)
@@ -100,21 +85,9 @@ func TestTakeoverCompressorFootprint(t *testing.T) {
 // reads the server's one-frame reply; it returns the socket alone.
 func rawTakeoverReply(t *testing.T, addr string) net.Conn {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	req := "GET / HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
-	msg := []byte{0x81, 0x81, 0, 0, 0, 0, 'x'} // a masked "x", a zero mask
-	if _, err := c.Write(append([]byte(req), msg...)); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReaderSize(c, 512)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Extensions") != "permessage-deflate" {
-		t.Fatalf("handshake: %v %v", resp, err)
+	c, br, ext := rawHandshake(t, addr, "permessage-deflate", clientFrame(0x81, []byte("x")))
+	if ext != "permessage-deflate" {
+		t.Fatalf("handshake: extension %q agreed", ext)
 	}
 	h := make([]byte, 2)
 	if _, err := io.ReadFull(br, h); err != nil || h[0] != 0x80|rsvDeflate|0x1 || h[1] >= 126 {

@@ -1,15 +1,10 @@
 package wssafe
 
 import (
-	"bufio"
-	"bytes"
 	"compress/flate"
 	"context"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -60,76 +55,44 @@ func compressedFootprint(t *testing.T, takeover, send, open bool, n int) float64
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(ep)
-	defer srv.Close()
-	defer ep.Shutdown(context.Background())
-	addr := strings.TrimPrefix(srv.URL, "http://")
+	m := serveForMemory(t, ep)
+	defer m.close()
 	msg := compressedMessage(open)
-	warm := rawCompressedConn(t, addr, takeover, msg)
-	defer warm.Close()
+	m.warm(func(t *testing.T, addr string) net.Conn { return rawCompressedConn(t, addr, takeover, msg) })
 	if !send {
 		msg = nil
 	}
-	before := liveBytes()
-	conns := make([]net.Conn, 0, n)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for range n {
-		conns = append(conns, rawCompressedConn(t, addr, takeover, msg))
-	}
-	after := liveBytes()
-	return float64(after-before) / float64(n)
+	m.open(n, func(t *testing.T, addr string) net.Conn { return rawCompressedConn(t, addr, takeover, msg) })
+	return m.perConn()
 }
 
-// compressedMessage is a masked, compressed text message of 4 KiB of
-// JSON-like text; with open, only its first fragment.
+// compressedMessage is a masked, compressed text message of 200 short
+// JSON-like objects; with open, only its first fragment.
 func compressedMessage(open bool) []byte {
-	var b bytes.Buffer
-	w, _ := flate.NewWriter(&b, flate.DefaultCompression)
-	for i := 0; b.Len() < 4096 && i < 200; i++ {
-		io.WriteString(w, `{"id":"m`+strings.Repeat("7", i%9)+`","text":"hello there, see you at `+string(rune('0'+i%10))+`"}`)
+	var doc strings.Builder
+	for i := range 200 {
+		doc.WriteString(`{"id":"m` + strings.Repeat("7", i%9) + `","text":"hello there, see you at ` + string(rune('0'+i%10)) + `"}`)
 	}
-	w.Flush()
-	p := bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
-	b0 := byte(0x80 | 0x40 | 0x1) // FIN, RSV1, text
+	b0 := byte(0x80 | rsvDeflate | 0x1) // FIN, RSV1, text
 	if open {
-		b0 = 0x40 | 0x1
+		b0 = rsvDeflate | 0x1
 	}
-	out := []byte{b0, 0x80 | 126, byte(len(p) >> 8), byte(len(p)), 0, 0, 0, 0} // a zero mask
-	return append(out, p...)
+	return clientFrame(b0, syncDeflated(flate.DefaultCompression, []byte(doc.String())))
 }
 
-// rawCompressedConn is rawIdleConn with permessage-deflate offered and msg
-// sent before the ping.
+// rawCompressedConn is rawIdleConn with permessage-deflate offered (with
+// context takeover or not) and agreed, and msg sent before the ping.
 func rawCompressedConn(t *testing.T, addr string, takeover bool, msg []byte) net.Conn {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	ext := "permessage-deflate; client_no_context_takeover; server_no_context_takeover"
+	offer := "permessage-deflate; client_no_context_takeover; server_no_context_takeover"
 	if takeover {
-		ext = "permessage-deflate"
+		offer = "permessage-deflate"
 	}
-	req := "GET / HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Extensions: " + ext + "\r\n\r\n"
-	ping := []byte{0x89, 0x80, 1, 2, 3, 4}
-	if _, err := c.Write(append(append([]byte(req), msg...), ping...)); err != nil {
-		t.Fatal(err)
+	c, br, ext := rawHandshake(t, addr, offer, append(append([]byte(nil), msg...), maskedPing...))
+	if ext == "" {
+		t.Fatal("handshake: no extension agreed")
 	}
-	br := bufio.NewReaderSize(c, 512)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Extensions") == "" {
-		t.Fatalf("handshake: %v %v", resp, err)
-	}
-	pong := make([]byte, 2)
-	if _, err := io.ReadFull(br, pong); err != nil || pong[0] != 0x8A {
-		t.Fatalf("no pong: % x %v", pong, err)
-	}
+	readPong(t, br)
 	c.SetDeadline(time.Time{})
 	return c
 }

@@ -2,14 +2,9 @@ package wssafe_test
 
 import (
 	"bytes"
-	"compress/flate"
-	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,30 +24,6 @@ import (
 // (see hostile_test.go for the harness). Every row runs on both write
 // paths, asserts the close code, the log event and that a compressed
 // bystander session goes on.
-
-// offerDeflate is the extension offer of the raw clients.
-var offerDeflate = map[string]string{
-	"Sec-WebSocket-Extensions": "permessage-deflate; client_no_context_takeover; server_no_context_takeover",
-}
-
-// deflated compresses p as one permessage-deflate message: a sync flush
-// with its 00 00 ff ff tail stripped (RFC 7692 section 7.2.1).
-func deflated(p []byte) []byte {
-	var b bytes.Buffer
-	w, _ := flate.NewWriter(&b, flate.BestCompression)
-	w.Write(p)
-	w.Flush()
-	return bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
-}
-
-// deflatedFinal compresses p into a stream that ends with a final block.
-func deflatedFinal(p []byte) []byte {
-	var b bytes.Buffer
-	w, _ := flate.NewWriter(&b, flate.BestCompression)
-	w.Write(p)
-	w.Close()
-	return b.Bytes()
-}
 
 // zeroBomb is a deflate stream (tail stripped) of n MiB of zeros, about
 // 1 KiB per MiB: separately flushed streams concatenate into one.
@@ -76,11 +47,6 @@ func fragments(op byte, p []byte, n int) []frame {
 		fs = append(fs, f)
 	}
 	return fs
-}
-
-// compressedText is a compressed text frame of s.
-func compressedText(s string) frame {
-	return frame{op: opText, rsv: rsv1, data: deflated([]byte(s))}
 }
 
 // realJSON is about n bytes of a chat feed as JSON: varied names, rooms,
@@ -116,70 +82,6 @@ func realJSON(n int) []byte {
 	}
 	b, _ := json.Marshal(out)
 	return b
-}
-
-// readDeflated is readUntilClose for a session that may answer with
-// compressed messages: it inflates those with RSV1 on their first frame.
-func (c *hostileConn) readDeflated(start time.Time, limit time.Duration) (outcome, error) {
-	c.nc.SetReadDeadline(start.Add(limit))
-	var out outcome
-	var msg []byte
-	compressed := false
-	for {
-		var h [2]byte
-		if _, err := io.ReadFull(c.br, h[:]); err != nil {
-			out.elapsed = time.Since(start)
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
-				out.code = -1
-			}
-			return out, nil
-		}
-		n := uint64(h[1] & 0x7F)
-		switch n {
-		case 126:
-			var b [2]byte
-			io.ReadFull(c.br, b[:])
-			n = uint64(binary.BigEndian.Uint16(b[:]))
-		case 127:
-			var b [8]byte
-			io.ReadFull(c.br, b[:])
-			n = binary.BigEndian.Uint64(b[:])
-		}
-		if n > 4<<20 {
-			return out, errors.New("server frame larger than 4 MiB")
-		}
-		p := make([]byte, n)
-		if _, err := io.ReadFull(c.br, p); err != nil {
-			return out, err
-		}
-		op, fin := h[0]&0x0F, h[0]&0x80 != 0
-		switch op {
-		case opClose:
-			out.elapsed = time.Since(start)
-			out.code = 1005
-			if len(p) >= 2 {
-				out.code, out.reason = int(binary.BigEndian.Uint16(p)), string(p[2:])
-			}
-			return out, nil
-		case opText, opBinary, opCont:
-			if op != opCont {
-				compressed = h[0]&rsv1 != 0
-			}
-			msg = append(msg, p...)
-			if !fin {
-				continue
-			}
-			if compressed {
-				b, err := io.ReadAll(flate.NewReader(io.MultiReader(bytes.NewReader(msg), bytes.NewReader([]byte{0, 0, 0xff, 0xff}))))
-				if !errors.Is(err, io.ErrUnexpectedEOF) {
-					return out, fmt.Errorf("the server's compressed message does not inflate: %v", err)
-				}
-				msg = b
-			}
-			out.messages = append(out.messages, string(msg))
-			msg = nil
-		}
-	}
 }
 
 type compressRow struct {
@@ -281,12 +183,11 @@ func TestHostileCompression(t *testing.T) {
 				_, url := serverWith(t, mirrorHandler, opts, path.hooks)
 				bystander, _ := dialDeflate(t, url, websocket.CompressionNoContextTakeover)
 
-				hdr := offerDeflate
+				offer := offerNoContext
 				if row.plain {
-					hdr = nil
+					offer = ""
 				}
-				c, key := hostileRequest(t, url, "GET", hdr)
-				c = hostileUpgraded(t, c, key)
+				c := dialDeflateRaw(t, url, offer)
 				start := time.Now()
 				var wg sync.WaitGroup
 				wg.Go(func() {

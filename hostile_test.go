@@ -116,8 +116,9 @@ func lenOf(n uint64) *uint64 { return &n }
 
 // hostileConn is a client that speaks WebSocket by hand.
 type hostileConn struct {
-	nc net.Conn
-	br *bufio.Reader
+	nc  net.Conn
+	br  *bufio.Reader
+	ext string // the Sec-WebSocket-Extensions of the server's 101
 }
 
 // hostileRequest opens a TCP connection to the server behind wsURL and writes a
@@ -180,6 +181,7 @@ func hostileUpgraded(t *testing.T, c *hostileConn, key string) *hostileConn {
 	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
 	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 	require.Equal(t, base64.StdEncoding.EncodeToString(sum[:]), resp.Header.Get("Sec-WebSocket-Accept"))
+	c.ext = resp.Header.Get("Sec-WebSocket-Extensions")
 	c.nc.SetReadDeadline(time.Time{})
 	return c
 }
@@ -193,32 +195,11 @@ type outcome struct {
 	elapsed  time.Duration
 }
 
-// readFrame reads one server frame. Servers never mask.
+// readFrame reads one server frame of at most 1 MiB (readSentFrame, in
+// deflate_helpers_test.go). Servers never mask.
 func (c *hostileConn) readFrame() (op byte, fin bool, payload []byte, err error) {
-	var h [2]byte
-	if _, err = io.ReadFull(c.br, h[:]); err != nil {
-		return 0, false, nil, err
-	}
-	n := uint64(h[1] & 0x7F)
-	switch n {
-	case 126:
-		var b [2]byte
-		_, err = io.ReadFull(c.br, b[:])
-		n = uint64(binary.BigEndian.Uint16(b[:]))
-	case 127:
-		var b [8]byte
-		_, err = io.ReadFull(c.br, b[:])
-		n = binary.BigEndian.Uint64(b[:])
-	}
-	if err != nil {
-		return 0, false, nil, err
-	}
-	if n > 1<<20 {
-		return 0, false, nil, errors.New("server frame larger than 1 MiB")
-	}
-	payload = make([]byte, n)
-	_, err = io.ReadFull(c.br, payload)
-	return h[0] & 0x0F, h[0]&0x80 != 0, payload, err
+	b0, _, payload, err := readSentFrame(c.br, 1<<20)
+	return b0 & 0x0F, b0&0x80 != 0, payload, err
 }
 
 // readUntilClose collects the server's frames until its close frame or the

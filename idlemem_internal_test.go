@@ -1,7 +1,6 @@
 package wssafe
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -59,36 +57,11 @@ func idleFootprint(t *testing.T, direct bool, n int) float64 {
 		t.Fatal(err)
 	}
 	ep.cfg.direct = direct
-	srv := httptest.NewServer(ep)
-	defer srv.Close()
-	defer ep.Shutdown(context.Background())
-	addr := strings.TrimPrefix(srv.URL, "http://")
-	// One connection first: the endpoint's and net/http's one-time state
-	// (pools, tickers, the listener's goroutine) is not a connection's.
-	warm := rawIdleConn(t, addr)
-	defer warm.Close()
-	before := liveBytes()
-	conns := make([]net.Conn, 0, n)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for range n {
-		conns = append(conns, rawIdleConn(t, addr))
-	}
-	after := liveBytes()
-	return float64(after-before) / float64(n)
-}
-
-// liveBytes is the live heap and the goroutine stacks after two
-// collections (the second frees what the first's finalizers released).
-func liveBytes() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc + m.StackInuse
+	m := serveForMemory(t, ep)
+	defer m.close()
+	m.warm(rawIdleConn)
+	m.open(n, rawIdleConn)
+	return m.perConn()
 }
 
 // rawIdleConn makes a WebSocket handshake on a plain socket and sends a
@@ -97,26 +70,8 @@ func liveBytes() uint64 {
 // bytes.
 func rawIdleConn(t *testing.T, addr string) net.Conn {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	req := "GET / HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-	ping := []byte{0x89, 0x80, 1, 2, 3, 4} // masked ping, empty payload
-	if _, err := c.Write(append([]byte(req), ping...)); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReaderSize(c, 512)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("handshake: %v %v", resp, err)
-	}
-	pong := make([]byte, 2)
-	if _, err := io.ReadFull(br, pong); err != nil || pong[0] != 0x8A {
-		t.Fatalf("no pong: % x %v", pong, err)
-	}
+	c, br, _ := rawHandshake(t, addr, "", maskedPing)
+	readPong(t, br)
 	if br.Buffered() != 0 {
 		t.Fatalf("%d bytes after the pong", br.Buffered())
 	}
