@@ -180,6 +180,48 @@ func TestTrailingAfterFinalBlockSpliced(t *testing.T) {
 	}
 }
 
+// A final block ends a message as well as a sync flush does (RFC 7692
+// section 7.2.3.4), message after message. The RFC's own example puts one
+// more octet after its final block; coder/websocket's inflater keeps that
+// octet for the session's next compressed message, which then fails with
+// 1007: the limit SECURITY.md documents, pinned here so that the
+// documentation stays true (and this row changes when coder is fixed).
+func TestFinalBlockMessages(t *testing.T) {
+	t.Parallel()
+	rfcHello := []byte{0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00} // RFC 7692 section 7.2.3.4
+	final := func(s string) frame { return frame{op: opText, rsv: rsv1, data: deflatedFinal([]byte(s))} }
+	for _, row := range []struct {
+		name  string
+		first frame
+		want  string
+		then  []frame
+		code  int
+		next  []string
+	}{
+		{name: "final blocks alone", first: final("one"), want: "one",
+			then: []frame{final("two"), compressedText("three"), final("four")}, code: 1000, next: []string{"two", "three", "four"}},
+		{name: "the RFC's example, twice", first: frame{op: opText, rsv: rsv1, data: rfcHello}, want: "Hello",
+			then: []frame{{op: opText, rsv: rsv1, data: rfcHello}}, code: 1007},
+	} {
+		t.Run(row.name, func(t *testing.T) {
+			t.Parallel()
+			ep, url := server(t, mirrorHandler, &wssafe.Options{Compression: true, Logger: slog.New(slog.DiscardHandler)})
+			c := dialDeflateRaw(t, url, offerNoContext)
+			require.Equal(t, row.want, c.exchange(t, row.first.bytes()))
+			_, err := c.nc.Write(wire(append(row.then, closeFrame(1000, ""))...))
+			require.NoError(t, err)
+			out := c.closed(t)
+			assert.Equal(t, row.code, out.code, "close code (reason %q)", out.reason)
+			assert.Equal(t, row.next, out.messages)
+			if row.code == 1007 {
+				assert.Equal(t, "invalid compressed data", out.reason)
+				require.Eventually(t, func() bool { return ep.Stats().ValidationFailures[wssafe.EventInvalidCompressed] == 1 },
+					5*time.Second, 10*time.Millisecond)
+			}
+		})
+	}
+}
+
 // wrappedListener hides the *net.TCPConn of each connection, as a TLS or
 // PROXY-protocol listener does: coder/websocket then reads through a
 // buffer of ReadBufferSize, so the frame scan runs whole messages ahead of
