@@ -3,13 +3,10 @@ package wssafe_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,54 +17,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wssafe/wssafe"
+	"github.com/wssafe/wssafe/internal/leakcheck"
 )
 
 // TestMain fails the run if a test leaves a goroutine behind.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := waitForGoroutines(5 * time.Second); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines left behind:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// waitForGoroutines returns the stacks of goroutines other than the test
-// runtime's own that are still running after d, or "".
-func waitForGoroutines(d time.Duration) string {
-	deadline := time.Now().Add(d)
-	for {
-		leaked := interestingGoroutines()
-		if leaked == "" || time.Now().After(deadline) {
-			return leaked
-		}
-		time.Sleep(20 * time.Millisecond) // polling the runtime; there is no event to wait on
-	}
-}
-
-func interestingGoroutines() string {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		switch {
-		case strings.Contains(g, "testing.(*M).Run"),
-			strings.Contains(g, "testing.Main("),
-			strings.Contains(g, "runtime.goexit") && strings.Contains(g, "created by runtime"),
-			strings.Contains(g, "interestingGoroutines"),
-			strings.Contains(g, "signal.signal_recv"),
-			strings.Contains(g, "os/signal.loop"),
-			strings.Contains(g, "runtime.ensureSigM"),
-			strings.Contains(g, "testing.tRunner.func1"),
-			strings.Contains(g, "net/http.(*persistConn)"), // idle client keep-alives
-			g == "":
-			continue
-		}
-		out = append(out, g)
-	}
-	return strings.Join(out, "\n\n")
+	leakcheck.Main(m,
+		func(g string) bool {
+			return strings.Contains(g, "runtime.goexit") && strings.Contains(g, "created by runtime")
+		},
+		leakcheck.Containing("net/http.(*persistConn)")) // idle client keep-alives
 }
 
 // logBuffer is a goroutine-safe log sink for asserting on log lines.

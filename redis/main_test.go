@@ -2,14 +2,11 @@ package redis
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"runtime"
-	"strings"
 	"testing"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/wssafe/wssafe/internal/leakcheck"
 )
 
 type quiet struct{}
@@ -18,44 +15,9 @@ func (quiet) Printf(context.Context, string, ...any) {}
 
 // TestMain fails the run if a test leaves a goroutine behind.
 func TestMain(m *testing.M) {
-	goredis.SetLogger(quiet{}) // go-redis's own pool errors during the outages the tests cause
-	code := m.Run()
-	if code == 0 {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			leaked := interestingGoroutines()
-			if leaked == "" {
-				break
-			}
-			if time.Now().After(deadline) {
-				fmt.Fprintf(os.Stderr, "goroutines left behind:\n%s\n", leaked)
-				code = 1
-				break
-			}
-			time.Sleep(20 * time.Millisecond) // polling the runtime; there is no event to wait on
-		}
-	}
-	os.Exit(code)
-}
-
-func interestingGoroutines() string {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		switch {
-		case g == "",
-			strings.Contains(g, "testing.(*M).Run"),
-			strings.Contains(g, "testing.Main("),
-			strings.Contains(g, "interestingGoroutines"),
-			strings.Contains(g, "signal.signal_recv"),
-			strings.Contains(g, "os/signal.loop"),
-			strings.Contains(g, "runtime.ensureSigM"),
-			strings.Contains(g, "testing.tRunner.func1"),
-			strings.Contains(g, "os/exec.(*Cmd)"): // none outlive Kill; listed while a test ends
-			continue
-		}
-		out = append(out, g)
-	}
-	return strings.Join(out, "\n\n")
+	// go-redis's own pool errors during the outages the tests cause.
+	goredis.SetLogger(quiet{})
+	// exec.Cmd's goroutines do not outlive Kill, but may be listed while a
+	// test ends.
+	leakcheck.Main(m, leakcheck.Containing("os/exec.(*Cmd)"))
 }
