@@ -91,12 +91,10 @@ var deflaters = sync.Pool{New: func() any {
 	return d
 }}
 
-// getDeflater borrows a deflater with an empty stream.
-func getDeflater() *deflater {
-	d := deflaters.Get().(*deflater)
-	d.fw.Reset(d)
-	return d
-}
+// getDeflater borrows a deflater. Its stream is where its last user left
+// it: appendFrame resets it for each message without takeover, and a
+// session that keeps it for takeover resets it once (sessionDeflater).
+func getDeflater() *deflater { return deflaters.Get().(*deflater) }
 
 // putDeflater returns d to the pool.
 func putDeflater(d *deflater) {
@@ -170,6 +168,7 @@ func (s *Session) sessionDeflater() *deflater {
 	}
 	if s.zctx == nil {
 		s.zctx = getDeflater()
+		s.zctx.fw.Reset(s.zctx) // a new stream
 		s.armCompressorIdle()
 	}
 	s.zhot = true
