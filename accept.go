@@ -216,9 +216,9 @@ func resizeReader(br *bufio.Reader, b []byte, dc *deadlineConn, size int) {
 // frames, the largest of which is 127 bytes (a 2-byte header, server frames
 // being unmasked, and at most 125 bytes of payload), each written with one
 // Flush. Below that size one frame would become several Writes on the
-// connection; 256 bytes leaves room for a header and payload written
-// separately into the buffer.
-const controlWriteBuffer = 256
+// connection. coder writes a frame's header and payload into the buffer
+// separately and flushes once: 128 bytes hold both, with one to spare.
+const controlWriteBuffer = 128
 
 // shrinkWriter gives bw, net/http's writer of the hijacked connection,
 // which coder/websocket keeps, a buffer of controlWriteBuffer bytes that

@@ -41,7 +41,7 @@ func (s *Session) closeWith(err error) {
 	if s.end(err) {
 		s.hangUp(err)
 	}
-	<-s.hungUp
+	s.hungUp.Wait()
 }
 
 // end marks the session over with err as its cause, once, and reports
@@ -60,7 +60,7 @@ func (s *Session) end(err error) bool {
 // hangUp performs the close handshake, or drops the connection when the
 // peer is known not to read, and then releases closeWith's waiters.
 func (s *Session) hangUp(err error) {
-	defer close(s.hungUp)
+	defer s.hungUp.Done()
 	if errors.Is(err, ErrWriteTimeout) || peerGone(err) {
 		s.conn.CloseNow()
 		return

@@ -90,6 +90,7 @@ type deadlineConn struct {
 	idleTicks    *quarterTicker // nil: no idle deadline
 	tracks       bool           // msgState is followed: a message or an idle timeout is set
 	scans        bool           // the frame scan runs: a message timeout is set, or the session inflates (compress.go)
+	stuck        bool           // a read timed out mid-frame
 
 	msgState    atomic.Uint32 // msgIdle, msgOpen or msgArmed
 	renewedAt   atomic.Uint64 // writeTicks.count when the write deadline was last moved; 0: never
@@ -98,22 +99,21 @@ type deadlineConn struct {
 	sr      *sockReader // reads through borrowed buffers; nil: c.Conn.Read
 	scan    frameScan
 	armed   uint64 // the frame (scan.seq) whose deadline is armed; 0: none. Written under mu.
-	stuck   bool   // a read timed out mid-frame
 	readErr error  // the last failed read from the socket (a timeout, EOF, a reset); nil: none
 
 	mu        sync.Mutex
-	msgAt     time.Time // the open message's deadline; zero: not armed
-	frameAt   time.Time // the armed frame's deadline
-	idleAt    time.Time // the idle (or auth) deadline, in force while no message is open; zero: none
-	readAt    time.Time // the read deadline on the socket
-	writeAt   time.Time // the write deadline on the socket
-	idleBound bool      // readAt is the idle deadline
-	closing   bool      // the close path owns the read deadline
-	limit     time.Time // no deadline later than this (Shutdown); zero: none
+	msgAt     time.Time     // the open message's deadline; zero: not armed
+	frameAt   time.Time     // the armed frame's deadline
+	idleAt    time.Time     // the idle (or auth) deadline, in force while no message is open; zero: none
+	readAt    time.Time     // the read deadline on the socket
+	writeAt   time.Time     // the write deadline on the socket
+	idleBound bool          // readAt is the idle deadline
+	closing   bool          // the close path owns the read deadline
+	deflate   deflateParams // what the handshake negotiated (compress.go); set before the session starts, then read-only
+	limit     time.Time     // no deadline later than this (Shutdown); zero: none
 
 	wire wire // the write lock and the direct write path, see wire.go
 
-	deflate  deflateParams // what the handshake negotiated (compress.go); set before the session starts, then read-only
 	br       *bufio.Reader // coder/websocket's reader of this connection: what it has buffered, the scan has seen but coder not consumed
 	inflate  inflateGuard  // the message being inflated (compress.go); the serve goroutine's
 	msgsRead uint64        // the data messages begun through inflate, counted as the scan counts them

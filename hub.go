@@ -55,8 +55,8 @@ type registration struct {
 	phase    regPhase
 	admitted bool   // passed the per-subject cap
 	acquired bool   // Backplane.Acquire counted it: Release it at the end
-	subject  string // the subject whose slot it holds, "" for none
 	opening  bool   // authorized and not yet open: a close of its subject must reach it (see Hub.beginOpening)
+	subject  string // the subject whose slot it holds, "" for none
 	since    uint64 // closings.seq when it began opening
 }
 

@@ -31,6 +31,7 @@ type Session struct {
 	log    *slog.Logger
 
 	headerOnce sync.Once
+	zhot       bool        // zctx compressed a message since the release timer last looked; guarded by wmu (here, it fills headerOnce's padding)
 	redacted   http.Header // header without credentials, made on first use
 
 	// subject is the verified identity; it is set once, before the session
@@ -51,8 +52,7 @@ type Session struct {
 	dc   *deadlineConn // the hijacked connection, which arms the read and write deadlines
 	rbuf *[]byte       // the pooled read buffer held while a message is handled
 	wmu  sync.Mutex    // orders direct writes with the send queue's drain (queue.go)
-	zctx *deflater     // the compressor kept under context takeover (compress_write.go); guarded by wmu
-	zhot bool          // zctx compressed a message since the release timer last looked; guarded by wmu
+	zctx *deflater     // the compressor kept under context takeover (compress_write.go); guarded by wmu, with zhot
 
 	values sync.Map
 
@@ -64,9 +64,9 @@ type Session struct {
 	pingOut atomic.Bool
 
 	closeOnce sync.Once
-	hungUp    chan struct{} // closed once the connection is closed
-	timerMu   sync.Mutex    // guards the timers against the goroutines they start
-	pinger    timer         // on the endpoint's clock, like every timer
+	hungUp    sync.WaitGroup // done once the connection is closed: one hangUp, any number of waiters
+	timerMu   sync.Mutex     // guards the timers against the goroutines they start
+	pinger    timer          // on the endpoint's clock, like every timer
 	lifetime  timer
 	zidle     timer // releases zctx once idle (compress_write.go); made on first use
 }
@@ -88,8 +88,8 @@ func newSession(e *Endpoint, r *http.Request) *Session {
 		path:   r.URL.Path,
 		header: r.Header,
 		start:  e.cfg.clock.now(),
-		hungUp: make(chan struct{}),
 	}
+	s.hungUp.Add(1) // hangUp, which the session's end starts once, marks it done
 	base := context.WithValue(context.WithoutCancel(r.Context()), sessionKey{}, s)
 	s.ctx, s.cancel = context.WithCancelCause(base)
 	// The ping and invalid-message limiters are made on first use, the
