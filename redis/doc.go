@@ -33,7 +33,9 @@
 // 2 s, jittered) and resubscribes; presence is written again and the
 // revocations re-read. A node that dies keeps counting for at most
 // PresenceTTL; a node that shuts down removes its counts at once. If Redis
-// restarts empty, the counts are rewritten within a refresh, but the
+// restarts empty, the counts are rewritten within a refresh (until every
+// node's are, a node that is back admits against the counts of those that
+// are: a subject can exceed MaxConnsPerSubject for those seconds), but the
 // revocation records are gone for nodes started afterwards (the nodes
 // running keep theirs in memory): run Redis with persistence (appendonly)
 // if that matters. go-redis logs its own connection-pool errors through
@@ -59,6 +61,11 @@
 // window of 1024 sequence numbers (sharded channels reorder) is kept until
 // every envelope it accepted is stale, so a replay is refused by its
 // sequence number, then by its timestamp, also after the sender restarted.
+// A node has no such record of what was sealed before it started, so it
+// refuses (as stale) every live envelope sealed before then: a replay to
+// a node that restarted or joined since is refused too. A sender whose
+// clock lags by d loses its first d of publications to a node that has
+// just started.
 // Control operations are de-duplicated by MAC instead, remembered for as
 // long as they can be re-read (10 minutes, or MaxAge if longer), so that a
 // busy sender's publications cannot push a close out of the window and a

@@ -663,6 +663,65 @@ func TestEndpointForgedAndReplayedEnvelopes(t *testing.T) {
 	}
 }
 
+// A node that starts after an envelope was sealed has no replay state
+// for it: a publication and a close captured from Redis and published
+// again to such a node are refused as sealed before it started, and reach
+// none of its sessions, while the nodes that were running refuse them as
+// replays.
+func TestEndpointReplayToANodeStartedLater(t *testing.T) {
+	c := newTestCluster(t, redistest.Config{})
+	a, b := c.node("a", nil), c.node("b", nil)
+	ctx := context.Background()
+	rc := goredis.NewClient(&goredis.Options{Addr: c.redis.Addr()})
+	defer rc.Close()
+	spy := rc.Subscribe(ctx, a.bp.nodeChan)
+	defer spy.Close()
+	if _, err := spy.ReceiveTimeout(ctx, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	onB := c.dial(b, "alice")
+	eventually(t, 5*time.Second, "B's link is up", func() bool { return b.ep.Stats().Backplane.Up })
+	publish(t, a, wssafe.Publication{Data: []byte("genuine")})
+	if got := read(t, onB); got != "genuine" {
+		t.Fatalf("got %q", got)
+	}
+	if err := a.ep.Hub().CloseSubject("alice", nil); err != nil {
+		t.Fatal(err)
+	}
+	revokedAt := time.Now()
+	if code := closed(t, onB, time.Second); code != wssafe.StatusForbidden {
+		t.Fatalf("close %d, want 3003", code)
+	}
+	var captured []string
+	for len(captured) < 2 {
+		m, err := spy.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e, _, ok := decode([]byte(m.Payload)); ok && (e.kind == kindPublication || e.kind == kindControl) {
+			captured = append(captured, m.Payload)
+		}
+	}
+
+	late := c.node("late", nil)
+	eventually(t, 5*time.Second, "the late node's link is up", func() bool { return late.ep.Stats().Backplane.Up })
+	fresh := c.dialToken(late, c.token("alice", revokedAt.Add(time.Second)))
+	bob := c.dial(late, "bob")
+	for _, msg := range captured {
+		if err := rc.Publish(ctx, a.bp.nodeChan, msg).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 5*time.Second, "the late node refuses both", func() bool {
+		return late.ep.Stats().Backplane.Refused["stale"] == 2
+	})
+	eventually(t, 5*time.Second, "the running node refuses both as replays", func() bool {
+		return b.ep.Stats().Backplane.Refused["replay"] == 2
+	})
+	nothingQueued(t, bob, "a replayed publication")
+	nothingQueued(t, fresh, "a replayed close")
+}
+
 // rediss:// with an ACL user and password carries publications and
 // presence end to end.
 func TestEndpointRedissACL(t *testing.T) {

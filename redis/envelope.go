@@ -129,7 +129,7 @@ const (
 	refusedMalformed          // not an envelope of this version
 	refusedUnknownKey         // signed under a key ID not in the keyring
 	refusedMAC                // the MAC does not match: forged or altered
-	refusedStale              // the timestamp is outside the window
+	refusedStale              // the timestamp is outside the window, or before this node started
 	refusedReplay             // this sender boot's sequence number was seen, or is too old
 	refusedPeers              // too many sender boots in the window
 	refusedRecord             // a stored revocation record not signed under a cluster key
@@ -166,7 +166,15 @@ const maxPeers = 4096
 // boot, live or re-read.
 //
 // Freshness: an envelope is accepted when its timestamp t satisfies
-// now-maxAge <= t <= now+maxSkew by this node's clock. A sender boot's
+// max(now-maxAge, born) <= t <= now+maxSkew by this node's clock, born
+// being when this opener was made. A live envelope sealed before then
+// could not have reached this node (it was not subscribed), and this node
+// has no replay state for it: a node that started within maxAge of a
+// capture would otherwise take the captured envelope for a new one. A
+// sender whose clock lags this node's by d loses its first d of
+// publications to a node that has just started, which at-most-once
+// delivery allows; control operations are also re-read from the recent
+// list when the link connects (see reopen). A sender boot's
 // replay state is kept until every envelope it accepted from that boot is
 // stale, so a replayed envelope is refused by its sequence number while
 // its timestamp could pass, and by its timestamp after. This also holds
@@ -178,6 +186,7 @@ type opener struct {
 	maxAge  time.Duration
 	maxSkew time.Duration
 	now     func() time.Time
+	born    int64 // Unix ns: no live envelope sealed earlier is accepted
 
 	recentTTL time.Duration // how long control operations may be re-read
 
@@ -196,7 +205,7 @@ const maxSeen = 1 << 16
 
 func newOpener(keys *keyring, node string, maxAge, maxSkew, recentTTL time.Duration, now func() time.Time) *opener {
 	return &opener{keys: keys, node: node, maxAge: maxAge, maxSkew: maxSkew, recentTTL: max(recentTTL, maxAge), now: now,
-		peers: map[peerID]*replayWindow{}, seen: map[[macLen]byte]int64{}}
+		born: now().UnixNano(), peers: map[peerID]*replayWindow{}, seen: map[[macLen]byte]int64{}}
 }
 
 // open decodes and verifies b, counting the verdict. The envelope's
@@ -242,7 +251,7 @@ func (o *opener) check(b []byte, since time.Time) (envelope, verdict) {
 		return e, refusedStale
 	}
 	if since.IsZero() {
-		if e.time < now.Add(-o.maxAge).UnixNano() {
+		if e.time < now.Add(-o.maxAge).UnixNano() || e.time < o.born {
 			return e, refusedStale
 		}
 		if e.kind == kindControl {

@@ -99,6 +99,33 @@ func TestEnvelopeFreshness(t *testing.T) {
 	}
 }
 
+// A node has no replay state for what was sealed before it started: its
+// window begins then, for publications and control operations alike, and
+// a sender whose clock lags loses what it seals in the lag.
+func TestEnvelopeSealedBeforeTheReceiverStarted(t *testing.T) {
+	clk := newFakeClock()
+	kr := mustKeyring(t, testKey("k1", 1))
+	s := newSealer(kr, "node-a", clk.now)
+	captured := [][]byte{s.seal(kindPublication, []byte("hello")), s.seal(kindControl, []byte("close"))}
+	clk.add(10 * time.Second)
+	o := newOpener(kr, "node-b", 30*time.Second, 5*time.Second, 0, clk.now)
+	for _, b := range captured {
+		if _, v := o.open(b); v != refusedStale {
+			t.Fatalf("sealed 10 s before the receiver started: %s, want stale", reasonNames[v])
+		}
+	}
+	lagging := newSealer(kr, "node-c", func() time.Time { return clk.now().Add(-time.Millisecond) })
+	if _, v := o.open(lagging.seal(kindPublication, nil)); v != refusedStale {
+		t.Fatalf("sealed 1 ms before, by a lagging clock: %s, want stale", reasonNames[v])
+	}
+	clk.add(time.Second)
+	for _, b := range [][]byte{s.seal(kindPublication, nil), s.seal(kindControl, nil), lagging.seal(kindPublication, nil)} {
+		if _, v := o.open(b); v != verdictOK {
+			t.Fatalf("sealed after the receiver started: %s", reasonNames[v])
+		}
+	}
+}
+
 // Echoes are dropped, not refused; a forged echo is refused.
 func TestEnvelopeEcho(t *testing.T) {
 	clk := newFakeClock()
