@@ -64,8 +64,9 @@ func TestTopicJoinPublishLeave(t *testing.T) {
 		return nil
 	}})
 	hub := ep.Hub()
-	a, b, c := dial(t, url, nil), dial(t, url, nil), dial(t, url, nil)
-	first := <-opened
+	a := dial(t, url, nil)
+	first := <-opened // a's: sessions open on goroutines of their own, so wait before the next dial
+	b, c := dial(t, url, nil), dial(t, url, nil)
 	<-opened
 	<-opened
 	assert.Equal(t, "ok", command(t, a, "join room:1"))
