@@ -82,15 +82,13 @@ const maxControlStall = 4 * time.Second
 // through mu. idleRenewed is touched only by the serve goroutine.
 type deadlineConn struct {
 	net.Conn
-	msgTimeout   time.Duration // <= 0: no message or frame timeout
-	ctlTimeout   time.Duration // a started control frame's bound
-	writeTimeout time.Duration
-	writeTicks   *quarterTicker // nil: no write deadline
-	idleTimeout  time.Duration
-	idleTicks    *quarterTicker // nil: no idle deadline
-	tracks       bool           // msgState is followed: a message or an idle timeout is set
-	scans        bool           // the frame scan runs: a message timeout is set, or the session inflates (compress.go)
-	stuck        bool           // a read timed out mid-frame
+	msgTimeout time.Duration  // <= 0: no message or frame timeout
+	ctlTimeout time.Duration  // a started control frame's bound
+	writeTicks *quarterTicker // nil: no write deadline; else its timeout is WriteTimeout
+	idleTicks  *quarterTicker // nil: no idle deadline; else its timeout is IdleTimeout
+	tracks     bool           // msgState is followed: a message or an idle timeout is set
+	scans      bool           // the frame scan runs: a message timeout is set, or the session inflates (compress.go)
+	stuck      bool           // a read timed out mid-frame
 
 	msgState    atomic.Uint32 // msgIdle, msgOpen or msgArmed
 	renewedAt   atomic.Uint64 // writeTicks.count when the write deadline was last moved; 0: never
@@ -130,12 +128,6 @@ const (
 func newDeadlineConn(c net.Conn, msgTimeout time.Duration, writeTicks, idleTicks *quarterTicker) *deadlineConn {
 	dc := &deadlineConn{Conn: c, msgTimeout: msgTimeout, ctlTimeout: min(msgTimeout, maxControlStall),
 		writeTicks: writeTicks, idleTicks: idleTicks, tracks: msgTimeout > 0 || idleTicks != nil, scans: msgTimeout > 0}
-	if writeTicks != nil {
-		dc.writeTimeout = writeTicks.timeout
-	}
-	if idleTicks != nil {
-		dc.idleTimeout = idleTicks.timeout
-	}
 	return dc
 }
 
@@ -161,7 +153,7 @@ func (c *deadlineConn) awaitMessage() {
 // renewIdle moves the idle deadline 1.25 x IdleTimeout ahead.
 func (c *deadlineConn) renewIdle(n uint64) {
 	c.mu.Lock()
-	c.idleAt = time.Now().Add(c.idleTimeout * 5 / 4) // a socket deadline: the real clock
+	c.idleAt = time.Now().Add(c.idleTicks.timeout * 5 / 4) // a socket deadline: the real clock
 	c.applyRead()
 	c.mu.Unlock()
 	c.idleRenewed = n
@@ -359,7 +351,7 @@ func (c *deadlineConn) armWrite() {
 // shutdown limit if that comes first.
 func (c *deadlineConn) renewWrite(n uint64) {
 	c.mu.Lock()
-	t := time.Now().Add(c.writeTimeout * 3 / 2) // a socket deadline: the real clock
+	t := time.Now().Add(c.writeTicks.timeout * 3 / 2) // a socket deadline: the real clock
 	if c.beyondLimit(t) {
 		t = c.limit
 	}

@@ -203,9 +203,7 @@ func TestHostileCompression(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, row.code, out.code, "close code (reason %q)", out.reason)
 				assert.LessOrEqual(t, out.elapsed, defaultBound)
-				// coder/websocket's own close reasons reach the peer only when
-				// it writes (the fallback path); wire.go rewrites them.
-				if row.reason != "" && !path.hooks.CoderWrites {
+				if row.reason != "" {
 					assert.Equal(t, row.reason, out.reason)
 				}
 				if row.messages != nil || row.code != 1000 {

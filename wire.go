@@ -37,8 +37,11 @@ import (
 //     8), and after it coder writes no data.
 //
 // When the build's coder/websocket version is not one the tests cover,
-// data frames go through coder's Conn.Write as before, and coder's own
-// writes pass through unchanged (see coderDirect).
+// data frames go through coder's Conn.Write as before (see coderDirect).
+// Its close frames still get the fixed reasons: on that path
+// deadlineConn.Write follows the frames of the stream it is handed
+// (frameTrack), which assumes nothing of coder but RFC 6455's framing,
+// and fixes a close frame it finds whole within one Write.
 
 // coderModule is coder/websocket's module path.
 const coderModule = "github.com/coder/websocket"
@@ -138,6 +141,7 @@ type wire struct {
 	broken    bool         // a write failed: the stream may be mid-frame
 	closeSent bool         // coder wrote a close frame: no data may follow
 	own       []byte       // the close payload (code, reason) that wssafe itself asked for
+	track     *frameTrack  // on coder's write path (not direct): where in its frames the stream is
 	hdr       [maxFrameHeader]byte
 	vec       [2][]byte   // a single message: its header and payload
 	bufs      net.Buffers // the pieces being written; a field, so that WriteTo does not allocate
@@ -173,9 +177,15 @@ func (c *deadlineConn) Write(p []byte) (int, error) {
 		return 0, errBroken
 	}
 	out := p
-	if w.direct && len(p) >= 2 && p[0] == frameFIN|opClose {
+	switch {
+	case w.direct && len(p) >= 2 && p[0] == frameFIN|opClose:
 		w.closeSent = true
 		out = w.closeOut(p)
+	case !w.direct:
+		if w.track == nil {
+			w.track = new(frameTrack) // only coder's own write path needs it
+		}
+		out = w.track.fixCloses(p, w.closeOut)
 	}
 	c.armWrite()
 	if _, err := c.Conn.Write(out); err != nil {
@@ -210,6 +220,91 @@ func (w *wire) closeOut(p []byte) []byte {
 	out := make([]byte, 4, 4+len(reason))
 	out[0], out[1], out[2], out[3] = p[0], byte(2+len(reason)), p[2], p[3]
 	return append(out, reason...)
+}
+
+// frameTrack follows the frames of the byte stream coder/websocket writes
+// on its own write path, one Write at a time, however its buffer cuts them:
+// where the current frame's payload ends, and the start of a header that a
+// Write cut short. Server frames are unmasked, but a mask is skipped too.
+type frameTrack struct {
+	rem uint64                   // payload bytes of the current frame still to come
+	hdr [maxFrameHeader + 4]byte // the start of a header cut short by the end of a Write
+	nh  int                      // bytes of hdr held
+}
+
+// fixCloses returns p with each close frame that lies whole within it
+// replaced by fix(frame), in a new slice if any changed, and advances t
+// past p. A close frame cut across Writes is left as it is.
+func (t *frameTrack) fixCloses(p []byte, fix func([]byte) []byte) []byte {
+	out := p
+	var built []byte // out's copy, once a frame has changed; p[done:] is still to copy
+	done := 0
+	for i := 0; i < len(p); {
+		if t.rem > 0 {
+			k := int(min(t.rem, uint64(len(p)-i)))
+			t.rem -= uint64(k)
+			i += k
+			continue
+		}
+		start := i - t.nh // where the header began in p; negative: in an earlier Write
+		for t.nh < len(t.hdr) && i < len(p) && t.nh < headerLen(t.hdr[:t.nh]) {
+			t.hdr[t.nh] = p[i]
+			t.nh++
+			i++
+		}
+		hl := headerLen(t.hdr[:t.nh])
+		if t.nh < hl {
+			break // the header goes on in the next Write
+		}
+		t.rem = payloadLen(t.hdr[:hl])
+		t.nh = 0
+		end := uint64(i) + t.rem
+		if t.hdr[0]&0x0F != opClose || start < 0 || end > uint64(len(p)) {
+			continue
+		}
+		frame := p[start:end]
+		if f := fix(frame); &f[0] != &frame[0] || len(f) != len(frame) {
+			built = append(append(built, p[done:start]...), f...)
+			done = int(end)
+		}
+		t.rem = 0
+		i = int(end)
+	}
+	if built != nil {
+		out = append(built, p[done:]...)
+	}
+	return out
+}
+
+// headerLen is the length of the frame header that h begins: 2 until its
+// second byte is known, then with the extended length and mask key.
+func headerLen(h []byte) int {
+	if len(h) < 2 {
+		return 2
+	}
+	n := 2
+	switch h[1] & 0x7F {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if h[1]&0x80 != 0 {
+		n += 4
+	}
+	return n
+}
+
+// payloadLen is the payload length in the whole frame header h.
+func payloadLen(h []byte) uint64 {
+	switch n := h[1] & 0x7F; n {
+	case 126:
+		return uint64(binary.BigEndian.Uint16(h[2:]))
+	case 127:
+		return binary.BigEndian.Uint64(h[2:])
+	default:
+		return uint64(n)
+	}
 }
 
 // writeMessage writes one data message as one frame: its header, encoded

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"sync"
@@ -161,13 +162,106 @@ func TestCoderCloseReasonsReplaced(t *testing.T) {
 		assert.Equal(t, [][]byte{tc.want}, rec.writes, tc.name)
 	}
 
-	// On coder's own write path, its frames go out as they are.
+	// On coder's own write path too.
 	rec := &wireRecorder{}
 	dc := newDeadlineConn(rec, 0, nil, nil)
 	in := serverClose(StatusMessageTooBig, "read limited at 32769 bytes")
-	_, err := dc.Write(in)
+	n, err := dc.Write(in)
 	require.NoError(t, err)
-	assert.Equal(t, in, rec.all())
+	assert.Equal(t, len(in), n)
+	assert.Equal(t, serverClose(StatusMessageTooBig, "message too big"), rec.all())
+}
+
+// On coder's own write path the wrapper follows the stream's frames
+// however coder's buffer cuts them: a close frame whole within a Write is
+// fixed wherever it lies in it, bytes of a payload that look like a close
+// frame are left alone, and so is a close frame cut across Writes.
+func TestFallbackCloseFramesFollowed(t *testing.T) {
+	t.Parallel()
+	coderClose := serverClose(StatusProtocolError, "received fragmented control frame")
+	fixed := serverClose(StatusProtocolError, "protocol error")
+	lookalike := append([]byte{0x82, byte(len(coderClose))}, coderClose...) // a binary message holding a close frame's bytes
+	big := append(append([]byte{0x82, 126, 0x01, 0x00}, bytes.Repeat([]byte{'a'}, 0x100-len(coderClose))...), coderClose...)
+	huge := append(append([]byte{0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0}, bytes.Repeat([]byte{'b'}, 1<<16-len(coderClose))...), coderClose...)
+	cat := func(b ...[]byte) []byte { return bytes.Join(b, nil) }
+	for _, tc := range []struct {
+		name   string
+		writes [][]byte
+		want   []byte
+	}{
+		{"alone", [][]byte{coderClose}, fixed},
+		{"after a data frame in the same write", [][]byte{cat(lookalike, coderClose)}, cat(lookalike, fixed)},
+		{"between frames", [][]byte{cat([]byte{0x89, 0}, coderClose, []byte{0x8A, 0})}, cat([]byte{0x89, 0}, fixed, []byte{0x8A, 0})},
+		{"a payload's bytes at the start of a write", [][]byte{lookalike[:2], lookalike[2:]}, lookalike},
+		{"a 16-bit length, the payload's end in its own write", [][]byte{big[:100], big[100:], coderClose}, cat(big, fixed)},
+		{"a 64-bit length", [][]byte{huge[:5], huge[5 : len(huge)-len(coderClose)], huge[len(huge)-len(coderClose):], coderClose}, cat(huge, fixed)},
+		{"a header cut short, then a close", [][]byte{lookalike[:1], cat(lookalike[1:], coderClose)}, cat(lookalike, fixed)},
+		{"a close cut across writes", [][]byte{coderClose[:3], coderClose[3:], coderClose}, cat(coderClose, fixed)},
+	} {
+		rec := &wireRecorder{}
+		dc := newDeadlineConn(rec, 0, nil, nil)
+		for _, w := range tc.writes {
+			n, err := dc.Write(w)
+			require.NoError(t, err, tc.name)
+			require.Equal(t, len(w), n, tc.name)
+		}
+		assert.Equal(t, tc.want, rec.all(), tc.name)
+	}
+}
+
+// A stream of random frames, cut into Writes at random points, comes out
+// as it went in except for the reasons of the close frames coder wrote
+// whole within one Write.
+func TestFallbackFrameTrackRandomStreams(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	coderClose := serverClose(StatusMessageTooBig, "read limited at 32769 bytes")
+	fixed := serverClose(StatusMessageTooBig, "message too big")
+	for round := range 300 {
+		var frames [][]byte
+		for range 1 + rng.IntN(8) {
+			switch rng.IntN(4) {
+			case 0:
+				frames = append(frames, coderClose)
+			case 1:
+				frames = append(frames, []byte{0x89, 0})
+			default: // a data frame of any length class, often holding close-frame lookalikes
+				n := []int{rng.IntN(126), 126 + rng.IntN(1000), 65536 + rng.IntN(1000)}[rng.IntN(3)]
+				payload := bytes.Repeat(coderClose, n/len(coderClose)+1)[:n]
+				f := make([]byte, maxFrameHeader)
+				f = append(f[:putHeader(f, 0, byte(MessageBinary), n)], payload...)
+				frames = append(frames, f)
+			}
+		}
+		stream := bytes.Join(frames, nil)
+		var cuts []int
+		for i := 0; i < len(stream); i += 1 + rng.IntN(300) {
+			cuts = append(cuts, i)
+		}
+		cuts = append(cuts, len(stream))
+		rec := &wireRecorder{}
+		dc := newDeadlineConn(rec, 0, nil, nil)
+		var want []byte
+		start := 0 // where the current frame begins in stream
+		for _, f := range frames {
+			end := start + len(f)
+			whole := false
+			for k := 1; k < len(cuts); k++ {
+				whole = whole || cuts[k-1] <= start && end <= cuts[k]
+			}
+			if bytes.Equal(f, coderClose) && whole {
+				want = append(want, fixed...)
+			} else {
+				want = append(want, f...)
+			}
+			start = end
+		}
+		for k := 1; k < len(cuts); k++ {
+			_, err := dc.Write(stream[cuts[k-1]:cuts[k]])
+			require.NoError(t, err)
+		}
+		require.Equal(t, want, rec.all(), "round %d", round)
+	}
 }
 
 // Without a writev, a message goes out in one Write up to gatherMax bytes,

@@ -213,26 +213,28 @@ func TestCoderFramesAreWholeWrites(t *testing.T) {
 
 // coder/websocket closes 1002 and 1009 itself with its error's text as the
 // reason; the peer sees the fixed reasons instead: every hostile row that
-// ends in one of those codes, on the direct path.
+// ends in one of those codes, on both write paths.
 func TestCoderCloseReasonsFixed(t *testing.T) {
 	t.Parallel()
 	fixed := map[int]string{1002: "protocol error", 1009: "message too big"}
-	for _, row := range hostileRows() {
-		want, ok := fixed[row.code]
-		if !ok {
-			continue
-		}
-		t.Run(row.name, func(t *testing.T) {
-			t.Parallel()
-			opts := &wssafe.Options{}
-			if row.opts != nil {
-				row.opts(opts)
+	for _, path := range writePaths {
+		for _, row := range hostileRows() {
+			want, ok := fixed[row.code]
+			if !ok {
+				continue
 			}
-			_, url := server(t, mirrorHandler, opts)
-			out := hostileDial(t, url).play(row.send, defaultBound)
-			require.Equal(t, row.code, out.code)
-			assert.Equal(t, want, out.reason)
-		})
+			t.Run(path.name+"/"+row.name, func(t *testing.T) {
+				t.Parallel()
+				opts := &wssafe.Options{}
+				if row.opts != nil {
+					row.opts(opts)
+				}
+				_, url := serverWith(t, mirrorHandler, opts, path.hooks)
+				out := hostileDial(t, url).play(row.send, defaultBound)
+				require.Equal(t, row.code, out.code)
+				assert.Equal(t, want, out.reason)
+			})
+		}
 	}
 }
 
