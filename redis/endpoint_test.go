@@ -607,6 +607,21 @@ func testEndpointRedisOutage(t *testing.T, sharded bool) {
 	}
 }
 
+// spy is a client of Redis that is not a node, subscribed to channel: it
+// sees what the nodes send there and can publish into it.
+func (c *testCluster) spy(channel string) (*goredis.Client, *goredis.PubSub) {
+	t := c.t
+	t.Helper()
+	rc := goredis.NewClient(&goredis.Options{Addr: c.redis.Addr()})
+	t.Cleanup(func() { rc.Close() })
+	sub := rc.Subscribe(context.Background(), channel)
+	t.Cleanup(func() { sub.Close() })
+	if _, err := sub.ReceiveTimeout(context.Background(), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return rc, sub
+}
+
 // An envelope forged without the cluster key, and a captured one
 // published again, both straight into Redis, are refused, counted in the
 // Endpoint's Stats and logged, and reach no session.
@@ -615,13 +630,7 @@ func TestEndpointForgedAndReplayedEnvelopes(t *testing.T) {
 	a, b := c.node("a", nil), c.node("b", nil)
 	alice := c.dial(b, "alice")
 	ctx := context.Background()
-	rc := goredis.NewClient(&goredis.Options{Addr: c.redis.Addr()})
-	defer rc.Close()
-	spy := rc.Subscribe(ctx, a.bp.nodeChan)
-	defer spy.Close()
-	if _, err := spy.ReceiveTimeout(ctx, 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	rc, spy := c.spy(a.bp.nodeChan)
 	eventually(t, 5*time.Second, "B's link is up", func() bool { return b.ep.Stats().Backplane.Up })
 
 	publish(t, a, wssafe.Publication{Data: []byte("genuine")})
@@ -672,13 +681,7 @@ func TestEndpointReplayToANodeStartedLater(t *testing.T) {
 	c := newTestCluster(t, redistest.Config{})
 	a, b := c.node("a", nil), c.node("b", nil)
 	ctx := context.Background()
-	rc := goredis.NewClient(&goredis.Options{Addr: c.redis.Addr()})
-	defer rc.Close()
-	spy := rc.Subscribe(ctx, a.bp.nodeChan)
-	defer spy.Close()
-	if _, err := spy.ReceiveTimeout(ctx, 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	rc, spy := c.spy(a.bp.nodeChan)
 	onB := c.dial(b, "alice")
 	eventually(t, 5*time.Second, "B's link is up", func() bool { return b.ep.Stats().Backplane.Up })
 	publish(t, a, wssafe.Publication{Data: []byte("genuine")})
