@@ -84,8 +84,10 @@ func (s *Session) hangUp(err error) {
 		// data write that may be blocked on a peer that does not read:
 		// bound that write the same way (see closeWriteBound).
 		s.dc.limitBy(time.Now().Add(closeWriteBound)) // a socket deadline: the real clock
-		s.dc.announceClose(code, reason)
 	}
+	// On either write path, the reason wssafe chose is not one of coder's
+	// to be fixed (wire.closeOut).
+	s.dc.announceClose(code, reason)
 	s.conn.Close(code, reason)
 }
 

@@ -258,17 +258,17 @@ func (t *frameTrack) fixCloses(p []byte, fix func([]byte) []byte) []byte {
 		}
 		t.rem = payloadLen(t.hdr[:hl])
 		t.nh = 0
-		end := uint64(i) + t.rem
-		if t.hdr[0]&0x0F != opClose || start < 0 || end > uint64(len(p)) {
+		if t.hdr[0]&0x0F != opClose || start < 0 || t.rem > uint64(len(p)-i) {
 			continue
 		}
+		end := i + int(t.rem)
 		frame := p[start:end]
 		if f := fix(frame); &f[0] != &frame[0] || len(f) != len(frame) {
 			built = append(append(built, p[done:start]...), f...)
-			done = int(end)
+			done = end
 		}
 		t.rem = 0
-		i = int(end)
+		i = end
 	}
 	if built != nil {
 		out = append(built, p[done:]...)

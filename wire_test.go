@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -233,6 +234,29 @@ func TestCoderCloseReasonsFixed(t *testing.T) {
 				out := hostileDial(t, url).play(row.send, defaultBound)
 				require.Equal(t, row.code, out.code)
 				assert.Equal(t, want, out.reason)
+			})
+		}
+	}
+}
+
+// A close the application asks for keeps its reason on both write paths,
+// also with the codes coder/websocket closes with itself (whose own
+// reasons wire.go replaces).
+func TestOwnCloseReasonsKept(t *testing.T) {
+	t.Parallel()
+	for _, path := range writePaths {
+		for _, code := range []wssafe.StatusCode{wssafe.StatusProtocolError, wssafe.StatusMessageTooBig} {
+			t.Run(fmt.Sprintf("%s/%d", path.name, code), func(t *testing.T) {
+				t.Parallel()
+				h := wssafe.HandlerFunc(func(context.Context, *wssafe.Session, wssafe.Message) error {
+					return &wssafe.CloseError{Code: code, Reason: "over your quota"}
+				})
+				_, url := serverWith(t, h, nil, path.hooks)
+				c := dial(t, url, nil)
+				require.NoError(t, c.Write(context.Background(), websocket.MessageText, []byte("upload")))
+				ce := readClose(t, c)
+				assert.Equal(t, websocket.StatusCode(code), ce.Code)
+				assert.Equal(t, "over your quota", ce.Reason)
 			})
 		}
 	}
