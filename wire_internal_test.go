@@ -197,6 +197,7 @@ func TestFallbackCloseFramesFollowed(t *testing.T) {
 		{"a 64-bit length", [][]byte{huge[:5], huge[5 : len(huge)-len(coderClose)], huge[len(huge)-len(coderClose):], coderClose}, cat(huge, fixed)},
 		{"a header cut short, then a close", [][]byte{lookalike[:1], cat(lookalike[1:], coderClose)}, cat(lookalike, fixed)},
 		{"a close cut across writes", [][]byte{coderClose[:3], coderClose[3:], coderClose}, cat(coderClose, fixed)},
+		{"a length near 2^64, which no frame has", [][]byte{cat([]byte{0x88, 0x7F}, bytes.Repeat([]byte{0xFF}, 8), coderClose)}, cat([]byte{0x88, 0x7F}, bytes.Repeat([]byte{0xFF}, 8), coderClose)},
 	} {
 		rec := &wireRecorder{}
 		dc := newDeadlineConn(rec, 0, nil, nil)
