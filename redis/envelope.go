@@ -129,7 +129,7 @@ const (
 	refusedMalformed          // not an envelope of this version
 	refusedUnknownKey         // signed under a key ID not in the keyring
 	refusedMAC                // the MAC does not match: forged or altered
-	refusedStale              // the timestamp is outside the window, or before this node started
+	refusedStale              // the timestamp is outside the window, or before this node listened on its channel
 	refusedReplay             // this sender boot's sequence number was seen, or is too old
 	refusedPeers              // too many sender boots in the window
 	refusedRecord             // a stored revocation record not signed under a cluster key
@@ -166,15 +166,19 @@ const maxPeers = 4096
 // boot, live or re-read.
 //
 // Freshness: an envelope is accepted when its timestamp t satisfies
-// max(now-maxAge, born) <= t <= now+maxSkew by this node's clock, born
-// being when this opener was made. A live envelope sealed before then
-// could not have reached this node (it was not subscribed), and this node
-// has no replay state for it: a node that started within maxAge of a
-// capture would otherwise take the captured envelope for a new one. A
-// sender whose clock lags this node's by d loses its first d of
-// publications to a node that has just started, which at-most-once
-// delivery allows; control operations are also re-read from the recent
-// list when the link connects (see reopen). A sender boot's
+// now-maxAge <= t <= now+maxSkew by this node's clock, and, received live,
+// when it was not sealed before this node subscribed to the channel it
+// came on (openOn's floor). An envelope published on a channel before
+// this node listened there never reached it, so it has no replay state
+// for it: without the floor, a node that started, reconnected or joined a
+// topic within maxAge of a capture would take the captured envelope for a
+// new one. A sender whose clock lags this node's by d loses what it
+// publishes on a channel in the first d after this node subscribed there,
+// which at-most-once delivery allows; an interest announcement, which a
+// node answers at once when another subscribes and which only states a
+// sender's topics again, is given maxSkew of slack instead. Control
+// operations are also re-read from the recent list when the link connects
+// (see reopen). A sender boot's
 // replay state is kept until every envelope it accepted from that boot is
 // stale, so a replayed envelope is refused by its sequence number while
 // its timestamp could pass, and by its timestamp after. This also holds
@@ -186,7 +190,6 @@ type opener struct {
 	maxAge  time.Duration
 	maxSkew time.Duration
 	now     func() time.Time
-	born    int64 // Unix ns: no live envelope sealed earlier is accepted
 
 	recentTTL time.Duration // how long control operations may be re-read
 
@@ -205,13 +208,20 @@ const maxSeen = 1 << 16
 
 func newOpener(keys *keyring, node string, maxAge, maxSkew, recentTTL time.Duration, now func() time.Time) *opener {
 	return &opener{keys: keys, node: node, maxAge: maxAge, maxSkew: maxSkew, recentTTL: max(recentTTL, maxAge), now: now,
-		born: now().UnixNano(), peers: map[peerID]*replayWindow{}, seen: map[[macLen]byte]int64{}}
+		peers: map[peerID]*replayWindow{}, seen: map[[macLen]byte]int64{}}
 }
 
 // open decodes and verifies b, counting the verdict. The envelope's
 // payload aliases b.
 func (o *opener) open(b []byte) (envelope, verdict) {
-	e, v := o.check(b, time.Time{})
+	return o.openOn(b, time.Time{})
+}
+
+// openOn is open for an envelope received live on a channel this node
+// subscribed to at floor (zero: no floor): one sealed before then is
+// refused as stale.
+func (o *opener) openOn(b []byte, floor time.Time) (envelope, verdict) {
+	e, v := o.check(b, time.Time{}, floor)
 	o.counts[v].Add(1)
 	return e, v
 }
@@ -224,13 +234,14 @@ func (o *opener) open(b []byte) (envelope, verdict) {
 // neither is a refusal. One sent after since is accepted up to recentTTL
 // old, so that a node cut off for longer than maxAge still performs it.
 func (o *opener) reopen(b []byte, since time.Time) (envelope, verdict) {
-	e, v := o.check(b, since)
+	e, v := o.check(b, since, time.Time{})
 	o.counts[v].Add(1)
 	return e, v
 }
 
-// check verifies b; since is zero for a live envelope, else reopen's.
-func (o *opener) check(b []byte, since time.Time) (envelope, verdict) {
+// check verifies b; since is zero for a live envelope, else reopen's, and
+// floor is openOn's.
+func (o *opener) check(b []byte, since, floor time.Time) (envelope, verdict) {
 	e, keyID, ok := decode(b)
 	if !ok {
 		return e, refusedMalformed
@@ -251,7 +262,7 @@ func (o *opener) check(b []byte, since time.Time) (envelope, verdict) {
 		return e, refusedStale
 	}
 	if since.IsZero() {
-		if e.time < now.Add(-o.maxAge).UnixNano() || e.time < o.born {
+		if e.time < now.Add(-o.maxAge).UnixNano() || e.time < o.floorNow(floor, now, e.kind) {
 			return e, refusedStale
 		}
 		if e.kind == kindControl {
@@ -272,6 +283,21 @@ func (o *opener) check(b []byte, since time.Time) (envelope, verdict) {
 		return e, refusedStale // missed, and too old to perform now: counted
 	}
 	return e, o.rememberMAC(e, [macLen]byte(mac), now, true)
+}
+
+// floorNow is floor as the clock reads now, in Unix ns: taken through the
+// monotonic clock when both readings have one, so that a step of the wall
+// clock since neither refuses fresh envelopes nor lets older ones in;
+// minus maxSkew for an interest announcement. Zero floor: no bound.
+func (o *opener) floorNow(floor, now time.Time, k kind) int64 {
+	if floor.IsZero() {
+		return 0
+	}
+	f := now.Add(-now.Sub(floor))
+	if k == kindInterest {
+		f = f.Add(-o.maxSkew)
+	}
+	return f.UnixNano()
 }
 
 // rememberMAC records a control envelope performed; a second one with

@@ -99,30 +99,42 @@ func TestEnvelopeFreshness(t *testing.T) {
 	}
 }
 
-// A node has no replay state for what was sealed before it started: its
-// window begins then, for publications and control operations alike, and
-// a sender whose clock lags loses what it seals in the lag.
-func TestEnvelopeSealedBeforeTheReceiverStarted(t *testing.T) {
+// A node has no replay state for what was published on a channel before
+// it listened there: received live, an envelope sealed before the node
+// asked to subscribe is refused, whatever its kind, except that an
+// interest announcement gets maxSkew of slack; a sender whose clock lags
+// loses what it seals in the lag.
+func TestEnvelopeSealedBeforeTheReceiverSubscribed(t *testing.T) {
 	clk := newFakeClock()
 	kr := mustKeyring(t, testKey("k1", 1))
 	s := newSealer(kr, "node-a", clk.now)
+	o := newOpener(kr, "node-b", 30*time.Second, 5*time.Second, 0, clk.now)
 	captured := [][]byte{s.seal(kindPublication, []byte("hello")), s.seal(kindControl, []byte("close"))}
 	clk.add(10 * time.Second)
-	o := newOpener(kr, "node-b", 30*time.Second, 5*time.Second, 0, clk.now)
+	subscribed := clk.now()
 	for _, b := range captured {
-		if _, v := o.open(b); v != refusedStale {
-			t.Fatalf("sealed 10 s before the receiver started: %s, want stale", reasonNames[v])
+		if _, v := o.openOn(b, subscribed); v != refusedStale {
+			t.Fatalf("sealed 10 s before the receiver subscribed: %s, want stale", reasonNames[v])
 		}
 	}
 	lagging := newSealer(kr, "node-c", func() time.Time { return clk.now().Add(-time.Millisecond) })
-	if _, v := o.open(lagging.seal(kindPublication, nil)); v != refusedStale {
+	if _, v := o.openOn(lagging.seal(kindPublication, nil), subscribed); v != refusedStale {
 		t.Fatalf("sealed 1 ms before, by a lagging clock: %s, want stale", reasonNames[v])
+	}
+	if _, v := o.openOn(lagging.seal(kindInterest, nil), subscribed); v != verdictOK {
+		t.Fatalf("an interest announcement 1 ms before, by a lagging clock: %s, want ok", reasonNames[v])
 	}
 	clk.add(time.Second)
 	for _, b := range [][]byte{s.seal(kindPublication, nil), s.seal(kindControl, nil), lagging.seal(kindPublication, nil)} {
-		if _, v := o.open(b); v != verdictOK {
-			t.Fatalf("sealed after the receiver started: %s", reasonNames[v])
+		if _, v := o.openOn(b, subscribed); v != verdictOK {
+			t.Fatalf("sealed after the receiver subscribed: %s", reasonNames[v])
 		}
+	}
+	// Subscribed again, after a cut: what was sealed during it is refused.
+	during := s.seal(kindPublication, nil)
+	clk.add(time.Second)
+	if _, v := o.openOn(during, clk.now()); v != refusedStale {
+		t.Fatalf("sealed before the resubscription: %s, want stale", reasonNames[v])
 	}
 }
 

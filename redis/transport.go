@@ -493,7 +493,8 @@ type link struct {
 	wake   chan struct{}
 	ps     *goredis.PubSub
 	closed bool
-	heard  atomic.Int64 // when the link last received anything (Unix ns; at first, its start)
+	heard  atomic.Int64         // when the link last received anything (Unix ns; at first, its start)
+	subAt  map[string]time.Time // channel -> when this connection asked to subscribe: nothing sealed before is taken live (opener.openOn)
 }
 
 func newLinks(b *Backplane) []*link {
@@ -503,7 +504,7 @@ func newLinks(b *Backplane) []*link {
 	}
 	ls := make([]*link, n)
 	for i := range ls {
-		ls[i] = &link{b: b, wanted: map[string]string{}, fresh: map[string]bool{}, wake: make(chan struct{}, 1)}
+		ls[i] = &link{b: b, wanted: map[string]string{}, fresh: map[string]bool{}, subAt: map[string]time.Time{}, wake: make(chan struct{}, 1)}
 	}
 	ls[0].node = true
 	ls[0].wanted[b.nodeChan] = ""
@@ -674,6 +675,13 @@ func (l *link) reconcile(ps *goredis.PubSub, subscribed map[string]bool) error {
 		sub, unsub = ps.SSubscribe, ps.SUnsubscribe
 	}
 	if len(add) > 0 {
+		// Before asking: a message can arrive as soon as Redis has it.
+		at := l.b.opt.now()
+		l.mu.Lock()
+		for _, ch := range add {
+			l.subAt[ch] = at
+		}
+		l.mu.Unlock()
 		if err := sub(ctx, add...); err != nil {
 			return err
 		}
@@ -686,9 +694,12 @@ func (l *link) reconcile(ps *goredis.PubSub, subscribed map[string]bool) error {
 		if err := unsub(ctx, del...); err != nil {
 			return err
 		}
+		l.mu.Lock()
 		for _, ch := range del {
 			delete(subscribed, ch)
+			delete(l.subAt, ch)
 		}
+		l.mu.Unlock()
 	}
 	return nil
 }
@@ -717,7 +728,7 @@ func (l *link) read(ps *goredis.PubSub, errc chan<- error, confirmed chan<- stru
 		l.heard.Store(l.b.opt.now().UnixNano())
 		switch m := m.(type) {
 		case *goredis.Message:
-			l.b.receive(m.Payload)
+			l.b.receive(m.Payload, l.floor(m.Channel))
 		case *goredis.Subscription:
 			if m.Kind == "subscribe" || m.Kind == "ssubscribe" {
 				select {
@@ -730,9 +741,20 @@ func (l *link) read(ps *goredis.PubSub, errc chan<- error, confirmed chan<- stru
 }
 
 // receive verifies and dispatches one envelope received live.
-func (b *Backplane) receive(payload string) {
-	e, v := b.open.open([]byte(payload))
+func (b *Backplane) receive(payload string, floor time.Time) {
+	e, v := b.open.openOn([]byte(payload), floor)
 	b.dispatch(e, v)
+}
+
+// floor is when this connection asked to subscribe to channel, or now if
+// it did not (a message on a channel it never asked for).
+func (l *link) floor(channel string) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if at, ok := l.subAt[channel]; ok {
+		return at
+	}
+	return l.b.opt.now()
 }
 
 // dispatch hands an opened envelope to the sink, or counts its refusal.
