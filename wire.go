@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // coder/websocket writes every frame through net/http's bufio.Writer
@@ -136,12 +137,12 @@ var errBroken = fmt.Errorf("wssafe: connection dropped after a failed write: %w"
 // path needs. Its fields are guarded by mu.
 type wire struct {
 	mu        sync.Mutex
-	direct    bool         // wssafe writes data frames itself, and watches coder's close frame
-	tcp       *net.TCPConn // the bare connection, for writev; nil: gather into one Write
-	broken    bool         // a write failed: the stream may be mid-frame
-	closeSent bool         // coder wrote a close frame: no data may follow
-	own       []byte       // the close payload (code, reason) that wssafe itself asked for
-	track     *frameTrack  // on coder's write path (not direct): where in its frames the stream is
+	direct    bool                   // wssafe writes data frames itself, and watches coder's close frame
+	tcp       *net.TCPConn           // the bare connection, for writev; nil: gather into one Write
+	broken    bool                   // a write failed: the stream may be mid-frame
+	closeSent bool                   // coder wrote a close frame: no data may follow
+	own       atomic.Pointer[[]byte] // the close payload (code, reason) that wssafe itself asked for
+	track     *frameTrack            // on coder's write path (not direct): where in its frames the stream is
 	hdr       [maxFrameHeader]byte
 	vec       [2][]byte   // a single message: its header and payload
 	bufs      net.Buffers // the pieces being written; a field, so that WriteTo does not allocate
@@ -157,9 +158,10 @@ func (c *deadlineConn) writeDirect() {
 // send, so that its reason is not taken for one of coder's own.
 func (c *deadlineConn) announceClose(code StatusCode, reason string) {
 	p := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(reason)), uint16(code))
-	c.wire.mu.Lock()
-	c.wire.own = append(p, reason...)
-	c.wire.mu.Unlock()
+	p = append(p, reason...)
+	// Not under mu: a write that holds it may be blocked on a peer that
+	// does not read, with no deadline yet on coder's write path.
+	c.wire.own.Store(&p)
 }
 
 // Write is coder/websocket's path to the socket: one flush of its buffer,
@@ -202,7 +204,7 @@ func (c *deadlineConn) Write(p []byte) (int, error) {
 // the fixed reason of errors.go's table. w.mu is held.
 func (w *wire) closeOut(p []byte) []byte {
 	n := int(p[1] & 0x7F)
-	if p[1]&0x80 != 0 || n > 125 || len(p) != 2+n || n < 2 || string(p[2:]) == string(w.own) {
+	if p[1]&0x80 != 0 || n > 125 || len(p) != 2+n || n < 2 || w.isOwn(p[2:]) {
 		return p // not one whole unmasked close frame with a code: leave it
 	}
 	var reason string
@@ -305,6 +307,12 @@ func payloadLen(h []byte) uint64 {
 	default:
 		return uint64(n)
 	}
+}
+
+// isOwn reports whether payload is that of the close wssafe announced.
+func (w *wire) isOwn(payload []byte) bool {
+	own := w.own.Load()
+	return own != nil && string(payload) == string(*own)
 }
 
 // writeMessage writes one data message as one frame: its header, encoded
