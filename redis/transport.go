@@ -602,6 +602,7 @@ func (l *link) session() (connected bool, err error) {
 		return false, nil
 	}
 	l.ps = ps
+	clear(l.subAt) // a new connection: reconcile subscribes to every wanted channel again
 	l.mu.Unlock()
 	defer func() {
 		l.mu.Lock()
