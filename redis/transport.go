@@ -747,15 +747,14 @@ func (b *Backplane) receive(payload string, floor time.Time) {
 	b.dispatch(e, v)
 }
 
-// floor is when this connection asked to subscribe to channel, or now if
-// it did not (a message on a channel it never asked for).
+// floor is when this connection asked to subscribe to channel, or zero
+// (no floor) for one it has just unsubscribed from: Redis delivers
+// nothing more there, but what it had sent is still arriving, and is
+// neither a replay nor worth a refusal.
 func (l *link) floor(channel string) time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if at, ok := l.subAt[channel]; ok {
-		return at
-	}
-	return l.b.opt.now()
+	return l.subAt[channel]
 }
 
 // dispatch hands an opened envelope to the sink, or counts its refusal.
