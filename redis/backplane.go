@@ -67,7 +67,8 @@ type Options struct {
 	// MaxSkew how far in the future: nodes' clocks must agree within
 	// MaxSkew. Zero means 30 s and 5 s. A captured envelope can be replayed
 	// to nobody: the anti-replay window holds for MaxAge, and a node
-	// refuses what was sealed on a channel before it subscribed there. A control
+	// refuses what was sealed on a channel more than MaxSkew before it
+	// subscribed there (see the package doc for the MaxSkew just before). A control
 	// operation re-read after a reconnect may be older: up to 10 minutes
 	// (or MaxAge if longer), de-duplicated by MAC for as long.
 	MaxAge  time.Duration

@@ -62,17 +62,18 @@
 // every envelope it accepted is stale, so a replay is refused by its
 // sequence number, then by its timestamp, also after the sender restarted.
 // A node has no such record of what was published on a channel before it
-// listened there, so it refuses (as stale) every live envelope sealed
-// before it asked to subscribe to the channel it came on, as it started,
-// reconnected or joined a topic: a replay to a node that restarted,
-// joined the cluster, came back from an outage or joined the topic since
-// the capture is refused too. The bound is taken on the monotonic clock,
-// so a step of the wall clock does not move it. A sender whose clock lags
-// by d loses what it publishes on a channel in the first d after a node
-// subscribed there (an answer to a new node's request for every node's
-// topics gets MaxSkew of slack, as it only states them again); one whose
-// clock leads by up to MaxSkew can have that much of what it sealed just
-// before a node subscribed replayed to it.
+// listened there, so it refuses (as stale) every live envelope sealed more
+// than MaxSkew before it asked to subscribe to the channel it came on, as
+// it started, reconnected or joined a topic: a replay to a node that
+// restarted, joined the cluster, came back from an outage or joined the
+// topic since the capture is refused too. Within MaxSkew before (clocks
+// apart, envelopes in flight) a genuine envelope cannot be told from a
+// replay: a publication is dropped without a refusal, while an interest
+// announcement (which only states a sender's topics again) and a control
+// operation (which must not be lost) are taken, so a control operation
+// sealed in the MaxSkew before a node subscribed can be replayed to it
+// once. The bound is taken on the monotonic clock, so a step of the wall
+// clock does not move it.
 // Control operations are de-duplicated by MAC instead, remembered for as
 // long as they can be re-read (10 minutes, or MaxAge if longer), so that a
 // busy sender's publications cannot push a close out of the window and a

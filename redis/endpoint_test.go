@@ -679,6 +679,9 @@ func TestEndpointForgedAndReplayedEnvelopes(t *testing.T) {
 // them as replays.
 func TestEndpointReplayToANodeStartedLater(t *testing.T) {
 	c := newTestCluster(t, redistest.Config{})
+	// A node takes a close sealed within MaxSkew before it listened (clocks
+	// apart): a small skew, so that the capture is older than that soon.
+	c.bpOpt.MaxSkew = 200 * time.Millisecond
 	a, b := c.node("a", nil), c.node("b", nil)
 	ctx := context.Background()
 	rc, spy := c.spy(a.bp.nodeChan)
@@ -706,11 +709,13 @@ func TestEndpointReplayToANodeStartedLater(t *testing.T) {
 		}
 	}
 
+	// Time must pass: the late node starts more than MaxSkew after the
+	// capture, the case a rolling deploy makes.
+	time.Sleep(2 * c.bpOpt.MaxSkew)
 	late := c.node("late", nil)
 	// On connecting, the late node re-reads the recent controls, the
-	// revocation and the close among them (sealed moments before it
-	// started): let it, so that the close it performs there is not taken
-	// for the replay's.
+	// revocation and the close among them: let it, so that a close it
+	// performs there is not taken for the replay's.
 	eventually(t, 5*time.Second, "the late node has re-read the recent controls", func() bool {
 		return late.bp.Stats().ControlsReread == 2
 	})

@@ -125,7 +125,7 @@ const (
 	verdictOK         verdict = iota
 	verdictEcho               // this node's own envelope: dropped, not refused
 	verdictSeen               // re-read: a control operation this node has already performed
-	verdictEarlier            // re-read: sent while this node was receiving, so received then
+	verdictEarlier            // re-read: sent while this node was receiving, so received then; or live: a publication in flight as this node subscribed
 	refusedMalformed          // not an envelope of this version
 	refusedUnknownKey         // signed under a key ID not in the keyring
 	refusedMAC                // the MAC does not match: forged or altered
@@ -172,13 +172,16 @@ const maxPeers = 4096
 // this node listened there never reached it, so it has no replay state
 // for it: without the floor, a node that started, reconnected or joined a
 // topic within maxAge of a capture would take the captured envelope for a
-// new one. A sender whose clock lags this node's by d loses what it
-// publishes on a channel in the first d after this node subscribed there,
-// which at-most-once delivery allows; an interest announcement, which a
-// node answers at once when another subscribes and which only states a
-// sender's topics again, is given maxSkew of slack instead. Control
-// operations are also re-read from the recent list when the link connects
-// (see reopen). A sender boot's
+// new one. One sealed more than maxSkew before the floor is refused
+// (stale). Within maxSkew before it, clocks apart and envelopes in flight
+// as the node subscribed make a genuine one indistinguishable from a
+// replay: a publication is dropped without a refusal (verdictEarlier:
+// delivery is at most once), while an interest announcement (it only
+// states a sender's topics again) and a control operation (which must not
+// be lost, and is de-duplicated by MAC from then on) are taken, so a
+// control operation sealed in the maxSkew before a node subscribed can be
+// replayed to it once. Control operations are also re-read from the
+// recent list when the link connects (see reopen). A sender boot's
 // replay state is kept until every envelope it accepted from that boot is
 // stale, so a replayed envelope is refused by its sequence number while
 // its timestamp could pass, and by its timestamp after. This also holds
@@ -262,8 +265,18 @@ func (o *opener) check(b []byte, since, floor time.Time) (envelope, verdict) {
 		return e, refusedStale
 	}
 	if since.IsZero() {
-		if e.time < now.Add(-o.maxAge).UnixNano() || e.time < o.floorNow(floor, now, e.kind) {
+		if e.time < now.Add(-o.maxAge).UnixNano() {
 			return e, refusedStale
+		}
+		if f := o.floorNow(floor, now); e.time < f {
+			switch {
+			case e.time < f-int64(o.maxSkew):
+				return e, refusedStale
+			case e.kind == kindPublication:
+				return e, verdictEarlier // in flight as this node subscribed: dropped, not refused
+			}
+			// An interest announcement or a control operation sealed as
+			// this node subscribed, on clocks up to maxSkew apart: taken.
 		}
 		if e.kind == kindControl {
 			return e, o.rememberMAC(e, [macLen]byte(mac), now, false)
@@ -287,17 +300,13 @@ func (o *opener) check(b []byte, since, floor time.Time) (envelope, verdict) {
 
 // floorNow is floor as the clock reads now, in Unix ns: taken through the
 // monotonic clock when both readings have one, so that a step of the wall
-// clock since neither refuses fresh envelopes nor lets older ones in;
-// minus maxSkew for an interest announcement. Zero floor: no bound.
-func (o *opener) floorNow(floor, now time.Time, k kind) int64 {
+// clock since neither refuses fresh envelopes nor lets older ones in.
+// Zero floor: no bound.
+func (o *opener) floorNow(floor, now time.Time) int64 {
 	if floor.IsZero() {
 		return 0
 	}
-	f := now.Add(-now.Sub(floor))
-	if k == kindInterest {
-		f = f.Add(-o.maxSkew)
-	}
-	return f.UnixNano()
+	return now.Add(-now.Sub(floor)).UnixNano()
 }
 
 // rememberMAC records a control envelope performed; a second one with
